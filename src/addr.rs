@@ -1,0 +1,66 @@
+//! Address vocabulary shared by every layer. Newtypes keep physical and virtual
+//! addresses from being mixed up, which is the classic bug in dump readers.
+
+use std::fmt;
+
+/// A guest-physical address (what the dump file indexes by).
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct PhysAddr(pub u64);
+
+/// A guest-virtual address (kernel or user), translated through page tables.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct VirtAddr(pub u64);
+
+/// Physical address of a top-level page table (CR3 / TTBR with flag bits removed).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct PageTableRoot(pub PhysAddr);
+
+macro_rules! hex_fmt {
+    ($t:ty) => {
+        impl fmt::Debug for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:#x}", self.0)
+            }
+        }
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{:#x}", self.0)
+            }
+        }
+        impl fmt::LowerHex for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::LowerHex::fmt(&self.0, f)
+            }
+        }
+    };
+}
+hex_fmt!(PhysAddr);
+hex_fmt!(VirtAddr);
+
+impl PhysAddr {
+    pub fn add(self, n: u64) -> PhysAddr {
+        PhysAddr(self.0.wrapping_add(n))
+    }
+}
+
+impl VirtAddr {
+    pub fn add(self, n: u64) -> VirtAddr {
+        VirtAddr(self.0.wrapping_add(n))
+    }
+}
+
+/// CPU architecture of the dumped machine.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Arch {
+    X86_64,
+    Aarch64,
+}
+
+impl Arch {
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! ELF vmcores: a copy of /proc/vmcore, `makedumpfile -E`, QEMU
+//! `dump-guest-memory`. Physical memory comes from PT_LOAD segments indexed
+//! by physical address; PT_NOTE holds NT_PRSTATUS, VMCOREINFO, QEMU notes.
+//!
+//! makedumpfile -E writes irregular segments: `p_filesz < p_memsz` (the
+//! rest reads as zeros, as crash does), zero-size segments, unaligned
+//! offsets. A segment whose file data lies past the end of the file
+//! (truncated copy) still serves the part that is there.
+
+use std::path::Path;
+
+use object::elf;
+use object::read::elf::{FileHeader, ProgramHeader};
+use object::{Endianness, FileKind};
+
+use super::{Dump, DumpError, FormatInfo, MemError, Notes, PhysRange, PhysicalMemory};
+use crate::addr::{Arch, PhysAddr};
+
+/// One PT_LOAD, by physical address.
+#[derive(Clone, Copy, Debug)]
+struct Segment {
+    start: u64,
+    memsz: u64,
+    filesz: u64,
+    offset: u64,
+}
+
+pub struct ElfMemory {
+    map: memmap2::Mmap,
+    /// Sorted by `start`, non-empty segments only.
+    segments: Vec<Segment>,
+    ranges: Vec<PhysRange>,
+}
+
+impl ElfMemory {
+    fn find(&self, pa: u64) -> Option<&Segment> {
+        let i = self.segments.partition_point(|s| s.start <= pa);
+        let s = self.segments.get(i.checked_sub(1)?)?;
+        (pa - s.start < s.memsz).then_some(s)
+    }
+}
+
+impl PhysicalMemory for ElfMemory {
+    fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let cur = pa.0.wrapping_add(done as u64);
+            let seg = self.find(cur).ok_or(MemError::NotInDump(PhysAddr(cur)))?;
+            let in_seg = cur - seg.start;
+            let n = ((seg.memsz - in_seg) as usize).min(buf.len() - done);
+            let out = &mut buf[done..done + n];
+            // bytes [in_seg, in_seg+n) of the segment: file-backed part first
+            let file_n = seg.filesz.saturating_sub(in_seg).min(n as u64) as usize;
+            if file_n > 0 {
+                let off = seg.offset + in_seg;
+                let src = usize::try_from(off)
+                    .ok()
+                    .and_then(|o| self.map.get(o..o.checked_add(file_n)?))
+                    .ok_or(MemError::Truncated {
+                        pa: PhysAddr(cur),
+                        offset: off,
+                    })?;
+                out[..file_n].copy_from_slice(src);
+            }
+            out[file_n..].fill(0);
+            done += n;
+        }
+        Ok(())
+    }
+
+    fn ranges(&self) -> &[PhysRange] {
+        &self.ranges
+    }
+}
+
+fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> DumpError {
+    DumpError::Corrupt {
+        path: path.to_path_buf(),
+        format: "ELF",
+        offset,
+        reason: reason.into(),
+    }
+}
+
+pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
+    let data: &[u8] = &map;
+    match FileKind::parse(data) {
+        Ok(FileKind::Elf64) => {}
+        Ok(k) => return Err(corrupt(path, 0, format!("{k:?} is not a 64-bit ELF vmcore"))),
+        Err(e) => return Err(corrupt(path, 0, e.to_string())),
+    }
+    let hdr = elf::FileHeader64::<Endianness>::parse(data).map_err(|e| corrupt(path, 0, e.to_string()))?;
+    let endian = hdr.endian().map_err(|e| corrupt(path, 0, e.to_string()))?;
+    if endian != Endianness::Little {
+        return Err(corrupt(path, 5, "big-endian vmcores are not supported"));
+    }
+    let arch = match hdr.e_machine(endian) {
+        elf::EM_X86_64 => Arch::X86_64,
+        elf::EM_AARCH64 => Arch::Aarch64,
+        m => return Err(corrupt(path, 18, format!("unsupported e_machine {m}"))),
+    };
+    let phdrs = hdr
+        .program_headers(endian, data)
+        .map_err(|e| corrupt(path, hdr.e_phoff(endian), e.to_string()))?;
+
+    let mut notes = Notes::default();
+    let mut segments = Vec::new();
+    let mut incomplete = None;
+    for ph in phdrs {
+        match ph.p_type(endian) {
+            elf::PT_NOTE => {
+                let off = ph.p_offset(endian);
+                let size = ph.p_filesz(endian);
+                let blob = usize::try_from(off)
+                    .ok()
+                    .and_then(|o| data.get(o..)?.get(..usize::try_from(size).ok()?));
+                match blob {
+                    Some(b) => notes.parse_into(b, arch, off),
+                    None => notes.warnings.push(format!(
+                        "PT_NOTE at file offset {off:#x} (size {size:#x}) lies past the end of the file"
+                    )),
+                }
+            }
+            elf::PT_LOAD => {
+                let s = Segment {
+                    start: ph.p_paddr(endian),
+                    memsz: ph.p_memsz(endian),
+                    filesz: ph.p_filesz(endian).min(ph.p_memsz(endian)),
+                    offset: ph.p_offset(endian),
+                };
+                if s.memsz == 0 {
+                    continue;
+                }
+                if s.offset.saturating_add(s.filesz) > data.len() as u64 && incomplete.is_none() {
+                    incomplete = Some(format!(
+                        "file is truncated: PT_LOAD for {:#x}..{:#x} needs file bytes up to {:#x}, the file has {:#x}",
+                        s.start,
+                        s.start.saturating_add(s.memsz),
+                        s.offset.saturating_add(s.filesz),
+                        data.len()
+                    ));
+                }
+                segments.push(s);
+            }
+            _ => {}
+        }
+    }
+    segments.sort_by_key(|s| s.start);
+    // Overlapping PT_LOADs would make lookups ambiguous: keep the first.
+    segments.dedup_by(|b, a| b.start < a.start.saturating_add(a.memsz));
+    let ranges = merge_ranges(&segments);
+    let is_qemu = !notes.qemu_cpus.is_empty();
+    let format = FormatInfo {
+        name: if is_qemu {
+            "ELF vmcore (QEMU dump-guest-memory)".into()
+        } else {
+            "ELF vmcore".into()
+        },
+        incomplete,
+        quirks: std::mem::take(&mut notes.warnings),
+        ..Default::default()
+    };
+    Ok(Dump {
+        path: path.to_path_buf(),
+        arch,
+        format,
+        memory: Box::new(ElfMemory {
+            map,
+            segments,
+            ranges,
+        }),
+        notes,
+    })
+}
+
+fn merge_ranges(segments: &[Segment]) -> Vec<PhysRange> {
+    let mut out: Vec<PhysRange> = Vec::new();
+    for s in segments {
+        match out.last_mut() {
+            Some(r) if r.end() == s.start => r.len += s.memsz,
+            _ => out.push(PhysRange {
+                start: PhysAddr(s.start),
+                len: s.memsz,
+            }),
+        }
+    }
+    out
+}

@@ -1,0 +1,132 @@
+//! Virtual-to-physical translation: one file per architecture's page-table
+//! walker, all behind [`Paging`]. Walkers read page-table pages through
+//! [`PhysicalMemory`] and never trust them: every walk is bounded by the
+//! number of levels, and every entry that points outside the dump is an error.
+
+pub mod x86_64;
+
+use crate::addr::{PageTableRoot, PhysAddr, VirtAddr};
+use crate::dump::{MemError, PhysicalMemory};
+
+/// Which tables a read goes through. x86_64 keeps the kernel half inside
+/// every process's table, so `user` is simply "the root to use"; arm64 has
+/// separate TTBR0 (user) and TTBR1 (kernel) roots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct AddressSpace {
+    /// Kernel root (x86_64 init_top_pgt / CR3; arm64 TTBR1 = swapper_pg_dir).
+    pub kernel: PageTableRoot,
+    /// User root (a task's mm->pgd / CR3 / TTBR0), if known.
+    pub user: Option<PageTableRoot>,
+}
+
+/// A successful translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Translation {
+    pub pa: PhysAddr,
+    /// Size of the page or block that maps the address (4 KiB, 2 MiB, ...).
+    pub page_size: u64,
+}
+
+impl Translation {
+    /// Bytes from the address to the end of its page: how far one
+    /// translation can be reused.
+    pub fn bytes_left_in_page(&self) -> u64 {
+        self.page_size - (self.pa.0 & (self.page_size - 1))
+    }
+}
+
+/// One level of a walk, for crash-style `vtop` output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WalkStep {
+    /// Level name as crash prints it ("PGD", "P4D", "PUD", "PMD", "PTE").
+    pub level: &'static str,
+    /// Physical address of the entry that was read.
+    pub entry_pa: PhysAddr,
+    /// Raw entry value (upper attribute bits included).
+    pub entry: u64,
+}
+
+/// Why a translation failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TranslateError {
+    #[error("virtual address {va} is not canonical for this paging mode")]
+    NonCanonical { va: VirtAddr },
+    #[error("virtual address {va} is not mapped ({level} entry {entry:#x} at {entry_pa} is not present)")]
+    NotMapped {
+        va: VirtAddr,
+        level: &'static str,
+        entry_pa: PhysAddr,
+        entry: u64,
+    },
+    #[error("virtual address {va}: no page table for this half of the address space")]
+    NoRoot { va: VirtAddr },
+    #[error("virtual address {va}: {level} entry {entry:#x} at {entry_pa} is malformed: {reason}")]
+    BadEntry {
+        va: VirtAddr,
+        level: &'static str,
+        entry_pa: PhysAddr,
+        entry: u64,
+        reason: &'static str,
+    },
+    #[error("virtual address {va}: page table unreadable: {source}")]
+    TableUnreadable { va: VirtAddr, source: MemError },
+}
+
+impl TranslateError {
+    pub fn va(&self) -> VirtAddr {
+        match self {
+            TranslateError::NonCanonical { va }
+            | TranslateError::NotMapped { va, .. }
+            | TranslateError::NoRoot { va }
+            | TranslateError::BadEntry { va, .. }
+            | TranslateError::TableUnreadable { va, .. } => *va,
+        }
+    }
+}
+
+/// Reads one little-endian 64-bit page-table entry.
+pub(crate) fn read_entry(
+    mem: &dyn PhysicalMemory,
+    va: VirtAddr,
+    entry_pa: PhysAddr,
+) -> Result<u64, TranslateError> {
+    let mut b = [0u8; 8];
+    mem.read_phys(entry_pa, &mut b)
+        .map_err(|source| TranslateError::TableUnreadable { va, source })?;
+    Ok(u64::from_le_bytes(b))
+}
+
+/// The paging configuration of the dumped machine.
+#[derive(Clone, Debug)]
+pub enum Paging {
+    X86_64(x86_64::X86Paging),
+}
+
+impl Paging {
+    /// Translates `va`. When `trace` is given, each level's entry is appended
+    /// (for `vtop`); the hot path passes `None` and allocates nothing.
+    pub fn translate(
+        &self,
+        mem: &dyn PhysicalMemory,
+        space: &AddressSpace,
+        va: VirtAddr,
+        trace: Option<&mut Vec<WalkStep>>,
+    ) -> Result<Translation, TranslateError> {
+        match self {
+            Paging::X86_64(p) => p.translate(mem, space, va, trace),
+        }
+    }
+
+    /// True if `va` belongs to the user half (translated with `space.user`).
+    pub fn is_user(&self, va: VirtAddr) -> bool {
+        match self {
+            Paging::X86_64(p) => p.is_user(va),
+        }
+    }
+
+    pub fn page_size(&self) -> u64 {
+        match self {
+            Paging::X86_64(_) => 4096,
+        }
+    }
+}
