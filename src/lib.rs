@@ -8,3 +8,5 @@
 pub mod addr;
 pub mod dump;
 pub mod mmu;
+#[doc(hidden)]
+pub mod fixtures;
