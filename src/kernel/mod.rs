@@ -1,0 +1,242 @@
+//! Kernel knowledge on top of a dump: VMCOREINFO, KASLR, the kernel page
+//! table root, per-CPU register contexts, and virtual memory reads.
+
+pub mod vmcoreinfo;
+
+use crate::addr::{Arch, PageTableRoot, PhysAddr, VirtAddr};
+use crate::dump::{Dump, MemError};
+use crate::mmu::{AddressSpace, Paging, TranslateError, x86_64::X86Paging};
+pub use vmcoreinfo::VmcoreInfo;
+
+/// x86_64 `__START_KERNEL_map`: the kernel image's link-time mapping base.
+const X86_START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
+
+/// A virtual read failed: the address and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReadError {
+    #[error("{0}")]
+    Translate(#[from] TranslateError),
+    #[error("virtual address {va}: {source}")]
+    Memory { va: VirtAddr, source: MemError },
+}
+
+impl ReadError {
+    pub fn va(&self) -> VirtAddr {
+        match self {
+            ReadError::Translate(t) => t.va(),
+            ReadError::Memory { va, .. } => *va,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("{0}: cannot find the kernel page tables: {1}")]
+    NoPageTables(String, String),
+}
+
+/// How the kernel page-table root and KASLR offset were found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RootSource {
+    Vmcoreinfo,
+    QemuCr3,
+}
+
+/// One CPU as the dump saved it.
+#[derive(Clone, Debug)]
+pub struct CpuContext {
+    pub index: usize,
+    /// pr_pid of the CPU's note (Linux PID on kdump, 0 when idle; vCPU+1 on QEMU).
+    pub note_pid: u32,
+    /// Registers in the architecture's `elf_gregset_t` order.
+    pub regs: Vec<u64>,
+    /// The tables this CPU was using: kernel root + the CR3 the CPU had, if known.
+    pub space: AddressSpace,
+    /// Control registers when the dump has them (QEMU notes): cr0, cr2, cr3, cr4.
+    pub control: Option<[u64; 5]>,
+    /// fs_base, gs_base, kernel_gs_base from QEMU notes.
+    pub seg_bases: Option<(u64, u64, Option<u64>)>,
+}
+
+impl CpuContext {
+    /// Program counter (x86_64 rip / arm64 pc).
+    pub fn pc(&self, arch: Arch) -> u64 {
+        match arch {
+            Arch::X86_64 => self.regs.get(16).copied().unwrap_or(0),
+            Arch::Aarch64 => self.regs.get(32).copied().unwrap_or(0),
+        }
+    }
+
+    /// True if the CPU was executing kernel code.
+    pub fn in_kernel(&self, arch: Arch) -> bool {
+        match arch {
+            Arch::X86_64 => self.regs.get(17).is_some_and(|cs| cs & 3 == 0),
+            Arch::Aarch64 => self.regs.get(33).is_some_and(|ps| ps & 0xf != 0),
+        }
+    }
+}
+
+pub struct Kernel {
+    pub dump: Dump,
+    pub arch: Arch,
+    pub vmcoreinfo: VmcoreInfo,
+    pub paging: Paging,
+    pub kernel_root: PageTableRoot,
+    pub root_source: RootSource,
+    /// KASLR offset of the kernel image (KERNELOFFSET).
+    pub kaslr_offset: u64,
+    /// x86_64 phys_base (signed); 0 elsewhere.
+    pub phys_base: i64,
+    pub cpus: Vec<CpuContext>,
+}
+
+impl Kernel {
+    pub fn new(dump: Dump) -> Result<Kernel, KernelError> {
+        let arch = dump.arch;
+        let vmcoreinfo = dump
+            .notes
+            .vmcoreinfo
+            .as_deref()
+            .map(VmcoreInfo::parse)
+            .unwrap_or_default();
+        let path = dump.path.display().to_string();
+        let (paging, kernel_root, root_source, phys_base) = match arch {
+            Arch::X86_64 => {
+                let five = vmcoreinfo.number("pgtable_l5_enabled").unwrap_or(0) != 0;
+                let paging = Paging::X86_64(X86Paging::new(five));
+                let phys_base = vmcoreinfo.number("phys_base").unwrap_or(0);
+                let sym = vmcoreinfo
+                    .symbol("init_top_pgt")
+                    .or_else(|| vmcoreinfo.symbol("swapper_pg_dir"));
+                if let Some(sym) = sym {
+                    let pa = sym
+                        .wrapping_sub(X86_START_KERNEL_MAP)
+                        .wrapping_add(phys_base as u64);
+                    (
+                        paging,
+                        PageTableRoot(PhysAddr(pa)),
+                        RootSource::Vmcoreinfo,
+                        phys_base,
+                    )
+                } else if let Some(q) = dump.notes.qemu_cpus.first() {
+                    let cr3 = q.cr[3] & 0x000f_ffff_ffff_f000;
+                    (
+                        paging,
+                        PageTableRoot(PhysAddr(cr3)),
+                        RootSource::QemuCr3,
+                        phys_base,
+                    )
+                } else {
+                    return Err(KernelError::NoPageTables(
+                        path,
+                        "no VMCOREINFO SYMBOL(init_top_pgt) and no CPU CR3 in the notes".into(),
+                    ));
+                }
+            }
+            Arch::Aarch64 => {
+                return Err(KernelError::NoPageTables(
+                    path,
+                    "arm64 page tables are not supported yet".into(),
+                ));
+            }
+        };
+        let kaslr_offset = vmcoreinfo.kernel_offset().unwrap_or(0);
+        let cpus = dump
+            .notes
+            .cpus
+            .iter()
+            .enumerate()
+            .map(|(index, n)| {
+                let qemu = dump.notes.qemu_cpus.get(index);
+                let user = qemu.map(|q| PageTableRoot(PhysAddr(q.cr[3] & 0x000f_ffff_ffff_f000)));
+                CpuContext {
+                    index,
+                    note_pid: n.pid,
+                    regs: n.regs.clone(),
+                    space: AddressSpace {
+                        kernel: kernel_root,
+                        user,
+                    },
+                    control: qemu.map(|q| q.cr),
+                    seg_bases: qemu.map(|q| (q.segments[3].1, q.segments[4].1, q.kernel_gs_base)),
+                }
+            })
+            .collect();
+        Ok(Kernel {
+            dump,
+            arch,
+            vmcoreinfo,
+            paging,
+            kernel_root,
+            root_source,
+            kaslr_offset,
+            phys_base,
+            cpus,
+        })
+    }
+
+    /// The kernel-only address space (no user half).
+    pub fn kernel_space(&self) -> AddressSpace {
+        AddressSpace {
+            kernel: self.kernel_root,
+            user: None,
+        }
+    }
+
+    /// Reads as many bytes as possible from `va`; returns how many were read
+    /// and, if short, why the next byte could not be.
+    pub fn read_virt_partial(
+        &self,
+        space: &AddressSpace,
+        va: VirtAddr,
+        buf: &mut [u8],
+    ) -> (usize, Option<ReadError>) {
+        let mut done = 0;
+        while done < buf.len() {
+            let cur = va.add(done as u64);
+            let t = match self
+                .paging
+                .translate(self.dump.memory.as_ref(), space, cur, None)
+            {
+                Ok(t) => t,
+                Err(e) => return (done, Some(e.into())),
+            };
+            let n = (t.bytes_left_in_page() as usize).min(buf.len() - done);
+            if let Err(source) = self.dump.memory.read_phys(t.pa, &mut buf[done..done + n]) {
+                return (done, Some(ReadError::Memory { va: cur, source }));
+            }
+            done += n;
+        }
+        (done, None)
+    }
+
+    /// Reads exactly `buf.len()` bytes at `va`.
+    pub fn read_virt(
+        &self,
+        space: &AddressSpace,
+        va: VirtAddr,
+        buf: &mut [u8],
+    ) -> Result<(), ReadError> {
+        match self.read_virt_partial(space, va, buf) {
+            (_, Some(e)) => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    pub fn read_u64(&self, space: &AddressSpace, va: VirtAddr) -> Result<u64, ReadError> {
+        let mut b = [0u8; 8];
+        self.read_virt(space, va, &mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    pub fn read_u32(&self, space: &AddressSpace, va: VirtAddr) -> Result<u32, ReadError> {
+        let mut b = [0u8; 4];
+        self.read_virt(space, va, &mut b)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    /// A kernel symbol's runtime address from VMCOREINFO, if exported there.
+    pub fn vmcoreinfo_symbol(&self, name: &str) -> Option<VirtAddr> {
+        self.vmcoreinfo.symbol(name).map(VirtAddr)
+    }
+}
