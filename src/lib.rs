@@ -11,3 +11,4 @@ pub mod dump;
 pub mod fixtures;
 pub mod kernel;
 pub mod mmu;
+pub mod target;

@@ -1,1 +1,18 @@
-fn main() {}
+//! corestub command line: `serve`, `gdb`, `info`.
+
+mod cli;
+
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
+        .target(env_logger::Target::Stderr)
+        .init();
+    match cli::run() {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("corestub: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

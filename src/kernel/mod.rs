@@ -240,3 +240,24 @@ impl Kernel {
         self.vmcoreinfo.symbol(name).map(VirtAddr)
     }
 }
+
+impl Kernel {
+    /// The panicking CPU when no symbol table is available: the first CPU
+    /// that was in kernel mode running a task (kdump notes carry the task's
+    /// PID; idle CPUs have 0). QEMU notes number by vCPU, so they say nothing.
+    pub fn guess_panic_cpu(&self) -> Option<usize> {
+        let qemu_numbering = self
+            .cpus
+            .iter()
+            .all(|c| c.note_pid as usize == c.index + 1);
+        if !qemu_numbering
+            && let Some(c) = self
+                .cpus
+                .iter()
+                .find(|c| c.note_pid != 0 && c.in_kernel(self.arch))
+        {
+            return Some(c.index);
+        }
+        (!self.cpus.is_empty()).then_some(0)
+    }
+}

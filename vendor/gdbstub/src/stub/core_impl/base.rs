@@ -71,7 +71,13 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             BaseOps::SingleThread(_) => None,
         };
         let tid = match preferred {
-            Some(tid) => Some(tid),
+            // GDB takes the thread named in a stop reply as its current
+            // thread without sending `Hg`, so the stub must follow (as
+            // resume.rs does after a real stop).
+            Some(tid) => {
+                self.current_mem_tid = tid;
+                Some(tid)
+            }
             None => self.get_sane_any_tid(target)?,
         };
         if let Some(tid) = tid {

@@ -1,0 +1,103 @@
+//! `corestub gdb`: start GDB wired to the dump over a stdio pipe, with the
+//! vmlinux loaded at the KASLR offset and corestub's gdb-scripts sourced.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use corestub::addr::Arch;
+
+use super::{CliResult, DumpArgs, session};
+
+#[derive(clap::Args)]
+pub struct GdbArgs {
+    /// GDB program to run (default: gdb, or gdb-multiarch when gdb lacks the dump's architecture).
+    #[arg(long)]
+    gdb: Option<String>,
+    #[command(flatten)]
+    dump: DumpArgs,
+    /// Arguments passed to GDB after corestub's own (e.g. -batch -ex 'bt').
+    #[arg(last = true)]
+    gdb_args: Vec<String>,
+}
+
+/// Quotes a word for /bin/sh (GDB runs `target remote | CMD` through it).
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// Where corestub's GDB scripts are: $CORESTUB_SCRIPTS, next to an
+/// installed binary (../share/corestub/gdb-scripts), or the source tree.
+pub fn scripts_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("CORESTUB_SCRIPTS") {
+        return Some(PathBuf::from(d));
+    }
+    let exe = std::env::current_exe().ok()?;
+    let installed = exe.parent()?.join("../share/corestub/gdb-scripts");
+    if installed.is_dir() {
+        return Some(installed);
+    }
+    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("gdb-scripts");
+    source.is_dir().then_some(source)
+}
+
+fn gdb_supports(gdb: &str, arch: &str) -> bool {
+    Command::new(gdb)
+        .args(["-nx", "-batch", "-ex", &format!("set architecture {arch}")])
+        .output()
+        .map(|o| o.status.success() && o.stderr.is_empty())
+        .unwrap_or(false)
+}
+
+fn pick_gdb(arch: Arch) -> String {
+    match arch {
+        Arch::X86_64 => "gdb".into(),
+        Arch::Aarch64 if gdb_supports("gdb", "aarch64") => "gdb".into(),
+        Arch::Aarch64 => "gdb-multiarch".into(),
+    }
+}
+
+pub fn run(a: GdbArgs) -> CliResult {
+    let opened = session::open(&a.dump)?;
+    let session = &opened.session;
+    let gdb = a.gdb.clone().unwrap_or_else(|| pick_gdb(session.kernel.arch));
+    let exe = std::env::current_exe()?;
+    let dump = std::fs::canonicalize(&a.dump.dump)?;
+
+    let mut serve = format!("{} serve --stdio", sh_quote(&exe.to_string_lossy()));
+    let mut args: Vec<String> = vec!["-q".into()];
+    let mut ex = |cmd: String| {
+        args.push("-ex".into());
+        args.push(cmd);
+    };
+    ex("set confirm off".into());
+    match &opened.vmlinux {
+        Some(v) => {
+            let v = std::fs::canonicalize(v)?;
+            for c in session::gdb_symbol_commands(session, &v) {
+                ex(c);
+            }
+            serve.push_str(&format!(" --vmlinux {}", sh_quote(&v.to_string_lossy())));
+        }
+        None => eprintln!(
+            "corestub: no vmlinux matching the dump (build-id {}); GDB will have no symbols. Pass --vmlinux FILE.",
+            session.kernel.vmcoreinfo.build_id().unwrap_or("unknown")
+        ),
+    }
+    serve.push(' ');
+    serve.push_str(&sh_quote(&dump.to_string_lossy()));
+    ex(format!("target remote | {serve}"));
+    if let Some(dir) = scripts_dir() {
+        let main = dir.join("corestub.py");
+        if main.is_file() {
+            ex(format!("source {}", main.display()));
+        }
+    }
+    ex("set confirm on".into());
+    args.extend(a.gdb_args.iter().cloned());
+    log::info!("running {gdb} {args:?}");
+    let status = Command::new(&gdb)
+        .args(&args)
+        .status()
+        .map_err(|e| format!("cannot run {gdb}: {e}"))?;
+    Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+}

@@ -1,0 +1,129 @@
+//! `corestub serve`: TCP (loopback by default), unix socket, or stdio.
+
+use std::io;
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use corestub::addr::Arch;
+use corestub::target::conn::{BufConn, serve_connection};
+use corestub::target::x86_64::X86_64;
+use corestub::target::Session;
+
+use super::{CliResult, DumpArgs, session};
+
+#[derive(clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:1234", conflicts_with_all = ["stdio", "unix"])]
+    listen: SocketAddr,
+    /// Allow listening on a non-loopback address (dumps hold secrets).
+    #[arg(long)]
+    allow_remote: bool,
+    /// Speak the protocol on stdin/stdout (for `target remote | corestub serve --stdio DUMP`).
+    #[arg(long)]
+    stdio: bool,
+    /// Listen on a unix socket (created with mode 0600).
+    #[arg(long)]
+    unix: Option<PathBuf>,
+    #[command(flatten)]
+    dump: DumpArgs,
+}
+
+fn serve_one(session: Arc<Session>, conn: BufConn) {
+    let r = match session.kernel.arch {
+        Arch::X86_64 => serve_connection::<X86_64>(session, conn),
+        Arch::Aarch64 => Err("arm64 serving is not supported yet".to_string()),
+    };
+    match r {
+        Ok(reason) => log::info!("client finished: {reason:?}"),
+        Err(e) => log::warn!("client connection ended: {e}"),
+    }
+}
+
+pub fn run(a: ServeArgs) -> CliResult {
+    let opened = session::open(&a.dump)?;
+    let session = opened.session;
+    if a.stdio {
+        // stdout belongs to the protocol; everything else goes to stderr.
+        let conn = BufConn::new(Box::new(io::stdin()), Box::new(io::stdout()));
+        serve_one(session, conn);
+        return Ok(ExitCode::SUCCESS);
+    }
+    let banner = |addr: &str| {
+        let k = &session.kernel;
+        eprintln!(
+            "corestub: serving {} ({}, {} CPUs{}) on {addr}",
+            k.dump.path.display(),
+            k.arch.name(),
+            k.cpus.len(),
+            session
+                .panic_cpu
+                .map(|c| format!(", panic on CPU {c}"))
+                .unwrap_or_default()
+        );
+        match &opened.vmlinux {
+            Some(v) => {
+                for c in session::gdb_symbol_commands(&session, v) {
+                    eprintln!("corestub: in GDB: {c}");
+                }
+            }
+            None => eprintln!(
+                "corestub: no matching vmlinux found; in GDB: add-symbol-file VMLINUX -o {:#x}{}",
+                session.kernel.kaslr_offset,
+                if session.kernel.arch == Arch::X86_64 {
+                    " -s .data..percpu 0"
+                } else {
+                    ""
+                }
+            ),
+        }
+    };
+    if let Some(path) = a.unix {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::remove_file(&path);
+        let listener = std::os::unix::net::UnixListener::bind(&path)?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
+        banner(&format!("unix socket {}", path.display()));
+        eprintln!("corestub:         target remote {}", path.display());
+        for stream in listener.incoming() {
+            let stream = stream?;
+            let session = session.clone();
+            let w = stream.try_clone()?;
+            std::thread::spawn(move || serve_one(session, BufConn::new(Box::new(stream), Box::new(w))));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !a.listen.ip().is_loopback() {
+        if !a.allow_remote {
+            return Err(format!(
+                "refusing to listen on {}: not a loopback address, and the dump may hold secrets (keys, passwords). Use --allow-remote to do it anyway.",
+                a.listen
+            )
+            .into());
+        }
+        eprintln!(
+            "corestub: WARNING: listening on {} — anyone who can reach it can read all of the dump's memory",
+            a.listen
+        );
+    }
+    let listener = TcpListener::bind(a.listen)?;
+    let addr = listener.local_addr()?;
+    banner(&addr.to_string());
+    eprintln!("corestub:         target remote {addr}");
+    for stream in listener.incoming() {
+        let stream = match stream {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("accept failed: {e}");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let session = session.clone();
+        let w = stream.try_clone()?;
+        std::thread::spawn(move || serve_one(session, BufConn::new(Box::new(stream), Box::new(w))));
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,66 @@
+//! Opening a dump into a shared serving [`Session`].
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use corestub::dump;
+use corestub::kernel::Kernel;
+use corestub::target::Session;
+
+use super::DumpArgs;
+use super::vmlinux;
+
+pub struct Opened {
+    pub session: Arc<Session>,
+    pub vmlinux: Option<PathBuf>,
+}
+
+pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
+    let dump = dump::open(&args.dump)?;
+    let kernel = Kernel::new(dump)?;
+    let vmlinux = vmlinux::resolve(
+        args.vmlinux.as_deref(),
+        &args.dump,
+        kernel.vmcoreinfo.osrelease(),
+        kernel.vmcoreinfo.build_id(),
+    )?;
+    let panic_cpu = kernel.guess_panic_cpu();
+    let labels = kernel
+        .cpus
+        .iter()
+        .map(|c| {
+            let mut s = format!("CPU {}", c.index);
+            if c.note_pid != 0 && !kernel.dump.notes.qemu_cpus.is_empty() {
+                // QEMU numbers notes by vCPU: nothing to add
+            } else if c.note_pid != 0 {
+                s.push_str(&format!(" pid {}", c.note_pid));
+            } else {
+                s.push_str(" idle");
+            }
+            if Some(c.index) == panic_cpu {
+                s.push_str(" [panic]");
+            }
+            s
+        })
+        .collect();
+    Ok(Opened {
+        session: Arc::new(Session::new(kernel, panic_cpu, labels)),
+        vmlinux,
+    })
+}
+
+/// GDB commands that load `vmlinux` at the dump's KASLR offset. Per-CPU
+/// symbols on x86_64 are offsets into each CPU's area (section address 0)
+/// and must not be shifted, hence `-s .data..percpu 0`.
+pub fn gdb_symbol_commands(session: &Session, vmlinux: &Path) -> Vec<String> {
+    let k = &session.kernel;
+    let mut cmd = format!(
+        "add-symbol-file {} -o {:#x}",
+        vmlinux.display(),
+        k.kaslr_offset
+    );
+    if k.arch == corestub::addr::Arch::X86_64 {
+        cmd.push_str(" -s .data..percpu 0");
+    }
+    vec![cmd]
+}

@@ -1,0 +1,69 @@
+//! Finding the debug vmlinux that matches a dump, by build-id.
+
+use std::path::{Path, PathBuf};
+
+use object::Object;
+
+/// The build-id of an ELF file as lowercase hex.
+pub fn build_id(path: &Path) -> Result<Option<String>, String> {
+    let map = corestub::dump::map_readonly(path).map_err(|e| e.to_string())?;
+    let file = object::File::parse(&*map).map_err(|e| format!("{}: {e}", path.display()))?;
+    let id = file.build_id().map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(id.map(|b| b.iter().map(|x| format!("{x:02x}")).collect()))
+}
+
+/// Where distributions and users put vmlinux files.
+fn candidates(dump: &Path, release: Option<&str>, build_id: Option<&str>) -> Vec<PathBuf> {
+    let mut v = Vec::new();
+    if let Some(id) = build_id.filter(|id| id.len() > 2) {
+        v.push(PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..])));
+        v.push(PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}", &id[..2], &id[2..])));
+    }
+    if let Some(r) = release {
+        v.push(PathBuf::from(format!("/usr/lib/debug/boot/vmlinux-{r}")));
+        v.push(PathBuf::from(format!("/usr/lib/debug/lib/modules/{r}/vmlinux")));
+        v.push(PathBuf::from(format!("/lib/modules/{r}/build/vmlinux")));
+        v.push(PathBuf::from(format!("/boot/vmlinux-{r}")));
+    }
+    if let Some(dir) = dump.parent() {
+        v.push(dir.join("vmlinux"));
+        if let Some(r) = release {
+            v.push(dir.join(format!("vmlinux-{r}")));
+        }
+    }
+    v
+}
+
+/// Returns the vmlinux to use: the given one (checked) or one found by
+/// build-id/release. A mismatched build-id is refused: symbols from another
+/// build would silently show wrong data.
+pub fn resolve(
+    given: Option<&Path>,
+    dump: &Path,
+    release: Option<&str>,
+    dump_build_id: Option<&str>,
+) -> Result<Option<PathBuf>, String> {
+    if let Some(p) = given {
+        let id = build_id(p)?;
+        if let (Some(want), Some(got)) = (dump_build_id, id.as_deref())
+            && !want.eq_ignore_ascii_case(got)
+        {
+            return Err(format!(
+                "{} does not match the dump: its build-id is {got}, the dumped kernel's is {want} (VMCOREINFO BUILD-ID)",
+                p.display()
+            ));
+        }
+        return Ok(Some(p.to_path_buf()));
+    }
+    for c in candidates(dump, release, dump_build_id) {
+        if !c.is_file() {
+            continue;
+        }
+        match (build_id(&c), dump_build_id) {
+            (Ok(Some(got)), Some(want)) if got.eq_ignore_ascii_case(want) => return Ok(Some(c)),
+            (Ok(_), None) => return Ok(Some(c)),
+            _ => log::info!("{}: build-id does not match, skipped", c.display()),
+        }
+    }
+    Ok(None)
+}

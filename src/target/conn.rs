@@ -1,0 +1,97 @@
+//! Buffered connections and the per-connection serve loop.
+//!
+//! gdbstub reads one byte at a time; unbuffered that is one syscall per byte.
+//! We buffer both directions and flush when gdbstub finishes a packet.
+
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::sync::Arc;
+
+use gdbstub::common::Signal;
+use gdbstub::conn::{Connection, ConnectionExt};
+use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
+use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
+
+use super::{ArchSupport, DumpTarget, Session};
+
+/// Packet buffer size advertised as PacketSize: GDB reads up to half of it
+/// per `m` packet, so a large buffer means few round trips.
+pub const PACKET_SIZE: usize = 0x20000;
+
+pub struct BufConn {
+    reader: BufReader<Box<dyn Read + Send>>,
+    writer: BufWriter<Box<dyn Write + Send>>,
+}
+
+impl BufConn {
+    pub fn new(r: Box<dyn Read + Send>, w: Box<dyn Write + Send>) -> Self {
+        BufConn {
+            reader: BufReader::with_capacity(PACKET_SIZE, r),
+            writer: BufWriter::with_capacity(PACKET_SIZE * 2 + 64, w),
+        }
+    }
+}
+
+impl Connection for BufConn {
+    type Error = io::Error;
+
+    fn write(&mut self, byte: u8) -> io::Result<()> {
+        self.writer.write_all(&[byte])
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.writer.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl ConnectionExt for BufConn {
+    fn read(&mut self) -> io::Result<u8> {
+        let mut b = [0u8];
+        self.reader.read_exact(&mut b)?;
+        Ok(b[0])
+    }
+
+    fn peek(&mut self) -> io::Result<Option<u8>> {
+        use std::io::BufRead;
+        Ok(self.reader.fill_buf()?.first().copied())
+    }
+}
+
+struct EventLoop<A: ArchSupport>(std::marker::PhantomData<A>);
+
+impl<A: ArchSupport> BlockingEventLoop for EventLoop<A> {
+    type Target = DumpTarget<A>;
+    type Connection = BufConn;
+    type StopReason = MultiThreadStopReason<u64>;
+
+    // The target never runs (gdbstub's resume stub answers continue/step),
+    // so this only forwards client bytes.
+    fn wait_for_stop_reason(
+        _target: &mut DumpTarget<A>,
+        conn: &mut BufConn,
+    ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
+        let b = conn.read().map_err(WaitForStopReasonError::Connection)?;
+        Ok(Event::IncomingData(b))
+    }
+
+    fn on_interrupt(_target: &mut DumpTarget<A>) -> Result<Option<Self::StopReason>, String> {
+        Ok(Some(MultiThreadStopReason::Signal(Signal::SIGINT)))
+    }
+}
+
+/// Serves one client until it detaches or disconnects.
+pub fn serve_connection<A: ArchSupport>(
+    session: Arc<Session>,
+    conn: BufConn,
+) -> Result<DisconnectReason, String> {
+    let mut target = DumpTarget::<A>::new(session);
+    let gdb = GdbStub::builder(conn)
+        .packet_buffer_size(PACKET_SIZE)
+        .build()
+        .map_err(|e| e.to_string())?;
+    gdb.run_blocking::<EventLoop<A>>(&mut target)
+        .map_err(|e| e.to_string())
+}

@@ -1,0 +1,207 @@
+//! The gdbstub target: a stopped machine whose threads are the dump's CPUs
+//! and whose memory is read through the dump's page tables.
+//!
+//! Thread ids: CPU N is thread N+1, listed first and in CPU order (the
+//! kernel's scripts/gdb map GDB thread N to CPU N-1).
+
+pub mod conn;
+pub mod regs;
+pub mod x86_64;
+
+use std::fmt::Debug;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use gdbstub::common::Tid;
+use gdbstub::target::ext::base::BaseOps;
+use gdbstub::target::ext::base::multithread::MultiThreadBase;
+use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
+use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
+use gdbstub::target::{Target, TargetError, TargetResult};
+
+use crate::addr::VirtAddr;
+use crate::kernel::{CpuContext, Kernel};
+use crate::mmu::AddressSpace;
+use regs::{RegTable, Regs, TableArch};
+
+/// What an architecture must provide to be served.
+pub trait ArchSupport: RegTable + Debug {
+    fn cpu_registers(cpu: &CpuContext) -> Regs<Self>
+    where
+        Self: Sized;
+}
+
+impl ArchSupport for x86_64::X86_64 {
+    fn cpu_registers(cpu: &CpuContext) -> Regs<Self> {
+        x86_64::cpu_registers(cpu)
+    }
+}
+
+/// Facts the server knows about the dumped machine, computed once per dump
+/// and shared by every connection.
+pub struct Session {
+    pub kernel: Kernel,
+    /// The CPU that panicked (selected on attach).
+    pub panic_cpu: Option<usize>,
+    /// Per-CPU label for `info threads`, e.g. "CPU 2 sh/161 [panic]".
+    pub cpu_labels: Vec<String>,
+}
+
+impl Session {
+    pub fn new(kernel: Kernel, panic_cpu: Option<usize>, cpu_labels: Vec<String>) -> Self {
+        Session {
+            kernel,
+            panic_cpu,
+            cpu_labels,
+        }
+    }
+}
+
+/// One thread as GDB sees it.
+#[derive(Clone, Debug)]
+enum ThreadKind {
+    Cpu(usize),
+}
+
+/// Per-connection target state over a shared [`Session`].
+pub struct DumpTarget<A: ArchSupport> {
+    session: Arc<Session>,
+    threads: Vec<ThreadKind>,
+    _arch: std::marker::PhantomData<A>,
+}
+
+fn tid(n: usize) -> Tid {
+    NonZeroUsize::new(n).expect("thread ids start at 1")
+}
+
+impl<A: ArchSupport> DumpTarget<A> {
+    pub fn new(session: Arc<Session>) -> Self {
+        let threads = (0..session.kernel.cpus.len()).map(ThreadKind::Cpu).collect();
+        DumpTarget {
+            session,
+            threads,
+            _arch: std::marker::PhantomData,
+        }
+    }
+
+    fn thread(&self, t: Tid) -> Option<&ThreadKind> {
+        self.threads.get(t.get() - 1)
+    }
+
+    fn space(&self, t: Tid) -> AddressSpace {
+        match self.thread(t) {
+            Some(ThreadKind::Cpu(i)) => self.session.kernel.cpus[*i].space,
+            None => self.session.kernel.kernel_space(),
+        }
+    }
+}
+
+impl<A: ArchSupport> Target for DumpTarget<A> {
+    type Arch = TableArch<A>;
+    type Error = String;
+
+    fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
+        BaseOps::MultiThread(self)
+    }
+
+    // No breakpoints can ever be hit in a dump; GDB's software breakpoints
+    // would turn into memory writes, which fail with a clear error.
+    fn guard_rail_implicit_sw_breakpoints(&self) -> bool {
+        true
+    }
+
+    fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl<A: ArchSupport> MultiThreadBase for DumpTarget<A> {
+    fn read_registers(&mut self, regs: &mut Regs<A>, t: Tid) -> TargetResult<(), Self> {
+        match self.thread(t) {
+            Some(ThreadKind::Cpu(i)) => {
+                *regs = A::cpu_registers(&self.session.kernel.cpus[*i]);
+                Ok(())
+            }
+            None => Err(TargetError::NonFatal),
+        }
+    }
+
+    fn write_registers(&mut self, _regs: &Regs<A>, _t: Tid) -> TargetResult<(), Self> {
+        Err(TargetError::NonFatal)
+    }
+
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], t: Tid) -> TargetResult<usize, Self> {
+        let space = self.space(t);
+        let (n, err) = self
+            .session
+            .kernel
+            .read_virt_partial(&space, VirtAddr(start), data);
+        if n == 0 {
+            if let Some(e) = err {
+                log::debug!("read {start:#x}+{:#x}: {e}", data.len());
+            }
+            // EFAULT: GDB prints "Cannot access memory at address ..."
+            return Err(TargetError::Errno(14));
+        }
+        Ok(n)
+    }
+
+    fn write_addrs(&mut self, start: u64, _data: &[u8], _t: Tid) -> TargetResult<(), Self> {
+        log::warn!("refused a memory write at {start:#x}: the dump is read-only");
+        Err(TargetError::Errno(30)) // EROFS
+    }
+
+    fn list_active_threads(&mut self, cb: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {
+        for i in 0..self.threads.len() {
+            cb(tid(i + 1));
+        }
+        Ok(())
+    }
+
+    fn is_thread_alive(&mut self, t: Tid) -> Result<bool, Self::Error> {
+        Ok(self.thread(t).is_some())
+    }
+
+    fn initial_stop_thread(&mut self) -> Result<Option<Tid>, Self::Error> {
+        Ok(self.session.panic_cpu.map(|c| tid(c + 1)))
+    }
+
+    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl<A: ArchSupport> ThreadExtraInfo for DumpTarget<A> {
+    fn thread_extra_info(&self, t: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        let label = match self.thread(t) {
+            Some(ThreadKind::Cpu(i)) => self
+                .session
+                .cpu_labels
+                .get(*i)
+                .cloned()
+                .unwrap_or_else(|| format!("CPU {i}")),
+            None => String::new(),
+        };
+        let n = label.len().min(buf.len());
+        buf[..n].copy_from_slice(&label.as_bytes()[..n]);
+        Ok(n)
+    }
+}
+
+impl<A: ArchSupport> MonitorCmd for DumpTarget<A> {
+    fn handle_monitor_cmd(&mut self, cmd: &[u8], mut out: ConsoleOutput<'_>) -> Result<(), Self::Error> {
+        let cmd = String::from_utf8_lossy(cmd);
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        match words.as_slice() {
+            // The kernel's scripts/gdb probe for QEMU's stub this way, then
+            // treat GDB thread N as CPU N-1 (which our numbering honours).
+            ["info", "version"] => gdbstub::outputln!(out, "corestub {}", env!("CARGO_PKG_VERSION")),
+            [] | ["help"] => {
+                gdbstub::outputln!(out, "corestub monitor commands:");
+                gdbstub::outputln!(out, "  info version   corestub's version (used by the kernel's scripts/gdb)");
+            }
+            _ => gdbstub::outputln!(out, "corestub: unknown monitor command '{cmd}' (try 'monitor help')"),
+        }
+        Ok(())
+    }
+}
