@@ -38,13 +38,13 @@ hex_fmt!(PhysAddr);
 hex_fmt!(VirtAddr);
 
 impl PhysAddr {
-    pub fn add(self, n: u64) -> PhysAddr {
+    pub fn plus(self, n: u64) -> PhysAddr {
         PhysAddr(self.0.wrapping_add(n))
     }
 }
 
 impl VirtAddr {
-    pub fn add(self, n: u64) -> VirtAddr {
+    pub fn plus(self, n: u64) -> VirtAddr {
         VirtAddr(self.0.wrapping_add(n))
     }
 }

@@ -5,9 +5,11 @@ mod cli;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn"))
-        .target(env_logger::Target::Stderr)
-        .init();
+    env_logger::Builder::from_env(
+        env_logger::Env::default().default_filter_or("warn,gdbstub=error"),
+    )
+    .target(env_logger::Target::Stderr)
+    .init();
     match cli::run() {
         Ok(code) => code,
         Err(e) => {

@@ -59,7 +59,10 @@ fn pick_gdb(arch: Arch) -> String {
 pub fn run(a: GdbArgs) -> CliResult {
     let opened = session::open(&a.dump)?;
     let session = &opened.session;
-    let gdb = a.gdb.clone().unwrap_or_else(|| pick_gdb(session.kernel.arch));
+    let gdb = a
+        .gdb
+        .clone()
+        .unwrap_or_else(|| pick_gdb(session.kernel.arch));
     let exe = std::env::current_exe()?;
     let dump = std::fs::canonicalize(&a.dump.dump)?;
 
@@ -99,5 +102,7 @@ pub fn run(a: GdbArgs) -> CliResult {
         .args(&args)
         .status()
         .map_err(|e| format!("cannot run {gdb}: {e}"))?;
-    Ok(ExitCode::from(status.code().unwrap_or(1).clamp(0, 255) as u8))
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
 }

@@ -20,7 +20,10 @@ pub fn run(a: InfoArgs) -> CliResult {
     let mut rows: Vec<(&str, serde_json::Value)> = vec![
         ("dumpfile", k.dump.path.display().to_string().into()),
         ("format", f.name.clone().into()),
-        ("compression", f.codec.clone().unwrap_or_else(|| "none".into()).into()),
+        (
+            "compression",
+            f.codec.clone().unwrap_or_else(|| "none".into()).into(),
+        ),
         ("dump_level", f.dump_level.into()),
         ("release", k.vmcoreinfo.osrelease().into()),
         ("machine", k.arch.name().into()),

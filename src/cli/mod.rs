@@ -13,7 +13,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "corestub", version, about = "Serve a Linux crash dump to GDB/LLDB as a stopped remote target")]
+#[command(
+    name = "corestub",
+    version,
+    about = "Serve a Linux crash dump to GDB/LLDB as a stopped remote target"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,

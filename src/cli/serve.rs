@@ -7,9 +7,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use corestub::addr::Arch;
+use corestub::target::Session;
 use corestub::target::conn::{BufConn, serve_connection};
 use corestub::target::x86_64::X86_64;
-use corestub::target::Session;
 
 use super::{CliResult, DumpArgs, session};
 
@@ -91,7 +91,9 @@ pub fn run(a: ServeArgs) -> CliResult {
             let stream = stream?;
             let session = session.clone();
             let w = stream.try_clone()?;
-            std::thread::spawn(move || serve_one(session, BufConn::new(Box::new(stream), Box::new(w))));
+            std::thread::spawn(move || {
+                serve_one(session, BufConn::new(Box::new(stream), Box::new(w)))
+            });
         }
         return Ok(ExitCode::SUCCESS);
     }

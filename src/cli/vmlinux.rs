@@ -8,7 +8,9 @@ use object::Object;
 pub fn build_id(path: &Path) -> Result<Option<String>, String> {
     let map = corestub::dump::map_readonly(path).map_err(|e| e.to_string())?;
     let file = object::File::parse(&*map).map_err(|e| format!("{}: {e}", path.display()))?;
-    let id = file.build_id().map_err(|e| format!("{}: {e}", path.display()))?;
+    let id = file
+        .build_id()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     Ok(id.map(|b| b.iter().map(|x| format!("{x:02x}")).collect()))
 }
 
@@ -16,12 +18,22 @@ pub fn build_id(path: &Path) -> Result<Option<String>, String> {
 fn candidates(dump: &Path, release: Option<&str>, build_id: Option<&str>) -> Vec<PathBuf> {
     let mut v = Vec::new();
     if let Some(id) = build_id.filter(|id| id.len() > 2) {
-        v.push(PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}.debug", &id[..2], &id[2..])));
-        v.push(PathBuf::from(format!("/usr/lib/debug/.build-id/{}/{}", &id[..2], &id[2..])));
+        v.push(PathBuf::from(format!(
+            "/usr/lib/debug/.build-id/{}/{}.debug",
+            &id[..2],
+            &id[2..]
+        )));
+        v.push(PathBuf::from(format!(
+            "/usr/lib/debug/.build-id/{}/{}",
+            &id[..2],
+            &id[2..]
+        )));
     }
     if let Some(r) = release {
         v.push(PathBuf::from(format!("/usr/lib/debug/boot/vmlinux-{r}")));
-        v.push(PathBuf::from(format!("/usr/lib/debug/lib/modules/{r}/vmlinux")));
+        v.push(PathBuf::from(format!(
+            "/usr/lib/debug/lib/modules/{r}/vmlinux"
+        )));
         v.push(PathBuf::from(format!("/lib/modules/{r}/build/vmlinux")));
         v.push(PathBuf::from(format!("/boot/vmlinux-{r}")));
     }

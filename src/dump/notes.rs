@@ -202,14 +202,14 @@ mod tests {
     fn parses_prstatus_and_vmcoreinfo() {
         let mut desc = vec![0u8; 336];
         desc[32..36].copy_from_slice(&161u32.to_le_bytes());
-        desc[112 + 16 * 8..112 + 17 * 8].copy_from_slice(&0xffffffff8100_0000u64.to_le_bytes());
+        desc[112 + 16 * 8..112 + 17 * 8].copy_from_slice(&0xffff_ffff_8100_0000_u64.to_le_bytes());
         let mut blob = note(b"CORE", NT_PRSTATUS, &desc);
         blob.extend(note(b"VMCOREINFO", 0, b"OSRELEASE=6.1\nPAGESIZE=4096\n\0"));
         let mut n = Notes::default();
         n.parse_into(&blob, Arch::X86_64, 0);
         assert_eq!(n.cpus.len(), 1);
         assert_eq!(n.cpus[0].pid, 161);
-        assert_eq!(n.cpus[0].regs[16], 0xffffffff8100_0000);
+        assert_eq!(n.cpus[0].regs[16], 0xffff_ffff_8100_0000);
         assert_eq!(
             n.vmcoreinfo.as_deref(),
             Some("OSRELEASE=6.1\nPAGESIZE=4096\n")

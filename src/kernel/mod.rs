@@ -193,7 +193,7 @@ impl Kernel {
     ) -> (usize, Option<ReadError>) {
         let mut done = 0;
         while done < buf.len() {
-            let cur = va.add(done as u64);
+            let cur = va.plus(done as u64);
             let t = match self
                 .paging
                 .translate(self.dump.memory.as_ref(), space, cur, None)
@@ -246,10 +246,7 @@ impl Kernel {
     /// that was in kernel mode running a task (kdump notes carry the task's
     /// PID; idle CPUs have 0). QEMU notes number by vCPU, so they say nothing.
     pub fn guess_panic_cpu(&self) -> Option<usize> {
-        let qemu_numbering = self
-            .cpus
-            .iter()
-            .all(|c| c.note_pid as usize == c.index + 1);
+        let qemu_numbering = self.cpus.iter().all(|c| c.note_pid as usize == c.index + 1);
         if !qemu_numbering
             && let Some(c) = self
                 .cpus

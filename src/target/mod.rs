@@ -76,7 +76,9 @@ fn tid(n: usize) -> Tid {
 
 impl<A: ArchSupport> DumpTarget<A> {
     pub fn new(session: Arc<Session>) -> Self {
-        let threads = (0..session.kernel.cpus.len()).map(ThreadKind::Cpu).collect();
+        let threads = (0..session.kernel.cpus.len())
+            .map(ThreadKind::Cpu)
+            .collect();
         DumpTarget {
             session,
             threads,
@@ -108,6 +110,10 @@ impl<A: ArchSupport> Target for DumpTarget<A> {
     // would turn into memory writes, which fail with a clear error.
     fn guard_rail_implicit_sw_breakpoints(&self) -> bool {
         true
+    }
+
+    fn resume_stub_message(&self) -> &str {
+        "corestub: this is a crash dump; it cannot run, continue or step (the machine is stopped for good)\n"
     }
 
     fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
@@ -189,18 +195,30 @@ impl<A: ArchSupport> ThreadExtraInfo for DumpTarget<A> {
 }
 
 impl<A: ArchSupport> MonitorCmd for DumpTarget<A> {
-    fn handle_monitor_cmd(&mut self, cmd: &[u8], mut out: ConsoleOutput<'_>) -> Result<(), Self::Error> {
+    fn handle_monitor_cmd(
+        &mut self,
+        cmd: &[u8],
+        mut out: ConsoleOutput<'_>,
+    ) -> Result<(), Self::Error> {
         let cmd = String::from_utf8_lossy(cmd);
         let words: Vec<&str> = cmd.split_whitespace().collect();
         match words.as_slice() {
             // The kernel's scripts/gdb probe for QEMU's stub this way, then
             // treat GDB thread N as CPU N-1 (which our numbering honours).
-            ["info", "version"] => gdbstub::outputln!(out, "corestub {}", env!("CARGO_PKG_VERSION")),
+            ["info", "version"] => {
+                gdbstub::outputln!(out, "corestub {}", env!("CARGO_PKG_VERSION"))
+            }
             [] | ["help"] => {
                 gdbstub::outputln!(out, "corestub monitor commands:");
-                gdbstub::outputln!(out, "  info version   corestub's version (used by the kernel's scripts/gdb)");
+                gdbstub::outputln!(
+                    out,
+                    "  info version   corestub's version (used by the kernel's scripts/gdb)"
+                );
             }
-            _ => gdbstub::outputln!(out, "corestub: unknown monitor command '{cmd}' (try 'monitor help')"),
+            _ => gdbstub::outputln!(
+                out,
+                "corestub: unknown monitor command '{cmd}' (try 'monitor help')"
+            ),
         }
         Ok(())
     }

@@ -81,7 +81,14 @@ static REGS: &[RegDef] = &[
     g("r14", 14),
     g("r15", 15),
     r("rip", 64, "code_ptr", CORE, Some(16), Some(Role::Pc)),
-    r("eflags", 32, "i386_eflags", CORE, Some(49), Some(Role::Flags)),
+    r(
+        "eflags",
+        32,
+        "i386_eflags",
+        CORE,
+        Some(49),
+        Some(Role::Flags),
+    ),
     seg("cs", 51),
     seg("ss", 52),
     seg("ds", 53),
@@ -209,7 +216,12 @@ mod tests {
     fn xml_names_every_register_once() {
         let xml = X86_64::xml();
         for r in REGS {
-            assert_eq!(xml.matches(&format!("name=\"{}\" ", r.name)).count(), 1, "{}", r.name);
+            assert_eq!(
+                xml.matches(&format!("name=\"{}\" ", r.name)).count(),
+                1,
+                "{}",
+                r.name
+            );
         }
         assert!(xml.contains("org.gnu.gdb.i386.core"));
         assert_eq!(REGS[X86_64::PC].name, "rip");

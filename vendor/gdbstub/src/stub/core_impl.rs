@@ -246,11 +246,15 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                         {
                             let mut res = ResponseWriter::new(res.as_conn(), target.use_rle());
                             res.write_str("O")?;
-                            res.write_hex_buf(b"target has not implemented `support_resume()`\n")?;
+                            // corestub patch: the target words the message.
+                            res.write_hex_buf(target.resume_stub_message().as_bytes())?;
                             res.flush()?;
                         }
 
-                        res.write_str("S05")?;
+                        // corestub patch: name a thread (as `?` does), or a
+                        // multi-threaded client warns and picks thread 1
+                        // while the stub keeps its current thread.
+                        return self.report_reasonable_stop_reason(res, target);
                     }
                 }
 

@@ -557,6 +557,13 @@ pub trait Target {
         true
     }
 
+    /// corestub patch: the console message the resume stub (see
+    /// [`Target::use_resume_stub`]) prints when a client tries to resume a
+    /// target without resume support. Should end with a newline.
+    fn resume_stub_message(&self) -> &str {
+        "target has not implemented `support_resume()`\n"
+    }
+
     /// Enable/Disable the use of run-length encoding on outgoing packets.
     ///
     /// This is enabled by default, as RLE can save substantial amounts of

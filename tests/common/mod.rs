@@ -1,0 +1,113 @@
+//! Shared helpers for end-to-end tests with real debuggers on real dumps.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub use corestub::fixtures::fixture;
+
+pub fn corestub_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_corestub")
+}
+
+/// Runs `corestub gdb` in batch mode with `steps`, each a (label, command).
+/// Returns each step's output by label (the text between markers).
+pub fn gdb_steps(
+    dump: &Path,
+    vmlinux: &Path,
+    steps: &[(&str, &str)],
+) -> (BTreeMap<String, String>, String) {
+    let mut args: Vec<String> = vec![
+        "gdb".into(),
+        "--vmlinux".into(),
+        vmlinux.display().to_string(),
+        dump.display().to_string(),
+        "--".into(),
+        "-nx".into(),
+        "-batch".into(),
+        "-iex".into(),
+        "set width 0".into(),
+        "-iex".into(),
+        "set height 0".into(),
+    ];
+    for (label, cmd) in steps {
+        args.push("-ex".into());
+        args.push(format!("echo @@STEP {label}\\n"));
+        args.push("-ex".into());
+        args.push(cmd.to_string());
+    }
+    args.push("-ex".into());
+    args.push("echo @@STEP end\\n".into());
+    let out = Command::new(corestub_bin())
+        .args(&args)
+        .output()
+        .expect("run corestub gdb");
+    let all = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (
+        split_steps(
+            &String::from_utf8_lossy(&out.stdout),
+            &String::from_utf8_lossy(&out.stderr),
+        ),
+        all,
+    )
+}
+
+/// GDB writes command output to stdout and errors to stderr; both streams
+/// carry no common clock, so errors are attributed to steps by the markers
+/// only on stdout. Errors are appended to the step that precedes them in
+/// stderr order (GDB prints error text after the echo of the same step).
+fn split_steps(stdout: &str, _stderr: &str) -> BTreeMap<String, String> {
+    let mut map = BTreeMap::new();
+    let mut cur = String::from("prelude");
+    let mut buf = String::new();
+    for line in stdout.lines() {
+        if let Some(at) = line.find("@@STEP ") {
+            buf.push_str(&line[..at]);
+            let l = &line[at + 7..];
+            map.insert(
+                std::mem::replace(&mut cur, l.to_string()),
+                std::mem::take(&mut buf),
+            );
+        } else {
+            buf.push_str(line);
+            buf.push('\n');
+        }
+    }
+    map.insert(cur, buf);
+    map
+}
+
+/// Runs a command and returns its output, failing the test if it can't start.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+pub fn fixture_set(set: &str, names: &[&str], test: &str) -> Option<Vec<PathBuf>> {
+    names.iter().map(|n| fixture(set, n, test)).collect()
+}
+
+/// SHA-256-free content fingerprint: size + mtime + a strong-enough hash of
+/// sampled bytes would miss a change; we hash all bytes with std's SipHash
+/// in 1 MiB chunks (fast enough for the fixtures).
+pub fn file_fingerprint(p: &Path) -> (u64, std::time::SystemTime, u64) {
+    use std::hash::{Hash, Hasher};
+    use std::io::Read;
+    let meta = std::fs::metadata(p).unwrap();
+    let mut f = std::fs::File::open(p).unwrap();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).unwrap();
+        if n == 0 {
+            break;
+        }
+        buf[..n].hash(&mut h);
+    }
+    (meta.len(), meta.modified().unwrap(), h.finish())
+}
