@@ -416,3 +416,543 @@ impl Arm64Paging {
         unreachable!("level 3 descriptors are always a page, invalid or reserved")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dump::{MemError, PhysRange};
+    use crate::mmu::Paging;
+    use std::collections::HashMap;
+
+    /// Sparse physical memory made of 4 KiB pages, for hand-built tables
+    /// (any granule: only the 8-byte entries that are set exist).
+    #[derive(Default)]
+    struct Pages(HashMap<u64, Vec<u8>>);
+
+    impl Pages {
+        fn set(&mut self, pa: u64, val: u64) {
+            let page = self.0.entry(pa & !0xfff).or_insert_with(|| vec![0; 4096]);
+            let o = (pa & 0xfff) as usize;
+            page[o..o + 8].copy_from_slice(&val.to_le_bytes());
+        }
+    }
+
+    impl PhysicalMemory for Pages {
+        fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
+            let page = self
+                .0
+                .get(&(pa.0 & !0xfff))
+                .ok_or(MemError::NotInDump(pa))?;
+            let o = (pa.0 & 0xfff) as usize;
+            buf.copy_from_slice(&page[o..o + buf.len()]);
+            Ok(())
+        }
+        fn ranges(&self) -> &[PhysRange] {
+            &[]
+        }
+    }
+
+    const TABLE: u64 = 0b11;
+    const PAGE: u64 = 0b11;
+    const BLOCK: u64 = 0b01;
+    // Table-descriptor attributes: PXNTable, UXNTable, APTable, NSTable.
+    const TABLE_ATTRS: u64 = (1 << 59) | (1 << 60) | (3 << 61) | (1 << 63);
+    // Leaf attributes the walker must ignore: AttrIdx 4, AF, nG, GP (50),
+    // DBM (51), Contiguous (52), PXN (53), UXN (54), software bit 55, PBHA
+    // bit 59.
+    const LEAF_ATTRS: u64 = (4 << 2)
+        | (1 << 10)
+        | (1 << 11)
+        | (1 << 50)
+        | (1 << 51)
+        | (1 << 52)
+        | (1 << 53)
+        | (1 << 54)
+        | (1 << 55)
+        | (1 << 59);
+    // Inner-shareable SH bits 9:8 (only when they are not address bits).
+    const SH: u64 = 3 << 8;
+
+    fn kspace(root: PageTableRoot) -> AddressSpace {
+        AddressSpace {
+            kernel: root,
+            user: None,
+        }
+    }
+
+    fn root(pa: u64) -> PageTableRoot {
+        PageTableRoot(PhysAddr(pa))
+    }
+
+    fn walk(
+        p: &Arm64Paging,
+        m: &Pages,
+        s: &AddressSpace,
+        va: u64,
+    ) -> Result<Translation, TranslateError> {
+        p.translate(m, s, VirtAddr(va), None)
+    }
+
+    fn ok(pa: u64, page_size: u64) -> Result<Translation, TranslateError> {
+        Ok(Translation {
+            pa: PhysAddr(pa),
+            page_size,
+        })
+    }
+
+    fn is_bad_entry(r: Result<Translation, TranslateError>, lvl: &str) -> bool {
+        matches!(r, Err(TranslateError::BadEntry { level, .. }) if level == lvl)
+    }
+
+    // 4K granule, 48-bit VAs, 4 levels (L0..L3).
+    // va 0xffff_a610_4d61_0abc: bits 47:39 = 0x14c, 38:30 = 0x041,
+    // 29:21 = 0x06b, 20:12 = 0x010, offset 0xabc.
+    #[test]
+    fn k4_va48_pages_and_blocks_through_ttbr1() {
+        let p = Arm64Paging::new(Granule::K4, 48, 48, Pa52Mode::None).unwrap();
+        // TTBR1 with ASID 0x104 and CnP: base 0x4158_f000
+        let r = p.ttbr_to_root(0x0104_0000_4158_f001);
+        assert_eq!(r, root(0x4158_f000));
+        let mut m = Pages::default();
+        let va = 0xffff_a610_4d61_0abc;
+        m.set(0x4158_f000 + 0x14c * 8, 0x5000_0000 | TABLE | TABLE_ATTRS); // 0x4158_fa60
+        m.set(0x5000_0000 + 0x041 * 8, 0x5000_1000 | TABLE); // 0x5000_0208
+        m.set(0x5000_1000 + 0x06b * 8, 0x5000_2000 | TABLE); // 0x5000_1358
+        m.set(
+            0x5000_2000 + 0x010 * 8,
+            0x4021_0000 | PAGE | LEAF_ATTRS | SH,
+        ); // 0x5000_2080
+        let mut trace = Vec::new();
+        let t = p.translate(&m, &kspace(r), VirtAddr(va), Some(&mut trace));
+        // page 0x4021_0000 + offset 0xabc
+        assert_eq!(t, ok(0x4021_0abc, 4096));
+        let lv: Vec<_> = trace.iter().map(|s| (s.level, s.entry_pa.0)).collect();
+        assert_eq!(
+            lv,
+            [
+                ("PGD", 0x4158_fa60),
+                ("PUD", 0x5000_0208),
+                ("PMD", 0x5000_1358),
+                ("PTE", 0x5000_2080)
+            ]
+        );
+        assert_eq!(trace[3].entry, 0x4021_0000 | PAGE | LEAF_ATTRS | SH);
+
+        // 2 MiB block at L2: base 0x8000_0000 | va[20:0] = 0x01_0abc
+        m.set(0x5000_1358, 0x8000_0000 | BLOCK | LEAF_ATTRS | SH);
+        assert_eq!(walk(&p, &m, &kspace(r), va), ok(0x8001_0abc, 2 << 20));
+        // 1 GiB block at L1: base 0x1_c000_0000 | va[29:0] = 0x0d61_0abc
+        m.set(0x5000_0208, 0x1_c000_0000 | BLOCK | LEAF_ATTRS | SH);
+        assert_eq!(walk(&p, &m, &kspace(r), va), ok(0x1_cd61_0abc, 1 << 30));
+        // a block at L0 needs LPA2
+        m.set(0x4158_fa60, 0x80_0000_0000 | BLOCK);
+        assert!(is_bad_entry(walk(&p, &m, &kspace(r), va), "PGD"));
+        // not canonical for 48 bits: bit 48 clear in a kernel address
+        assert!(matches!(
+            walk(&p, &m, &kspace(r), 0xfffe_a610_4d61_0abc),
+            Err(TranslateError::NonCanonical { .. })
+        ));
+    }
+
+    // User half through TTBR0. va 0x0000_ffff_c85c_7123: bits 47:39 = 0x1ff,
+    // 38:30 = 0x1ff, 29:21 = 0x042, 20:12 = 0x1c7, offset 0x123.
+    #[test]
+    fn k4_va48_user_half() {
+        let p = Arm64Paging::new(Granule::K4, 48, 48, Pa52Mode::None).unwrap();
+        let mut m = Pages::default();
+        let user = p.ttbr_to_root(0x48e2_d001); // CnP set
+        assert_eq!(user, root(0x48e2_d000));
+        m.set(0x48e2_d000 + 0x1ff * 8, 0x6000_0000 | TABLE);
+        m.set(0x6000_0000 + 0x1ff * 8, 0x6000_1000 | TABLE);
+        m.set(0x6000_1000 + 0x042 * 8, 0x6000_2000 | TABLE);
+        m.set(
+            0x6000_2000 + 0x1c7 * 8,
+            0x419d_d000 | PAGE | LEAF_ATTRS | SH,
+        );
+        let s = AddressSpace {
+            kernel: root(0x4158_f000),
+            user: Some(user),
+        };
+        let va = 0x0000_ffff_c85c_7123;
+        assert!(p.is_user(VirtAddr(va)));
+        // page 0x419d_d000 + 0x123
+        assert_eq!(walk(&p, &m, &s, va), ok(0x419d_d123, 4096));
+        assert!(matches!(
+            walk(&p, &m, &kspace(root(0x4158_f000)), va),
+            Err(TranslateError::NoRoot { .. })
+        ));
+        // strict: bit 48 set, a tag in the top byte (no TBI), bit 55 set with
+        // zero top bits: all non-canonical
+        for bad in [
+            0x0001_ffff_c85c_7123u64,
+            0x5a00_ffff_c85c_7123,
+            0x00ff_ffff_c85c_7123,
+        ] {
+            assert!(matches!(
+                walk(&p, &m, &s, bad),
+                Err(TranslateError::NonCanonical { .. })
+            ));
+        }
+    }
+
+    // 4K granule, 39-bit VAs: 3 levels L1..L3, named PGD/PMD/PTE.
+    // va 0xffff_ff80_1234_5678: bits 38:30 = 0x000, 29:21 = 0x091,
+    // 20:12 = 0x145, offset 0x678.
+    #[test]
+    fn k4_va39_three_levels() {
+        let p = Arm64Paging::new(Granule::K4, 39, 39, Pa52Mode::None).unwrap();
+        let mut m = Pages::default();
+        let va = 0xffff_ff80_1234_5678;
+        m.set(0x10_0000, 0x11_0000 | TABLE);
+        m.set(0x11_0000 + 0x091 * 8, 0x12_0000 | TABLE);
+        m.set(0x12_0000 + 0x145 * 8, 0x7654_3000 | PAGE | LEAF_ATTRS);
+        let mut trace = Vec::new();
+        let t = p.translate(&m, &kspace(root(0x10_0000)), VirtAddr(va), Some(&mut trace));
+        assert_eq!(t, ok(0x7654_3678, 4096));
+        let names: Vec<_> = trace.iter().map(|s| s.level).collect();
+        assert_eq!(names, ["PGD", "PMD", "PTE"]);
+        // 1 GiB block at L1 (the PGD here): 0xc000_0000 | va[29:0] = 0x1234_5678
+        m.set(0x10_0000, 0xc000_0000 | BLOCK);
+        assert_eq!(
+            walk(&p, &m, &kspace(root(0x10_0000)), va),
+            ok(0xd234_5678, 1 << 30)
+        );
+        // a 48-bit kernel address is not canonical with 39 bits
+        assert!(matches!(
+            walk(&p, &m, &kspace(root(0x10_0000)), 0xffff_a610_4d61_0abc),
+            Err(TranslateError::NonCanonical { .. })
+        ));
+    }
+
+    // 16K granule, 47-bit VAs: 3 levels L1..L3 (a full 2048-entry L1; a
+    // level-0 table only exists from 48 bits on).
+    // va 0xffff_ab12_3456_789a: bits 46:36 = 0x2b1, 35:25 = 0x11a,
+    // 24:14 = 0x159, offset 0x389a.
+    fn k16_chain(m: &mut Pages) {
+        m.set(0x8_0000 + 0x2b1 * 8, 0x9_0000 | TABLE); // 0x8_1588
+        m.set(0x9_0000 + 0x11a * 8, 0xa_0000 | TABLE); // 0x9_08d0
+        m.set(0xa_0000 + 0x159 * 8, 0x4567_c000 | PAGE | LEAF_ATTRS | SH); // 0xa_0ac8
+    }
+
+    #[test]
+    fn k16_va47_three_levels_and_32m_block() {
+        let p = Arm64Paging::new(Granule::K16, 47, 47, Pa52Mode::None).unwrap();
+        let mut m = Pages::default();
+        k16_chain(&mut m);
+        let va = 0xffff_ab12_3456_789a;
+        let mut trace = Vec::new();
+        let t = p.translate(&m, &kspace(root(0x8_0000)), VirtAddr(va), Some(&mut trace));
+        // 16K page 0x4567_c000 + 0x389a
+        assert_eq!(t, ok(0x4567_f89a, 16384));
+        assert_eq!(
+            trace.iter().map(|s| s.level).collect::<Vec<_>>(),
+            ["PGD", "PMD", "PTE"]
+        );
+        assert_eq!(trace[0].entry_pa, PhysAddr(0x8_1588));
+        // 32 MiB block at L2: 0x1_2000_0000 | va[24:0] = 0x0056_789a
+        m.set(0x9_08d0, 0x1_2000_0000 | BLOCK);
+        assert_eq!(
+            walk(&p, &m, &kspace(root(0x8_0000)), va),
+            ok(0x1_2056_789a, 32 << 20)
+        );
+        // a 64 GiB block at L1 needs LPA2
+        m.set(0x8_1588, 0x10_0000_0000 | BLOCK);
+        assert!(is_bad_entry(
+            walk(&p, &m, &kspace(root(0x8_0000)), va),
+            "PGD"
+        ));
+    }
+
+    // 16K granule, 48-bit VAs: 4 levels with a 2-entry level-0 table.
+    // Same va: bit 47 = 1 is the L0 index, then as above.
+    #[test]
+    fn k16_va48_two_entry_level0() {
+        let p = Arm64Paging::new(Granule::K16, 48, 48, Pa52Mode::None).unwrap();
+        let mut m = Pages::default();
+        k16_chain(&mut m);
+        m.set(0x20_0000 + 8, 0x8_0000 | TABLE);
+        let mut trace = Vec::new();
+        let t = p.translate(
+            &m,
+            &kspace(root(0x20_0000)),
+            VirtAddr(0xffff_ab12_3456_789a),
+            Some(&mut trace),
+        );
+        assert_eq!(t, ok(0x4567_f89a, 16384));
+        assert_eq!(
+            trace.iter().map(|s| s.level).collect::<Vec<_>>(),
+            ["PGD", "PUD", "PMD", "PTE"]
+        );
+        assert_eq!(trace[0].entry_pa, PhysAddr(0x20_0008));
+    }
+
+    // 16K granule, 36-bit VAs: 2 levels L2, L3 (PGD, PTE).
+    // va 0xffff_fff1_2345_6789: bits 35:25 = 0x091, 24:14 = 0x515,
+    // offset 0x2789.
+    #[test]
+    fn k16_va36_two_levels() {
+        let p = Arm64Paging::new(Granule::K16, 36, 36, Pa52Mode::None).unwrap();
+        let mut m = Pages::default();
+        let va = 0xffff_fff1_2345_6789;
+        m.set(0x30_0000 + 0x091 * 8, 0x31_0000 | TABLE);
+        m.set(0x31_0000 + 0x515 * 8, 0x5000_4000 | PAGE);
+        let mut trace = Vec::new();
+        let t = p.translate(&m, &kspace(root(0x30_0000)), VirtAddr(va), Some(&mut trace));
+        assert_eq!(t, ok(0x5000_6789, 16384));
+        assert_eq!(
+            trace.iter().map(|s| s.level).collect::<Vec<_>>(),
+            ["PGD", "PTE"]
+        );
+        // 32 MiB block at L2: 0x6000_0000 | va[24:0] = 0x0145_6789
+        m.set(0x30_0000 + 0x091 * 8, 0x6000_0000 | BLOCK);
+        assert_eq!(
+            walk(&p, &m, &kspace(root(0x30_0000)), va),
+            ok(0x6145_6789, 32 << 20)
+        );
+    }
+
+    // 64K granule, 42-bit VAs: 2 levels L2 (8192 entries), L3.
+    // va 0xffff_fc12_3456_789a: bits 41:29 = 0x091, 28:16 = 0x1456,
+    // offset 0x789a.
+    #[test]
+    fn k64_va42_two_levels_and_512m_block() {
+        let p = Arm64Paging::new(Granule::K64, 42, 42, Pa52Mode::None).unwrap();
+        let mut m = Pages::default();
+        let va = 0xffff_fc12_3456_789a;
+        m.set(0x4_0000 + 0x091 * 8, 0x5_0000 | TABLE); // 0x4_0488
+        m.set(0x5_0000 + 0x1456 * 8, 0x4321_0000 | PAGE | LEAF_ATTRS | SH); // 0x5_a2b0
+        let mut trace = Vec::new();
+        let t = p.translate(&m, &kspace(root(0x4_0000)), VirtAddr(va), Some(&mut trace));
+        assert_eq!(t, ok(0x4321_789a, 65536));
+        assert_eq!(
+            trace.iter().map(|s| s.level).collect::<Vec<_>>(),
+            ["PGD", "PTE"]
+        );
+        assert_eq!(trace[1].entry_pa, PhysAddr(0x5_a2b0));
+        // 512 MiB block at L2: 0x6000_0000 | va[28:0] = 0x1456_789a
+        m.set(0x4_0488, 0x6000_0000 | BLOCK | LEAF_ATTRS);
+        assert_eq!(
+            walk(&p, &m, &kspace(root(0x4_0000)), va),
+            ok(0x7456_789a, 512 << 20)
+        );
+    }
+
+    // 64K granule, 48-bit VAs: 3 levels, L1 has 64 entries.
+    // va 0xffff_8123_4567_89ab: bits 47:42 = 0x20, 41:29 = 0x91a,
+    // 28:16 = 0x567, offset 0x89ab.
+    #[test]
+    fn k64_va48_three_levels() {
+        let p = Arm64Paging::new(Granule::K64, 48, 48, Pa52Mode::None).unwrap();
+        let mut m = Pages::default();
+        let va = 0xffff_8123_4567_89ab;
+        m.set(0x7_0000 + 0x20 * 8, 0x8_0000 | TABLE); // 0x7_0100
+        m.set(0x8_0000 + 0x91a * 8, 0x9_0000 | TABLE); // 0x8_48d0
+        m.set(0x9_0000 + 0x567 * 8, 0xabcd_0000 | PAGE | LEAF_ATTRS | SH); // 0x9_2b38
+        let mut trace = Vec::new();
+        let t = p.translate(&m, &kspace(root(0x7_0000)), VirtAddr(va), Some(&mut trace));
+        assert_eq!(t, ok(0xabcd_89ab, 65536));
+        assert_eq!(
+            trace.iter().map(|s| s.level).collect::<Vec<_>>(),
+            ["PGD", "PMD", "PTE"]
+        );
+        // a 4 TiB block at L1 needs 52-bit PAs (LPA)
+        m.set(0x7_0100, BLOCK);
+        assert!(is_bad_entry(
+            walk(&p, &m, &kspace(root(0x7_0000)), va),
+            "PGD"
+        ));
+    }
+
+    // 64K granule, 52-bit VAs and PAs (FEAT_LVA + FEAT_LPA): 3 levels, a
+    // 1024-entry L1. PA[51:48] in descriptor bits 15:12 and TTBR bits 5:2.
+    // va 0xfff8_1234_5678_9abc: bits 51:42 = 0x204, 41:29 = 0x11a2,
+    // 28:16 = 0x1678, offset 0x9abc.
+    #[test]
+    fn k64_va52_lpa() {
+        let p = Arm64Paging::new(Granule::K64, 52, 52, Pa52Mode::Lpa).unwrap();
+        // TTBR: ASID 0xab, base bits 47:6 = 0x1_0000, bits 5:2 = 0xa, CnP
+        let r = p.ttbr_to_root(0x00ab_0000_0001_0029);
+        assert_eq!(r, root(0x000a_0000_0001_0000));
+        let mut m = Pages::default();
+        let va = 0xfff8_1234_5678_9abc;
+        // L1 entry at root + 0x204*8 = +0x1020; next table 0x0003_0000_0002_0000
+        m.set(
+            0x000a_0000_0001_1020,
+            0x2_0000 | (0x3 << 12) | TABLE | TABLE_ATTRS,
+        );
+        // L2 entry at +0x11a2*8 = +0x8d10; next table 0x4_0000
+        m.set(0x0003_0000_0002_8d10, 0x4_0000 | TABLE);
+        // L3 entry at 0x4_0000 + 0x1678*8 = 0x4_b3c0; page 0x000f_0123_4567_0000
+        m.set(
+            0x4_b3c0,
+            0x0123_4567_0000 | (0xf << 12) | PAGE | LEAF_ATTRS | SH,
+        );
+        let mut trace = Vec::new();
+        let t = p.translate(&m, &kspace(r), VirtAddr(va), Some(&mut trace));
+        assert_eq!(t, ok(0x000f_0123_4567_9abc, 65536));
+        assert_eq!(
+            trace.iter().map(|s| s.level).collect::<Vec<_>>(),
+            ["PGD", "PMD", "PTE"]
+        );
+        // 512 MiB block at L2, base 0x0002_0000_2000_0000 | va[28:0] = 0x1678_9abc
+        m.set(0x0003_0000_0002_8d10, 0x2000_0000 | (0x2 << 12) | BLOCK);
+        assert_eq!(
+            walk(&p, &m, &kspace(r), va),
+            ok(0x0002_0000_3678_9abc, 512 << 20)
+        );
+        // 4 TiB block at L1, base 0x0005_0400_0000_0000 | va[41:0] = 0x234_5678_9abc
+        m.set(
+            0x000a_0000_0001_1020,
+            0x0400_0000_0000 | (0x5 << 12) | BLOCK | LEAF_ATTRS,
+        );
+        assert_eq!(
+            walk(&p, &m, &kspace(r), va),
+            ok(0x0005_0634_5678_9abc, 4 << 40)
+        );
+    }
+
+    // 4K granule, 52-bit VAs and PAs (FEAT_LPA2, DS = 1): 5 levels from
+    // level -1 (16 entries). PA[51:50] in descriptor bits 9:8.
+    // va 0xfff8_1234_5678_9abc: bits 51:48 = 0x8, 47:39 = 0x024,
+    // 38:30 = 0x0d1, 29:21 = 0x0b3, 20:12 = 0x189, offset 0xabc.
+    #[test]
+    fn k4_va52_lpa2_five_levels() {
+        let p = Arm64Paging::new(Granule::K4, 52, 52, Pa52Mode::Lpa2).unwrap();
+        // TTBR: ASID 7, base 0x1000, bits 5:2 = 0xc (PA 51:48), CnP
+        let r = p.ttbr_to_root(0x0007_0000_0000_1031);
+        assert_eq!(r, root(0x000c_0000_0000_1000));
+        let mut m = Pages::default();
+        let va = 0xfff8_1234_5678_9abc;
+        // L-1 entry at root + 0x8*8; next table 0x000c_0000_0040_0000 (51:50 = 0b11)
+        m.set(
+            0x000c_0000_0000_1040,
+            0x40_0000 | (0b11 << 8) | TABLE | TABLE_ATTRS,
+        );
+        // L0 entry at +0x24*8 = +0x120; next table 0x0001_0000_0000_2000 (49:48 in place)
+        m.set(0x000c_0000_0040_0120, 0x0001_0000_0000_2000 | TABLE);
+        // L1 entry at +0xd1*8 = +0x688; next table 0x3000
+        m.set(0x0001_0000_0000_2688, 0x3000 | TABLE);
+        // L2 entry at 0x3000 + 0xb3*8 = 0x3598; next table 0x4000
+        m.set(0x3598, 0x4000 | TABLE);
+        // L3 entry at 0x4000 + 0x189*8 = 0x4c48; page 0x0009_2345_6789_a000:
+        // bits 49:12 = 0x1_2345_6789_a, bits 51:50 = 0b10 → descriptor bits 9:8
+        m.set(
+            0x4c48,
+            0x0001_2345_6789_a000 | (0b10 << 8) | PAGE | LEAF_ATTRS,
+        );
+        let mut trace = Vec::new();
+        let t = p.translate(&m, &kspace(r), VirtAddr(va), Some(&mut trace));
+        assert_eq!(t, ok(0x0009_2345_6789_aabc, 4096));
+        assert_eq!(
+            trace.iter().map(|s| s.level).collect::<Vec<_>>(),
+            ["PGD", "P4D", "PUD", "PMD", "PTE"]
+        );
+        // 512 GiB block at L0 (LPA2 only): base 0x000c_0080_0000_0000 |
+        // va[38:0] = 0x34_5678_9abc
+        m.set(0x000c_0000_0040_0120, 0x80_0000_0000 | (0b11 << 8) | BLOCK);
+        assert_eq!(
+            walk(&p, &m, &kspace(r), va),
+            ok(0x000c_00b4_5678_9abc, 512 << 30)
+        );
+        // never a block at level -1
+        m.set(0x000c_0000_0000_1040, BLOCK);
+        assert!(is_bad_entry(walk(&p, &m, &kspace(r), va), "PGD"));
+    }
+
+    // 16K granule with LPA2, 52-bit VAs: 4 levels, 32-entry L0; a 64 GiB
+    // block at L1. va 0xfff8_1234_5678_9abc: bits 51:47 = 0x10,
+    // 46:36 = 0x123.
+    #[test]
+    fn k16_va52_lpa2_64g_block() {
+        let p = Arm64Paging::new(Granule::K16, 52, 52, Pa52Mode::Lpa2).unwrap();
+        let mut m = Pages::default();
+        m.set(0x10_0000 + 0x10 * 8, 0x20_0000 | TABLE);
+        // base 0x0004_0010_0000_0000: bits 51:50 = 0b01 → descriptor bits 9:8
+        m.set(0x20_0000 + 0x123 * 8, 0x10_0000_0000 | (0b01 << 8) | BLOCK);
+        // base | va[35:0] = 0x4_5678_9abc
+        assert_eq!(
+            walk(&p, &m, &kspace(root(0x10_0000)), 0xfff8_1234_5678_9abc),
+            ok(0x0004_0014_5678_9abc, 64 << 30)
+        );
+    }
+
+    #[test]
+    fn hostile_tables_error_out() {
+        let p = Arm64Paging::new(Granule::K4, 48, 48, Pa52Mode::None).unwrap();
+        let s = kspace(root(0x1000));
+        let va = 0xffff_0000_0000_0010; // every index 0
+        let mut m = Pages::default();
+        // a table that points to itself: 4 reads, then its L3 "page" is itself
+        m.set(0x1000, 0x1000 | TABLE);
+        let mut trace = Vec::new();
+        let t = p.translate(&m, &s, VirtAddr(va), Some(&mut trace));
+        assert_eq!(t, ok(0x1010, 4096));
+        assert_eq!(trace.len(), 4);
+        // entry pointing past RAM
+        m.set(0x1000, 0xdead_0000_0000 | TABLE);
+        assert!(matches!(
+            walk(&p, &m, &s, va),
+            Err(TranslateError::TableUnreadable { .. })
+        ));
+        // invalid descriptors (bit 0 clear), with and without bit 1
+        for d in [0, 0b10, 0x4000_0000 | 0b10] {
+            m.set(0x1000, d);
+            let e = walk(&p, &m, &s, va).unwrap_err();
+            assert!(
+                matches!(e, TranslateError::NotMapped { level: "PGD", .. }),
+                "{e}"
+            );
+            assert!(e.to_string().contains("not mapped"));
+        }
+        // reserved descriptor type 0b01 at L3
+        m.set(0x1000, 0x2000 | TABLE);
+        m.set(0x2000, 0x3000 | TABLE);
+        m.set(0x3000, 0x4000 | TABLE);
+        m.set(0x4000, 0x5000 | BLOCK);
+        assert!(is_bad_entry(walk(&p, &m, &s, va), "PTE"));
+        m.set(0x4000, 0x5000 | PAGE);
+        assert_eq!(walk(&p, &m, &s, va), ok(0x5010, 4096));
+    }
+
+    #[test]
+    fn configurations() {
+        use Granule::*;
+        assert!(Arm64Paging::new(K4, 52, 52, Pa52Mode::None).is_err());
+        assert!(Arm64Paging::new(K16, 49, 48, Pa52Mode::None).is_err());
+        assert!(Arm64Paging::new(K4, 48, 48, Pa52Mode::Lpa).is_err());
+        assert!(Arm64Paging::new(K64, 48, 48, Pa52Mode::Lpa2).is_err());
+        assert!(Arm64Paging::new(K4, 24, 48, Pa52Mode::None).is_err());
+        assert!(Arm64Paging::new(K64, 52, 48, Pa52Mode::None).is_ok());
+
+        // the fixture kernel: PAGESIZE 4096, VA_BITS 48, T1SZ 0x10, 48-bit PAs
+        let p = Arm64Paging::from_vmcoreinfo(4096, 48, Some(0x10), Some(48)).unwrap();
+        assert_eq!(p, Arm64Paging::new(K4, 48, 48, Pa52Mode::None).unwrap());
+        assert_eq!(
+            p.kernel_root_from_swapper_pg_dir(PhysAddr(0x4158_f000), 48),
+            root(0x4158_f000)
+        );
+        // a 52-bit 64K kernel on 48-bit hardware: TTBR1 is offset into the
+        // 1024-entry PGD by (1024 - 64) * 8 = 0x1e00
+        let p = Arm64Paging::from_vmcoreinfo(65536, 52, Some(16), Some(52)).unwrap();
+        assert_eq!(p, Arm64Paging::new(K64, 48, 48, Pa52Mode::Lpa).unwrap());
+        assert_eq!(
+            p.kernel_root_from_swapper_pg_dir(PhysAddr(0x4100_0000), 52),
+            root(0x4100_1e00)
+        );
+        let p = Arm64Paging::from_vmcoreinfo(4096, 52, Some(12), Some(52)).unwrap();
+        assert_eq!(p.pa52(), Pa52Mode::Lpa2);
+        let p = Arm64Paging::from_vmcoreinfo(16384, 47, None, None).unwrap();
+        assert_eq!(p, Arm64Paging::new(K16, 47, 47, Pa52Mode::None).unwrap());
+        assert!(Arm64Paging::from_vmcoreinfo(8192, 48, None, None).is_err());
+
+        // TCR_EL1 of the QEMU fixture: TG0 4K, TG1 4K, T0SZ = T1SZ = 16,
+        // IPS 48 bits, DS 0
+        let p = Arm64Paging::from_tcr_el1(0x0150_01f5_b550_3510).unwrap();
+        assert_eq!(p, Arm64Paging::new(K4, 48, 48, Pa52Mode::None).unwrap());
+
+        let paging = Paging::Aarch64(Arm64Paging::new(K16, 47, 47, Pa52Mode::None).unwrap());
+        assert_eq!(paging.page_size(), 16384);
+        assert!(paging.is_user(VirtAddr(0x0000_7fff_ffff_f000)));
+        assert!(!paging.is_user(VirtAddr(0xffff_8000_0000_0000)));
+    }
+}
