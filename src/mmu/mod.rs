@@ -3,6 +3,7 @@
 //! [`PhysicalMemory`] and never trust them: every walk is bounded by the
 //! number of levels, and every entry that points outside the dump is an error.
 
+pub mod aarch64;
 pub mod x86_64;
 
 use crate::addr::{PageTableRoot, PhysAddr, VirtAddr};
@@ -102,6 +103,7 @@ pub(crate) fn read_entry(
 #[derive(Clone, Debug)]
 pub enum Paging {
     X86_64(x86_64::X86Paging),
+    Aarch64(aarch64::Arm64Paging),
 }
 
 impl Paging {
@@ -116,6 +118,7 @@ impl Paging {
     ) -> Result<Translation, TranslateError> {
         match self {
             Paging::X86_64(p) => p.translate(mem, space, va, trace),
+            Paging::Aarch64(p) => p.translate(mem, space, va, trace),
         }
     }
 
@@ -123,12 +126,14 @@ impl Paging {
     pub fn is_user(&self, va: VirtAddr) -> bool {
         match self {
             Paging::X86_64(p) => p.is_user(va),
+            Paging::Aarch64(p) => p.is_user(va),
         }
     }
 
     pub fn page_size(&self) -> u64 {
         match self {
             Paging::X86_64(_) => 4096,
+            Paging::Aarch64(p) => p.page_size(),
         }
     }
 }
