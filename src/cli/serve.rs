@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use corestub::addr::Arch;
 use corestub::target::Session;
+use corestub::target::aarch64::Aarch64;
 use corestub::target::conn::{BufConn, serve_connection};
 use corestub::target::x86_64::X86_64;
 
@@ -34,7 +35,7 @@ pub struct ServeArgs {
 fn serve_one(session: Arc<Session>, conn: BufConn) {
     let r = match session.kernel.arch {
         Arch::X86_64 => serve_connection::<X86_64>(session, conn),
-        Arch::Aarch64 => Err("arm64 serving is not supported yet".to_string()),
+        Arch::Aarch64 => serve_connection::<Aarch64>(session, conn),
     };
     match r {
         Ok(reason) => log::info!("client finished: {reason:?}"),

@@ -5,6 +5,7 @@ pub mod vmcoreinfo;
 
 use crate::addr::{Arch, PageTableRoot, PhysAddr, VirtAddr};
 use crate::dump::{Dump, MemError};
+use crate::mmu::aarch64::Arm64Paging;
 use crate::mmu::{AddressSpace, Paging, TranslateError, x86_64::X86Paging};
 pub use vmcoreinfo::VmcoreInfo;
 
@@ -134,10 +135,33 @@ impl Kernel {
                 }
             }
             Arch::Aarch64 => {
-                return Err(KernelError::NoPageTables(
-                    path,
-                    "arm64 page tables are not supported yet".into(),
-                ));
+                let num = |k: &str| vmcoreinfo.number(k).map(|v| v as u64);
+                let page_size = vmcoreinfo.page_size().unwrap_or(4096);
+                let va_bits = num("VA_BITS").ok_or_else(|| {
+                    KernelError::NoPageTables(
+                        path.clone(),
+                        "VMCOREINFO lacks NUMBER(VA_BITS)".into(),
+                    )
+                })?;
+                let p = Arm64Paging::from_vmcoreinfo(
+                    page_size,
+                    va_bits,
+                    num("TCR_EL1_T1SZ"),
+                    num("MAX_PHYSMEM_BITS"),
+                )
+                .map_err(|e| KernelError::NoPageTables(path.clone(), e.to_string()))?;
+                let (Some(swapper), Some(voff)) =
+                    (vmcoreinfo.symbol("swapper_pg_dir"), num("kimage_voffset"))
+                else {
+                    return Err(KernelError::NoPageTables(
+                        path,
+                        "VMCOREINFO lacks SYMBOL(swapper_pg_dir) or NUMBER(kimage_voffset)".into(),
+                    ));
+                };
+                // The kernel image is mapped at PA = VA - kimage_voffset.
+                let root = p
+                    .kernel_root_from_swapper_pg_dir(PhysAddr(swapper.wrapping_sub(voff)), va_bits);
+                (Paging::Aarch64(p), root, RootSource::Vmcoreinfo, 0)
             }
         };
         let kaslr_offset = vmcoreinfo.kernel_offset().unwrap_or(0);

@@ -4,6 +4,7 @@
 //! Thread ids: CPU N is thread N+1, listed first and in CPU order (the
 //! kernel's scripts/gdb map GDB thread N to CPU N-1).
 
+pub mod aarch64;
 pub mod conn;
 pub mod regs;
 pub mod x86_64;
@@ -26,14 +27,21 @@ use regs::{RegTable, Regs, TableArch};
 
 /// What an architecture must provide to be served.
 pub trait ArchSupport: RegTable + Debug {
-    fn cpu_registers(cpu: &CpuContext) -> Regs<Self>
+    fn cpu_registers(kernel: &Kernel, cpu: &CpuContext) -> Regs<Self>
     where
         Self: Sized;
 }
 
 impl ArchSupport for x86_64::X86_64 {
-    fn cpu_registers(cpu: &CpuContext) -> Regs<Self> {
+    fn cpu_registers(_kernel: &Kernel, cpu: &CpuContext) -> Regs<Self> {
         x86_64::cpu_registers(cpu)
+    }
+}
+
+impl ArchSupport for aarch64::Aarch64 {
+    fn cpu_registers(kernel: &Kernel, cpu: &CpuContext) -> Regs<Self> {
+        let mask = kernel.vmcoreinfo.number("KERNELPACMASK").map(|m| m as u64);
+        aarch64::cpu_registers(cpu, mask)
     }
 }
 
@@ -125,7 +133,7 @@ impl<A: ArchSupport> MultiThreadBase for DumpTarget<A> {
     fn read_registers(&mut self, regs: &mut Regs<A>, t: Tid) -> TargetResult<(), Self> {
         match self.thread(t) {
             Some(ThreadKind::Cpu(i)) => {
-                *regs = A::cpu_registers(&self.session.kernel.cpus[*i]);
+                *regs = A::cpu_registers(&self.session.kernel, &self.session.kernel.cpus[*i]);
                 Ok(())
             }
             None => Err(TargetError::NonFatal),
