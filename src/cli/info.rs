@@ -2,6 +2,10 @@
 
 use std::process::ExitCode;
 
+use corestub::kernel::{printk, uts};
+use corestub::mmu::Paging;
+use serde_json::{Value, json};
+
 use super::{CliResult, DumpArgs, session};
 
 #[derive(clap::Args)]
@@ -13,41 +17,102 @@ pub struct InfoArgs {
     dump: DumpArgs,
 }
 
+/// Seconds since the epoch as "YYYY-MM-DD HH:MM:SS UTC" (civil-from-days).
+fn utc(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
 pub fn run(a: InfoArgs) -> CliResult {
     let opened = session::open(&a.dump)?;
-    let k = &opened.session.kernel;
+    let s = &opened.session;
+    let k = &s.kernel;
     let f = &k.dump.format;
-    let mut rows: Vec<(&str, serde_json::Value)> = vec![
-        ("dumpfile", k.dump.path.display().to_string().into()),
-        ("format", f.name.clone().into()),
-        (
-            "compression",
-            f.codec.clone().unwrap_or_else(|| "none".into()).into(),
-        ),
-        ("dump_level", f.dump_level.into()),
-        ("release", k.vmcoreinfo.osrelease().into()),
-        ("machine", k.arch.name().into()),
-        ("cpus", k.cpus.len().into()),
-        ("panic_cpu", opened.session.panic_cpu.into()),
-        ("kaslr_offset", format!("{:#x}", k.kaslr_offset).into()),
-        ("page_size", k.paging.page_size().into()),
-    ];
-    if let Some(v) = &opened.vmlinux {
-        rows.push(("vmlinux", v.display().to_string().into()));
-    }
+    let uts = uts::read(k).unwrap_or_default();
+    let log = printk::read_log(k);
+    let panic_msg = log.as_ref().ok().and_then(|l| printk::panic_message(l));
+    let ram: u64 = k.dump.memory.ranges().iter().map(|r| r.len).sum();
+    let levels = match &k.paging {
+        Paging::X86_64(p) => format!("{}-level", p.levels),
+        Paging::Aarch64(p) => format!("{p:?}"),
+    };
+    let panic_task = s.panic_cpu.and_then(|c| k.cpus.get(c)).map(|c| c.note_pid);
+    let obj = json!({
+        "dumpfile": k.dump.path.display().to_string(),
+        "format": f.name,
+        "compression": f.codec.clone().unwrap_or_else(|| "none".into()),
+        "block_size": f.block_size,
+        "dump_level": f.dump_level,
+        "excluded_pages": f.excluded_pages,
+        "stored_pages": f.stored_pages,
+        "incomplete": f.incomplete,
+        "quirks": f.quirks,
+        "release": if uts.release.is_empty() { k.vmcoreinfo.osrelease().map(str::to_string) } else { Some(uts.release.clone()) },
+        "version": uts.version,
+        "nodename": uts.nodename,
+        "machine": k.arch.name(),
+        "cpus": k.cpus.len(),
+        "panic_cpu": s.panic_cpu,
+        "panic_cpu_label": s.panic_cpu.and_then(|c| s.cpu_labels.get(c)),
+        "panic_pid": panic_task,
+        "panic": panic_msg,
+        "crash_time": k.vmcoreinfo.crash_time().map(utc),
+        "kaslr_offset": format!("{:#x}", k.kaslr_offset),
+        "phys_base": if k.phys_base < 0 { format!("-{:#x}", k.phys_base.unsigned_abs()) } else { format!("{:#x}", k.phys_base) },
+        "kernel_root": format!("{:#x}", k.kernel_root.0.0),
+        "kernel_root_from": format!("{:?}", k.root_source),
+        "page_size": k.paging.page_size(),
+        "paging": levels,
+        "memory_in_ranges": ram,
+        "vmlinux": opened.vmlinux.as_ref().map(|v| v.display().to_string()),
+        "log_error": log.as_ref().err(),
+    });
     if a.json {
-        let obj: serde_json::Map<String, serde_json::Value> =
-            rows.into_iter().map(|(k, v)| (k.to_string(), v)).collect();
         println!("{}", serde_json::to_string_pretty(&obj)?);
-    } else {
-        for (key, v) in rows {
-            let v = match v {
-                serde_json::Value::String(s) => s,
-                serde_json::Value::Null => "-".into(),
-                v => v.to_string(),
-            };
-            println!("{:>14}: {v}", key.to_uppercase());
-        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let Value::Object(map) = obj else {
+        unreachable!()
+    };
+    for (key, v) in map {
+        let v = match v {
+            Value::Null => continue,
+            Value::String(s) if s.is_empty() => continue,
+            Value::String(s) => s,
+            Value::Array(a) if a.is_empty() => continue,
+            v => v.to_string(),
+        };
+        let v = if key == "memory_in_ranges" {
+            format!("{v} ({:.1} MiB)", ram as f64 / 1048576.0)
+        } else {
+            v
+        };
+        println!("{:>18}: {v}", key.to_uppercase());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_formats_known_instants() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert_eq!(super::utc(1_795_301_155), "2026-11-21 22:45:55 UTC");
+    }
 }

@@ -1,6 +1,8 @@
 //! Kernel knowledge on top of a dump: VMCOREINFO, KASLR, the kernel page
 //! table root, per-CPU register contexts, and virtual memory reads.
 
+pub mod printk;
+pub mod uts;
 pub mod vmcoreinfo;
 
 use crate::addr::{Arch, PageTableRoot, PhysAddr, VirtAddr};
