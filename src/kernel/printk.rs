@@ -166,7 +166,8 @@ fn read_legacy(k: &Kernel) -> Result<Vec<LogRecord>, String> {
             .ok_or_else(|| format!("VMCOREINFO lacks SYMBOL({n})"))
     };
     let rd32 = |n: &str| -> Result<u64, String> {
-        Ok(k.read_u32(&space, VirtAddr(sym(n)?)).map_err(|e| format!("{n}: {e}"))? as u64)
+        Ok(k.read_u32(&space, VirtAddr(sym(n)?))
+            .map_err(|e| format!("{n}: {e}"))? as u64)
     };
     let buf_ptr = k
         .read_u64(&space, VirtAddr(sym("log_buf")?))

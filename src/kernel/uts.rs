@@ -19,7 +19,8 @@ const FIELD: usize = 65;
 pub fn read(k: &Kernel) -> Option<Utsname> {
     let base = k.vmcoreinfo.symbol("init_uts_ns")? + k.vmcoreinfo.offset("uts_namespace.name")?;
     let mut b = [0u8; FIELD * 6];
-    k.read_virt(&k.kernel_space(), VirtAddr(base), &mut b).ok()?;
+    k.read_virt(&k.kernel_space(), VirtAddr(base), &mut b)
+        .ok()?;
     let f = |i: usize| {
         let s = &b[i * FIELD..(i + 1) * FIELD];
         let end = s.iter().position(|&c| c == 0).unwrap_or(FIELD);
