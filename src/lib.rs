@@ -7,6 +7,6 @@
 
 pub mod addr;
 pub mod dump;
-pub mod mmu;
 #[doc(hidden)]
 pub mod fixtures;
+pub mod mmu;

@@ -1,0 +1,1 @@
+//! Synthetic kdump-compressed files (tests follow in the next commit).
