@@ -148,10 +148,8 @@ impl FlatFile {
                 ));
             }
             if avail > 0 {
-                if let Some(last) = extents.last() {
-                    if off < last.end() {
-                        in_order = false;
-                    }
+                if extents.last().is_some_and(|last| off < last.end()) {
+                    in_order = false;
                 }
                 extents.push(Extent {
                     start: off,
@@ -225,6 +223,12 @@ impl FlatFile {
     /// read as zeros (a rebuilt file has holes there). Fails with the first
     /// offset at or past the end of the reassembled file.
     pub fn read_at(&self, off: u64, out: &mut [u8]) -> Result<(), u64> {
+        self.fill(off, out, false)
+    }
+
+    /// [`FlatFile::read_at`]; with `strict`, a gap is an error too (at its
+    /// first offset).
+    fn fill(&self, off: u64, out: &mut [u8], strict: bool) -> Result<(), u64> {
         let end = off.checked_add(out.len() as u64).ok_or(off)?;
         if end > self.len {
             return Err(off.max(self.len));
@@ -246,6 +250,9 @@ impl FlatFile {
                     n
                 }
                 next => {
+                    if strict {
+                        return Err(cur);
+                    }
                     let gap_end = next.map_or(end, |e| e.start.min(end));
                     let n = (gap_end - cur) as usize;
                     out[done..done + n].fill(0);
@@ -261,6 +268,9 @@ impl FlatFile {
     /// The reassembled bytes `[off, off+len)`: borrowed from the mapping
     /// when one record holds them all (the usual case), else assembled in
     /// `scratch` (reused by the caller, so no allocation once it has grown).
+    /// In a stream that was cut short, a gap is reported as missing rather
+    /// than read as zeros: page data is never in a hole of a complete
+    /// stream, but in a truncated one it may simply not have been written.
     pub fn slice<'a>(
         &'a self,
         off: u64,
@@ -279,7 +289,7 @@ impl FlatFile {
         }
         scratch.clear();
         scratch.resize(len, 0);
-        self.read_at(off, scratch)?;
+        self.fill(off, scratch, self.incomplete.is_some())?;
         Ok(scratch)
     }
 }

@@ -167,10 +167,8 @@ impl RankedBitmap {
                 u64::from_le_bytes(w)
             })
             .collect();
-        if nbits % 64 != 0 {
-            if let Some(last) = words.last_mut() {
-                *last &= (1u64 << (nbits % 64)) - 1;
-            }
+        if let Some(last) = words.last_mut().filter(|_| !nbits.is_multiple_of(64)) {
+            *last &= (1u64 << (nbits % 64)) - 1;
         }
         let mut group_rank = Vec::with_capacity(nwords / RANK_GROUP + 1);
         let mut acc = 0u64;
@@ -199,7 +197,7 @@ impl RankedBitmap {
         for x in &self.words[g * RANK_GROUP..w] {
             r += u64::from(x.count_ones());
         }
-        if bit % 64 != 0 {
+        if !bit.is_multiple_of(64) {
             r += u64::from((self.words[w] & ((1u64 << (bit % 64)) - 1)).count_ones());
         }
         r
@@ -862,7 +860,7 @@ pub fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
     let arch = match machine.as_str() {
         "x86_64" => Arch::X86_64,
         "aarch64" => Arch::Aarch64,
-        m => match note_blob.as_deref().and_then(arch_from_notes) {
+        m @ ("" | "Unknown") => match note_blob.as_deref().and_then(arch_from_notes) {
             Some(a) => {
                 quirks.push(format!(
                     "utsname machine is {m:?} (QEMU leaves utsname empty): architecture {} taken from the NT_PRSTATUS size",
@@ -870,19 +868,19 @@ pub fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
                 ));
                 a
             }
-            None if m.is_empty() || m == "Unknown" => {
+            None => {
                 return Err(DumpError::UnknownFormat {
                     path: path.to_path_buf(),
                     reason: "kdump-compressed file with no utsname machine and no NT_PRSTATUS note to tell its architecture".into(),
                 });
             }
-            None => {
-                return Err(DumpError::UnknownFormat {
-                    path: path.to_path_buf(),
-                    reason: format!("kdump-compressed dump of an unsupported machine {m:?}"),
-                });
-            }
         },
+        m => {
+            return Err(DumpError::UnknownFormat {
+                path: path.to_path_buf(),
+                reason: format!("kdump-compressed dump of an unsupported machine {m:?}"),
+            });
+        }
     };
     let mut notes = Notes::default();
     if let Some(b) = &note_blob {
@@ -910,23 +908,18 @@ pub fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
         quirks.push("written by QEMU dump-guest-memory (empty utsname, no timestamp)".into());
     }
     if let Some(vi) = &notes.vmcoreinfo {
-        if let Some(pb) =
-            vmcoreinfo_value(vi, "NUMBER(phys_base)").and_then(|s| s.trim().parse::<i64>().ok())
-        {
-            if pb != phys_base {
-                quirks.push(format!(
-                    "sub-header phys_base {phys_base:#x} disagrees with VMCOREINFO NUMBER(phys_base) {pb:#x}; VMCOREINFO is used"
-                ));
-            }
+        let pb =
+            vmcoreinfo_value(vi, "NUMBER(phys_base)").and_then(|s| s.trim().parse::<i64>().ok());
+        if let Some(pb) = pb.filter(|&pb| pb != phys_base) {
+            quirks.push(format!(
+                "sub-header phys_base {phys_base:#x} disagrees with VMCOREINFO NUMBER(phys_base) {pb:#x}; VMCOREINFO is used"
+            ));
         }
-        if let Some(ps) =
-            vmcoreinfo_value(vi, "PAGESIZE").and_then(|s| s.trim().parse::<u64>().ok())
-        {
-            if ps != bs {
-                quirks.push(format!(
-                    "block size {bs} differs from the kernel page size {ps}: pfns here are block numbers (pa / {bs})"
-                ));
-            }
+        let ps = vmcoreinfo_value(vi, "PAGESIZE").and_then(|s| s.trim().parse::<u64>().ok());
+        if let Some(ps) = ps.filter(|&ps| ps != bs) {
+            quirks.push(format!(
+                "block size {bs} differs from the kernel page size {ps}: pfns here are block numbers (pa / {bs})"
+            ));
         }
     }
 
