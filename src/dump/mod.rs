@@ -5,6 +5,8 @@
 //! magic in [`open`]; adding a format is one file here and one match arm there.
 
 pub mod elf;
+pub mod flat;
+pub mod kdump;
 pub mod notes;
 
 use std::fmt;
@@ -146,6 +148,12 @@ pub fn open(path: &Path) -> Result<Dump, DumpError> {
     let magic = map.get(..16).unwrap_or(&map[..]);
     if magic.starts_with(b"\x7fELF") {
         elf::open(path, map)
+    } else if magic.starts_with(kdump::SIGNATURE_KDUMP)
+        || magic.starts_with(kdump::SIGNATURE_DISKDUMP)
+    {
+        kdump::open(path, map)
+    } else if magic.starts_with(flat::SIGNATURE) {
+        flat::open(path, map)
     } else {
         Err(DumpError::UnknownFormat {
             path: path.to_path_buf(),
