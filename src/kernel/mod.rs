@@ -1,0 +1,2 @@
+pub mod dwarf;
+pub mod symbols;
