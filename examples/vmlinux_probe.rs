@@ -52,7 +52,12 @@ fn main() {
     let t3 = Instant::now();
     for n in &names {
         match di.layout(n) {
-            Ok(l) => println!("  {:<24} size {:>5} members {:>4}", l.name, l.size, l.members.len()),
+            Ok(l) => println!(
+                "  {:<24} size {:>5} members {:>4}",
+                l.name,
+                l.size,
+                l.members.len()
+            ),
             Err(e) => println!("  {n}: {e}"),
         }
     }

@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use gimli::{AttributeValue, EndianSlice, RunTimeEndian, Section as _, UnitOffset, constants as dw};
+use gimli::{
+    AttributeValue, EndianSlice, RunTimeEndian, Section as _, UnitOffset, constants as dw,
+};
 
 type R = EndianSlice<'static, RunTimeEndian>;
 type Header = gimli::UnitHeader<R>;
@@ -47,7 +49,10 @@ impl DwarfError {
     /// The member (or type) does not exist: the caller may try another name
     /// (`__state` vs `state` across kernel versions).
     pub fn is_absent(&self) -> bool {
-        matches!(self, DwarfError::NoMember { .. } | DwarfError::TypeNotFound(_))
+        matches!(
+            self,
+            DwarfError::NoMember { .. } | DwarfError::TypeNotFound(_)
+        )
     }
 }
 
@@ -396,18 +401,33 @@ impl DebugInfo {
             let mut name = None;
             let mut decl = false;
             let mut located = false;
+            let mut spec_of = None;
             for spec in ab.attributes() {
                 let a = raw.read_attribute(*spec)?;
                 match a.name() {
                     dw::DW_AT_name if kind.is_some() => name = Some(a.value()),
                     dw::DW_AT_declaration => decl = true,
                     dw::DW_AT_location => located = true,
+                    dw::DW_AT_specification => {
+                        if let AttributeValue::UnitRef(s) = a.value() {
+                            spec_of = Some(s);
+                        }
+                    }
                     dw::DW_AT_sibling => {
                         if let AttributeValue::UnitRef(s) = a.value() {
                             sibling = Some(s);
                         }
                     }
                     _ => {}
+                }
+            }
+            if kind == Some(Kind::Variable) && located && name.is_none() {
+                // A definition completing an earlier declaration: the name
+                // is on the declaration.
+                if let Some(s) = spec_of {
+                    if let Ok(e) = header.entry(&abbrevs, s) {
+                        name = e.attr_value(dw::DW_AT_name).ok().flatten();
+                    }
                 }
             }
             if let (Some(kind), Some(name), false) = (kind, name, decl) {
@@ -439,10 +459,9 @@ impl DebugInfo {
                         _ => None,
                     };
                     if let Some(s) = s {
-                        index.entry((kind, s)).or_insert(DieRef {
-                            unit,
-                            die: off.0,
-                        });
+                        index
+                            .entry((kind, s))
+                            .or_insert(DieRef { unit, die: off.0 });
                     }
                 }
             }
@@ -538,6 +557,7 @@ impl DebugInfo {
             upper_bound: None,
             count: None,
             declaration: false,
+            specification: None,
         };
         let mut attrs = e.attrs();
         while let Some(a) = attrs.next()? {
@@ -550,7 +570,10 @@ impl DebugInfo {
                 dw::DW_AT_data_bit_offset => d.data_bit_offset = a.udata_value(),
                 dw::DW_AT_bit_offset => d.old_bit_offset = a.udata_value(),
                 dw::DW_AT_declaration => d.declaration = true,
-                dw::DW_AT_upper_bound => d.upper_bound = a.sdata_value().or(a.udata_value().map(|x| x as i64)),
+                dw::DW_AT_specification => d.specification = self.reference(unit, v),
+                dw::DW_AT_upper_bound => {
+                    d.upper_bound = a.sdata_value().or(a.udata_value().map(|x| x as i64))
+                }
                 dw::DW_AT_count => d.count = a.udata_value(),
                 dw::DW_AT_data_member_location => {
                     d.member_location = match v {
@@ -920,8 +943,12 @@ impl DebugInfo {
             if last {
                 return Ok(field);
             }
-            let c = composite
-                .ok_or_else(|| bad(format!("`{done}` ({}) is not a struct or union", m.type_name)))?;
+            let c = composite.ok_or_else(|| {
+                bad(format!(
+                    "`{done}` ({}) is not a struct or union",
+                    m.type_name
+                ))
+            })?;
             layout = self.layout_at(c, 0)?;
             base = offset;
         }
@@ -962,7 +989,12 @@ impl DebugInfo {
         let Some((_, r)) = self.find(&[Kind::Variable], name)? else {
             return Err(DwarfError::TypeNotFound(format!("variable {name}")));
         };
-        let d = self.die(r)?;
+        let mut d = self.die(r)?;
+        if d.ty.is_none() {
+            if let Some(s) = d.specification {
+                d = self.die(s)?;
+            }
+        }
         self.type_name(d.ty, 0)
     }
 }
@@ -982,6 +1014,7 @@ struct Die {
     upper_bound: Option<i64>,
     count: Option<u64>,
     declaration: bool,
+    specification: Option<DieRef>,
 }
 
 impl Die {

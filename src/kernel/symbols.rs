@@ -215,8 +215,8 @@ impl Vmlinux {
                     .data(endian, data)
                     .map_err(|e| bad(format!("section {name}: {e}")))?;
                 let bytes: &'static [u8] = if compressed {
-                    let buf = decompress(endian, raw)
-                        .map_err(|e| bad(format!("section {name}: {e}")))?;
+                    let buf =
+                        decompress(endian, raw).map_err(|e| bad(format!("section {name}: {e}")))?;
                     owned.push(buf.into_boxed_slice());
                     // SAFETY: the box lives in `_owned` of the returned Vmlinux.
                     unsafe { extend(owned.last().map(|b| &b[..]).unwrap_or(&[])) }
@@ -234,7 +234,10 @@ impl Vmlinux {
         }
 
         let symtab = [elf::SHT_SYMTAB, elf::SHT_DYNSYM].iter().find_map(|&ty| {
-            let (_, sh) = table.iter().enumerate().find(|(_, sh)| sh.sh_type(endian) == ty)?;
+            let (_, sh) = table
+                .iter()
+                .enumerate()
+                .find(|(_, sh)| sh.sh_type(endian) == ty)?;
             let syms = sh.data(endian, data).ok()?;
             let strs = table
                 .section(object::SectionIndex(sh.sh_link(endian) as usize))
@@ -317,7 +320,8 @@ impl Vmlinux {
     }
 
     fn index(&self) -> &SymIndex {
-        self.syms.get_or_init(|| build_index(self.symtab, self.endian))
+        self.syms
+            .get_or_init(|| build_index(self.symtab, self.endian))
     }
 
     /// Number of symbols in the symbol table.
@@ -524,7 +528,10 @@ mod tests {
         std::fs::write(&p, b"this is not an ELF file at all").unwrap();
         let e = Vmlinux::open(&p).unwrap_err();
         let msg = e.to_string();
-        assert!(msg.contains("vmlinux-bogus") && msg.contains("not"), "{msg}");
+        assert!(
+            msg.contains("vmlinux-bogus") && msg.contains("not"),
+            "{msg}"
+        );
         std::fs::write(&p, b"\x7fELF\x02\x01\x01").unwrap();
         assert!(Vmlinux::open(&p).is_err());
         let e = Vmlinux::open(dir.join("missing")).unwrap_err();
