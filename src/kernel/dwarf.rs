@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::symbols::FastMap;
 use gimli::{
     AttributeValue, EndianSlice, RunTimeEndian, Section as _, UnitOffset, constants as dw,
 };
@@ -161,7 +162,7 @@ struct UnitCtx {
 
 /// Scanning state: what the in-order CU scan has found so far.
 struct ScanState {
-    index: HashMap<(Kind, &'static str), DieRef>,
+    index: FastMap<(Kind, &'static [u8]), DieRef>,
     /// The next unit to scan; `None` once all are done.
     next: Option<usize>,
     units_scanned: usize,
@@ -224,7 +225,7 @@ impl DebugInfo {
             unit_starts: Default::default(),
             units: Default::default(),
             scan: Mutex::new(ScanState {
-                index: HashMap::new(),
+                index: FastMap::default(),
                 next: Some(0),
                 units_scanned: 0,
             }),
@@ -327,7 +328,7 @@ impl DebugInfo {
             .map_err(|_| malformed(0, "scan lock poisoned"))?;
         loop {
             for &k in kinds {
-                if let Some(&r) = st.index.get(&(k, name)) {
+                if let Some(&r) = st.index.get(&(k, name.as_bytes())) {
                     return Ok(Some((k, r)));
                 }
             }
@@ -362,7 +363,7 @@ impl DebugInfo {
         &self,
         unit: usize,
         header: &Header,
-        index: &mut HashMap<(Kind, &'static str), DieRef>,
+        index: &mut FastMap<(Kind, &'static [u8]), DieRef>,
     ) -> gimli::Result<()> {
         let abbrevs = header.abbreviations(&self.dwarf.debug_abbrev)?;
         let mut raw = header.entries_raw(&abbrevs, None)?;
@@ -433,13 +434,10 @@ impl DebugInfo {
             if let (Some(kind), Some(name), false) = (kind, name, decl) {
                 // Variables: only definitions (with a location).
                 if kind != Kind::Variable || located {
-                    let s = match name {
-                        AttributeValue::DebugStrRef(o) => self
-                            .dwarf
-                            .debug_str
-                            .get_str(o)
-                            .ok()
-                            .and_then(|s| std::str::from_utf8(s.slice()).ok()),
+                    let s: Option<&'static [u8]> = match name {
+                        AttributeValue::DebugStrRef(o) => {
+                            self.dwarf.debug_str.get_str(o).ok().map(|s| s.slice())
+                        }
                         AttributeValue::DebugStrOffsetsIndex(i) => str_offsets_base
                             .and_then(|b| {
                                 self.dwarf
@@ -448,14 +446,11 @@ impl DebugInfo {
                                     .ok()
                             })
                             .and_then(|o| self.dwarf.debug_str.get_str(o).ok())
-                            .and_then(|s| std::str::from_utf8(s.slice()).ok()),
-                        AttributeValue::DebugLineStrRef(o) => self
-                            .dwarf
-                            .debug_line_str
-                            .get_str(o)
-                            .ok()
-                            .and_then(|s| std::str::from_utf8(s.slice()).ok()),
-                        AttributeValue::String(s) => std::str::from_utf8(s.slice()).ok(),
+                            .map(|s| s.slice()),
+                        AttributeValue::DebugLineStrRef(o) => {
+                            self.dwarf.debug_line_str.get_str(o).ok().map(|s| s.slice())
+                        }
+                        AttributeValue::String(s) => Some(s.slice()),
                         _ => None,
                     };
                     if let Some(s) = s {

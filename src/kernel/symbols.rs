@@ -89,7 +89,7 @@ pub struct Symbol<'a> {
 /// Compact symbol record; the name points into the mapped `.strtab`.
 #[derive(Clone, Copy, Debug)]
 struct Sym64 {
-    name: &'static str,
+    name: &'static [u8],
     addr: u64,
     size: u64,
     kind: SymKind,
@@ -101,11 +101,48 @@ struct SymIndex {
     syms: Vec<Sym64>,
     /// name → index into `syms` (a global symbol wins over a local one of
     /// the same name; among equals the first in the table).
-    by_name: HashMap<&'static str, u32>,
+    by_name: FastMap<&'static [u8], u32>,
     /// Indexes of address-like symbols (functions, objects, labels; no
-    /// absolute, section, file or `$x`/`$d` mapping symbols), sorted by address.
-    by_addr: Vec<u32>,
+    /// absolute, section, file or `$x`/`$d` mapping symbols), sorted by
+    /// address; built on first [`Vmlinux::symbolize`].
+    by_addr: OnceLock<Vec<u32>>,
 }
+
+/// FxHash (rustc's): the symbol and type-name indexes hash ~10^5..10^6
+/// short strings at start-up, where SipHash costs tens of milliseconds.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let mut tail = 0u64;
+        for (i, &b) in chunks.remainder().iter().enumerate() {
+            tail |= u64::from(b) << (8 * i);
+        }
+        self.0 = (self.0.rotate_left(5) ^ tail ^ bytes.len() as u64).wrapping_mul(K);
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
 /// A debug vmlinux, mapped read-only.
 pub struct Vmlinux {
@@ -332,7 +369,7 @@ impl Vmlinux {
     /// The symbol called `name` (a global one if there are several).
     pub fn symbol(&self, name: &str) -> Option<Symbol<'_>> {
         let idx = self.index();
-        let &i = idx.by_name.get(name)?;
+        let &i = idx.by_name.get(name.as_bytes())?;
         Some(idx.syms[i as usize].public())
     }
 
@@ -346,7 +383,7 @@ impl Vmlinux {
         self.index()
             .syms
             .iter()
-            .filter(move |s| s.name == name)
+            .filter(move |s| s.name == name.as_bytes())
             .map(|s| s.public())
     }
 
@@ -355,10 +392,19 @@ impl Vmlinux {
     /// `addr`; when it has a size, `addr` must be within it.
     pub fn symbolize(&self, addr: u64) -> Option<(Symbol<'_>, u64)> {
         let idx = self.index();
-        let n = idx
-            .by_addr
-            .partition_point(|&i| idx.syms[i as usize].addr <= addr);
-        let first = idx.by_addr.get(..n)?;
+        let by_addr = idx.by_addr.get_or_init(|| {
+            let syms = &idx.syms;
+            let mut v: Vec<u32> = (0..syms.len() as u32)
+                .filter(|&i| {
+                    let s = &syms[i as usize];
+                    !s.absolute && s.kind != SymKind::Other && !s.name.starts_with(b"$")
+                })
+                .collect();
+            v.sort_unstable_by_key(|&i| (syms[i as usize].addr, i));
+            v
+        });
+        let n = by_addr.partition_point(|&i| idx.syms[i as usize].addr <= addr);
+        let first = by_addr.get(..n)?;
         let top = idx.syms[*first.last()? as usize].addr;
         // Several symbols may share the address: prefer a sized global function.
         let best = first
@@ -397,7 +443,7 @@ impl Vmlinux {
 impl Sym64 {
     fn public(&self) -> Symbol<'_> {
         Symbol {
-            name: self.name,
+            name: std::str::from_utf8(self.name).unwrap_or("?"),
             addr: self.addr,
             size: self.size,
             kind: self.kind,
@@ -431,9 +477,7 @@ fn build_index(symtab: Option<(&'static [u8], &'static [u8])>, endian: Endiannes
                 continue;
             };
             let end = memchr(rest).unwrap_or(rest.len());
-            let Ok(name) = std::str::from_utf8(&rest[..end]) else {
-                continue;
-            };
+            let name = &rest[..end];
             if name.is_empty() {
                 continue;
             }
@@ -447,7 +491,8 @@ fn build_index(symtab: Option<(&'static [u8], &'static [u8])>, endian: Endiannes
             });
         }
     }
-    let mut by_name: HashMap<&'static str, u32> = HashMap::with_capacity(syms.len());
+    let mut by_name: FastMap<&'static [u8], u32> = FastMap::default();
+    by_name.reserve(syms.len());
     for (i, s) in syms.iter().enumerate() {
         by_name
             .entry(s.name)
@@ -458,17 +503,10 @@ fn build_index(symtab: Option<(&'static [u8], &'static [u8])>, endian: Endiannes
             })
             .or_insert(i as u32);
     }
-    let mut by_addr: Vec<u32> = (0..syms.len() as u32)
-        .filter(|&i| {
-            let s = &syms[i as usize];
-            !s.absolute && s.kind != SymKind::Other && !s.name.starts_with('$')
-        })
-        .collect();
-    by_addr.sort_by_key(|&i| syms[i as usize].addr);
     SymIndex {
         syms,
         by_name,
-        by_addr,
+        by_addr: OnceLock::new(),
     }
 }
 
