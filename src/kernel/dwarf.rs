@@ -265,12 +265,11 @@ impl DebugInfo {
         let mut str_offsets_base = gimli::DebugStrOffsetsBase(0);
         {
             let mut cur = header.entries(&abbrevs);
-            if let Ok(Some((_, root))) = cur.next_dfs() {
-                if let Ok(Some(AttributeValue::DebugStrOffsetsBase(b))) =
+            if let Ok(Some((_, root))) = cur.next_dfs()
+                && let Ok(Some(AttributeValue::DebugStrOffsetsBase(b))) =
                     root.attr_value(dw::DW_AT_str_offsets_base)
-                {
-                    str_offsets_base = b;
-                }
+            {
+                str_offsets_base = b;
             }
         }
         let ctx = Arc::new(UnitCtx {
@@ -422,14 +421,15 @@ impl DebugInfo {
                     _ => {}
                 }
             }
-            if kind == Some(Kind::Variable) && located && name.is_none() {
-                // A definition completing an earlier declaration: the name
-                // is on the declaration.
-                if let Some(s) = spec_of {
-                    if let Ok(e) = header.entry(&abbrevs, s) {
-                        name = e.attr_value(dw::DW_AT_name).ok().flatten();
-                    }
-                }
+            // A variable definition completing an earlier declaration: the
+            // name is on the declaration.
+            if kind == Some(Kind::Variable)
+                && located
+                && name.is_none()
+                && let Some(s) = spec_of
+                && let Ok(e) = header.entry(&abbrevs, s)
+            {
+                name = e.attr_value(dw::DW_AT_name).ok().flatten();
             }
             if let (Some(kind), Some(name), false) = (kind, name, decl) {
                 // Variables: only definitions (with a location).
@@ -715,12 +715,15 @@ impl DebugInfo {
 
     // ---- layouts -----------------------------------------------------
 
-    fn layout_at(&self, r: DieRef, depth: usize) -> Result<Arc<Layout>> {
+    fn layout_at(&self, r: DieRef, outer: &mut Vec<DieRef>) -> Result<Arc<Layout>> {
         if let Some(l) = self.layouts.lock().ok().and_then(|m| m.get(&r).cloned()) {
             return Ok(l);
         }
-        if depth > MAX_DEPTH {
-            return Err(malformed(r.global(), "anonymous members nested too deep"));
+        if outer.len() > MAX_DEPTH || outer.contains(&r) {
+            return Err(malformed(
+                r.global(),
+                "anonymous members nested too deep (or containing themselves)",
+            ));
         }
         let d = self.strip(r)?;
         let kind = match d.tag {
@@ -784,7 +787,10 @@ impl DebugInfo {
             let Some(mname) = m.name else {
                 // Anonymous struct/union: flatten.
                 if let Some(c) = composite {
-                    let inner = self.layout_at(c, depth + 1)?;
+                    outer.push(r);
+                    let inner = self.layout_at(c, outer);
+                    outer.pop();
+                    let inner = inner?;
                     for im in &inner.members {
                         let mut im = im.clone();
                         im.offset += offset;
@@ -845,7 +851,7 @@ impl DebugInfo {
         let Some((_, r)) = self.find(kinds, bare)? else {
             return Err(DwarfError::TypeNotFound(name.to_string()));
         };
-        self.layout_at(r, 0)
+        self.layout_at(r, &mut Vec::new())
     }
 
     /// `sizeof(name)`.
@@ -944,7 +950,7 @@ impl DebugInfo {
                     m.type_name
                 ))
             })?;
-            layout = self.layout_at(c, 0)?;
+            layout = self.layout_at(c, &mut Vec::new())?;
             base = offset;
         }
         Err(bad("empty path".into()))
@@ -985,10 +991,10 @@ impl DebugInfo {
             return Err(DwarfError::TypeNotFound(format!("variable {name}")));
         };
         let mut d = self.die(r)?;
-        if d.ty.is_none() {
-            if let Some(s) = d.specification {
-                d = self.die(s)?;
-            }
+        if d.ty.is_none()
+            && let Some(s) = d.specification
+        {
+            d = self.die(s)?;
         }
         self.type_name(d.ty, 0)
     }
@@ -1054,5 +1060,345 @@ fn parse_name(name: &str) -> (&'static [Kind], &str) {
         (&[Kind::Enum], n.trim())
     } else {
         (&[Kind::Struct, Kind::Union, Kind::Typedef], name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DW_TAG_CU: u8 = 0x11;
+    const DW_TAG_STRUCT: u8 = 0x13;
+    const DW_TAG_UNION: u8 = 0x17;
+    const DW_TAG_MEMBER: u8 = 0x0d;
+    const DW_TAG_BASE: u8 = 0x24;
+    const DW_TAG_POINTER: u8 = 0x0f;
+    const AT_NAME: u8 = 0x03;
+    const AT_BYTE_SIZE: u8 = 0x0b;
+    const AT_ENCODING: u8 = 0x3e;
+    const AT_TYPE: u8 = 0x49;
+    const AT_LOC: u8 = 0x38;
+    const AT_SIBLING: u8 = 0x01;
+    const AT_DECL: u8 = 0x3c;
+    const AT_BIT_SIZE: u8 = 0x0d;
+    const AT_DATA_BIT_OFFSET: u8 = 0x6b;
+    const FORM_STRING: u8 = 0x08;
+    const FORM_DATA1: u8 = 0x0b;
+    const FORM_REF4: u8 = 0x13;
+    const FORM_FLAG_PRESENT: u8 = 0x19;
+
+    /// Abbreviation codes used below.
+    fn abbrevs() -> Vec<u8> {
+        type Abbrev = (u8, u8, bool, &'static [(u8, u8)]);
+        let table: &[Abbrev] = &[
+            (1, DW_TAG_CU, true, &[]),
+            (
+                2,
+                DW_TAG_STRUCT,
+                true,
+                &[
+                    (AT_NAME, FORM_STRING),
+                    (AT_BYTE_SIZE, FORM_DATA1),
+                    (AT_SIBLING, FORM_REF4),
+                ],
+            ),
+            (
+                3,
+                DW_TAG_MEMBER,
+                false,
+                &[
+                    (AT_NAME, FORM_STRING),
+                    (AT_TYPE, FORM_REF4),
+                    (AT_LOC, FORM_DATA1),
+                ],
+            ),
+            (
+                4,
+                DW_TAG_BASE,
+                false,
+                &[
+                    (AT_NAME, FORM_STRING),
+                    (AT_BYTE_SIZE, FORM_DATA1),
+                    (AT_ENCODING, FORM_DATA1),
+                ],
+            ),
+            (
+                5,
+                DW_TAG_MEMBER,
+                false,
+                &[(AT_TYPE, FORM_REF4), (AT_LOC, FORM_DATA1)],
+            ),
+            (6, DW_TAG_UNION, true, &[(AT_BYTE_SIZE, FORM_DATA1)]),
+            (
+                7,
+                DW_TAG_STRUCT,
+                false,
+                &[(AT_NAME, FORM_STRING), (AT_DECL, FORM_FLAG_PRESENT)],
+            ),
+            (
+                8,
+                DW_TAG_POINTER,
+                false,
+                &[(AT_BYTE_SIZE, FORM_DATA1), (AT_TYPE, FORM_REF4)],
+            ),
+            (
+                9,
+                DW_TAG_STRUCT,
+                false,
+                &[(AT_NAME, FORM_STRING), (AT_BYTE_SIZE, FORM_DATA1)],
+            ),
+            (
+                10,
+                DW_TAG_MEMBER,
+                false,
+                &[
+                    (AT_NAME, FORM_STRING),
+                    (AT_TYPE, FORM_REF4),
+                    (AT_BIT_SIZE, FORM_DATA1),
+                    (AT_DATA_BIT_OFFSET, FORM_DATA1),
+                ],
+            ),
+        ];
+        let mut v = Vec::new();
+        for (code, tag, children, attrs) in table {
+            v.extend([*code, *tag, u8::from(*children)]);
+            for (a, f) in *attrs {
+                v.extend([*a, *f]);
+            }
+            v.extend([0, 0]);
+        }
+        v.push(0);
+        v
+    }
+
+    /// A DWARF 4 unit under construction; offsets are unit-relative.
+    struct Unit {
+        b: Vec<u8>,
+        /// (position of a ref4 to patch, label)
+        fixups: Vec<(usize, &'static str)>,
+        labels: HashMap<&'static str, u32>,
+    }
+
+    impl Unit {
+        fn new() -> Self {
+            // unit_length (patched), version 4, abbrev offset 0, address size 8
+            let mut b = vec![0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 8];
+            b.push(1); // the CU root
+            Unit {
+                b,
+                fixups: vec![],
+                labels: HashMap::new(),
+            }
+        }
+        fn label(&mut self, l: &'static str) -> &mut Self {
+            self.labels.insert(l, self.b.len() as u32);
+            self
+        }
+        fn u8(&mut self, x: u8) -> &mut Self {
+            self.b.push(x);
+            self
+        }
+        fn str(&mut self, s: &str) -> &mut Self {
+            self.b.extend(s.as_bytes());
+            self.b.push(0);
+            self
+        }
+        fn r(&mut self, l: &'static str) -> &mut Self {
+            self.fixups.push((self.b.len(), l));
+            self.b.extend([0; 4]);
+            self
+        }
+        fn finish(mut self) -> Vec<u8> {
+            self.b.push(0); // end of the CU's children
+            for (pos, l) in &self.fixups {
+                let v = self.labels[l];
+                self.b[*pos..pos + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            let len = (self.b.len() - 4) as u32;
+            self.b[..4].copy_from_slice(&len.to_le_bytes());
+            self.b
+        }
+    }
+
+    fn leak(v: Vec<u8>) -> &'static [u8] {
+        Box::leak(v.into_boxed_slice())
+    }
+
+    /// CU 1: `int`, a declaration of `later`, `struct outer { int a;
+    /// union { int x; int y; }; struct outer *p; unsigned int f:3, g:5 }`.
+    /// CU 2: the definition of `later` (8 bytes, no members).
+    fn sample() -> DebugInfo {
+        let mut u = Unit::new();
+        u.label("int").u8(4).str("int").u8(4).u8(5);
+        u.u8(7).str("later");
+        u.label("outer").u8(2).str("outer").u8(20).r("after_outer");
+        u.u8(3).str("a").r("int").u8(0);
+        u.u8(5).r("anon").u8(4);
+        u.u8(3).str("p").r("ptr").u8(8);
+        u.u8(10).str("f").r("int").u8(3).u8(16 * 8);
+        u.u8(10).str("g").r("int").u8(5).u8(16 * 8 + 3);
+        u.u8(0);
+        u.label("after_outer");
+        u.label("anon").u8(6).u8(4);
+        u.u8(3).str("x").r("int").u8(0);
+        u.u8(3).str("y").r("int").u8(0);
+        u.u8(0);
+        u.label("ptr").u8(8).u8(8).r("outer");
+        let mut info = u.finish();
+        let mut u2 = Unit::new();
+        u2.u8(9).str("later").u8(8);
+        info.extend(u2.finish());
+        DebugInfo::from_static(&[
+            (".debug_info", leak(info)),
+            (".debug_abbrev", leak(abbrevs())),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn layout_flattens_anonymous_union_and_names_types() {
+        let di = sample();
+        let l = di.layout("outer").unwrap();
+        assert_eq!(l.name, "struct outer");
+        assert_eq!(l.size, 20);
+        let got: Vec<(&str, u64, Option<u64>, &str)> = l
+            .members
+            .iter()
+            .map(|m| (m.name.as_str(), m.offset, m.size, m.type_name.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", 0, Some(4), "int"),
+                ("x", 4, Some(4), "int"),
+                ("y", 4, Some(4), "int"),
+                ("p", 8, Some(8), "struct outer *"),
+                ("f", 16, None, "int"),
+                ("g", 16, None, "int"),
+            ]
+        );
+        assert_eq!(
+            l.member("g").unwrap().bits,
+            Some(BitField {
+                bit_offset: 131,
+                bit_size: 5
+            })
+        );
+        assert_eq!(di.offset_of("outer", "y").unwrap(), 4);
+        assert_eq!(di.offset_of("struct outer", "p").unwrap(), 8);
+        assert_eq!(di.size_of("outer").unwrap(), 20);
+        assert_eq!(
+            di.size_of("int").unwrap_err(),
+            DwarfError::TypeNotFound("int".into())
+        );
+    }
+
+    #[test]
+    fn declarations_are_skipped_for_the_definition() {
+        let di = sample();
+        let l = di.layout("later").unwrap();
+        assert_eq!((l.size, l.members.len()), (8, 0));
+        assert_eq!(di.units_scanned(), 2);
+    }
+
+    #[test]
+    fn errors_name_what_is_missing() {
+        let di = sample();
+        let e = di.layout("nosuch").unwrap_err();
+        assert_eq!(e, DwarfError::TypeNotFound("nosuch".into()));
+        assert!(e.to_string().contains("nosuch") && e.is_absent());
+        assert!(di.layout("union outer").is_err());
+        let e = di.offset_of("outer", "b").unwrap_err();
+        assert_eq!(
+            e,
+            DwarfError::NoMember {
+                ty: "outer".into(),
+                path: "b".into()
+            }
+        );
+        assert_eq!(di.try_offset_of("outer", "b").unwrap(), None);
+        assert_eq!(di.first_offset_of("outer", &["b", "y"]).unwrap(), ("y", 4));
+        // Through a pointer is not a path.
+        let e = di.offset_of("outer", "p.a").unwrap_err();
+        assert!(
+            matches!(e, DwarfError::BadPath { .. }) && !e.is_absent(),
+            "{e}"
+        );
+        let e = di.offset_of("outer", "a[1]").unwrap_err();
+        assert!(e.to_string().contains("not an array"), "{e}");
+        let e = di.offset_of("outer", "a[x]").unwrap_err();
+        assert!(e.to_string().contains("bad index"), "{e}");
+    }
+
+    #[test]
+    fn self_containing_struct_is_an_error() {
+        let mut u = Unit::new();
+        u.label("s").u8(2).str("s").u8(4).r("end");
+        u.u8(5).r("s").u8(0);
+        u.u8(5).r("s").u8(0);
+        u.u8(0);
+        u.label("end");
+        let di = DebugInfo::from_static(&[
+            (".debug_info", leak(u.finish())),
+            (".debug_abbrev", leak(abbrevs())),
+        ])
+        .unwrap();
+        let e = di.layout("s").unwrap_err();
+        assert!(e.to_string().contains("containing themselves"), "{e}");
+    }
+
+    #[test]
+    fn no_debug_info() {
+        let e = DebugInfo::from_static(&[]).unwrap_err();
+        assert_eq!(e, DwarfError::NoDebugInfo);
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        let good = {
+            let mut u = Unit::new();
+            u.label("int").u8(4).str("int").u8(4).u8(5);
+            u.label("s").u8(2).str("s").u8(4).r("end");
+            u.u8(3).str("a").r("int").u8(0);
+            u.u8(0);
+            u.label("end");
+            u.finish()
+        };
+        // Every truncation, and a byte flipped at every position: any
+        // result but a panic or a hang is fine.
+        for cut in 0..good.len() {
+            let di = DebugInfo::from_static(&[
+                (".debug_info", leak(good[..cut].to_vec())),
+                (".debug_abbrev", leak(abbrevs())),
+            ]);
+            if let Ok(di) = di {
+                let _ = di.layout("s");
+            }
+        }
+        for pos in 0..good.len() {
+            for flip in [0xff, 0x80, 0x01] {
+                let mut bad = good.clone();
+                bad[pos] ^= flip;
+                let di = DebugInfo::from_static(&[
+                    (".debug_info", leak(bad)),
+                    (".debug_abbrev", leak(abbrevs())),
+                ])
+                .unwrap();
+                if let Ok(l) = di.layout("s") {
+                    let _ = di.offset_of("s", "a");
+                    let _ = l.members.len();
+                }
+            }
+        }
+        // Unknown abbreviation code: an error naming the offset.
+        let mut bad = good.clone();
+        bad[11] = 99;
+        let di = DebugInfo::from_static(&[
+            (".debug_info", leak(bad)),
+            (".debug_abbrev", leak(abbrevs())),
+        ])
+        .unwrap();
+        let e = di.layout("s").unwrap_err();
+        assert!(matches!(e, DwarfError::Malformed { offset: 0, .. }), "{e}");
     }
 }

@@ -236,13 +236,14 @@ impl Vmlinux {
                 .map_err(|e| bad(format!("section {i}: bad name: {e}")))?;
             let name = String::from_utf8_lossy(name).into_owned();
             let flags = sh.sh_flags(endian);
-            if build_id.is_none() && sh.sh_type(endian) == elf::SHT_NOTE {
-                if let Ok(Some(mut notes)) = sh.notes(endian, data) {
-                    while let Ok(Some(note)) = notes.next() {
-                        if note.name() == b"GNU" && note.n_type(endian) == elf::NT_GNU_BUILD_ID {
-                            build_id = Some(hex(note.desc()));
-                            break;
-                        }
+            if build_id.is_none()
+                && sh.sh_type(endian) == elf::SHT_NOTE
+                && let Ok(Some(mut notes)) = sh.notes(endian, data)
+            {
+                while let Ok(Some(note)) = notes.next() {
+                    if note.name() == b"GNU" && note.n_type(endian) == elf::NT_GNU_BUILD_ID {
+                        build_id = Some(hex(note.desc()));
+                        break;
                     }
                 }
             }
