@@ -34,6 +34,8 @@ pub enum DwarfError {
     NoDebugInfo,
     #[error("type `{0}` is not defined in the DWARF")]
     TypeNotFound(String),
+    #[error("`{name}` is not a struct or union (it is a {tag})")]
+    NotComposite { name: String, tag: String },
     #[error("`{ty}` has no member `{path}`")]
     NoMember { ty: String, path: String },
     #[error("`{ty}.{path}`: {reason}")]
@@ -730,10 +732,10 @@ impl DebugInfo {
             dw::DW_TAG_structure_type => CompositeKind::Struct,
             dw::DW_TAG_union_type => CompositeKind::Union,
             _ => {
-                return Err(malformed(
-                    d.at.global(),
-                    format!("not a struct or union ({})", d.tag),
-                ));
+                return Err(DwarfError::NotComposite {
+                    name: d.name.unwrap_or("?").to_string(),
+                    tag: d.tag.to_string(),
+                });
             }
         };
         let prefix = match kind {
@@ -1073,6 +1075,7 @@ mod tests {
     const DW_TAG_MEMBER: u8 = 0x0d;
     const DW_TAG_BASE: u8 = 0x24;
     const DW_TAG_POINTER: u8 = 0x0f;
+    const DW_TAG_TYPEDEF: u8 = 0x16;
     const AT_NAME: u8 = 0x03;
     const AT_BYTE_SIZE: u8 = 0x0b;
     const AT_ENCODING: u8 = 0x3e;
@@ -1157,6 +1160,12 @@ mod tests {
                     (AT_BIT_SIZE, FORM_DATA1),
                     (AT_DATA_BIT_OFFSET, FORM_DATA1),
                 ],
+            ),
+            (
+                11,
+                DW_TAG_TYPEDEF,
+                false,
+                &[(AT_NAME, FORM_STRING), (AT_TYPE, FORM_REF4)],
             ),
         ];
         let mut v = Vec::new();
@@ -1244,6 +1253,8 @@ mod tests {
         u.u8(3).str("y").r("int").u8(0);
         u.u8(0);
         u.label("ptr").u8(8).u8(8).r("outer");
+        u.u8(11).str("myint").r("int");
+        u.u8(11).str("outer_t").r("outer");
         let mut info = u.finish();
         let mut u2 = Unit::new();
         u2.u8(9).str("later").u8(8);
@@ -1290,6 +1301,22 @@ mod tests {
         assert_eq!(
             di.size_of("int").unwrap_err(),
             DwarfError::TypeNotFound("int".into())
+        );
+    }
+
+    #[test]
+    fn typedefs() {
+        let di = sample();
+        assert_eq!(di.layout("outer_t").unwrap().name, "struct outer");
+        assert_eq!(di.offset_of("outer_t", "p").unwrap(), 8);
+        assert_eq!(di.size_of("myint").unwrap(), 4);
+        let e = di.layout("myint").unwrap_err();
+        assert_eq!(
+            e,
+            DwarfError::NotComposite {
+                name: "int".into(),
+                tag: "DW_TAG_base_type".into()
+            }
         );
     }
 

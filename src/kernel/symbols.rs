@@ -11,6 +11,10 @@
 //! x86_64 SMP kernels `.data..percpu` is linked at address 0 and per-CPU
 //! symbols (`current_task`, `runqueues`, ...) are offsets into each CPU's
 //! area, never KASLR-shifted.
+//!
+//! Distribution vmlinux files may carry `.rela.debug_*` sections (Debian's
+//! do); in an ET_EXEC file the debug sections are already final, so the
+//! relocations are ignored.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -576,6 +580,13 @@ mod tests {
         let e = Vmlinux::open(dir.join("missing")).unwrap_err();
         assert!(matches!(e, VmlinuxError::Io { .. }), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn vmlinux_is_shareable_between_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<Vmlinux>();
+        check::<DebugInfo>();
     }
 
     #[test]
