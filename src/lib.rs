@@ -7,7 +7,7 @@
 
 pub mod addr;
 pub mod dump;
-#[doc(hidden)]
-pub mod fixtures;
 pub mod kernel;
 pub mod mmu;
+#[doc(hidden)]
+pub mod fixtures;

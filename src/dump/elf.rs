@@ -86,17 +86,10 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
     let data: &[u8] = &map;
     match FileKind::parse(data) {
         Ok(FileKind::Elf64) => {}
-        Ok(k) => {
-            return Err(corrupt(
-                path,
-                0,
-                format!("{k:?} is not a 64-bit ELF vmcore"),
-            ));
-        }
+        Ok(k) => return Err(corrupt(path, 0, format!("{k:?} is not a 64-bit ELF vmcore"))),
         Err(e) => return Err(corrupt(path, 0, e.to_string())),
     }
-    let hdr = elf::FileHeader64::<Endianness>::parse(data)
-        .map_err(|e| corrupt(path, 0, e.to_string()))?;
+    let hdr = elf::FileHeader64::<Endianness>::parse(data).map_err(|e| corrupt(path, 0, e.to_string()))?;
     let endian = hdr.endian().map_err(|e| corrupt(path, 0, e.to_string()))?;
     if endian != Endianness::Little {
         return Err(corrupt(path, 5, "big-endian vmcores are not supported"));

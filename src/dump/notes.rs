@@ -79,11 +79,9 @@ impl Notes {
     pub fn parse_into(&mut self, blob: &[u8], arch: Arch, base_offset: u64) {
         let mut off = 0usize;
         while off + 12 <= blob.len() {
-            let (Some(namesz), Some(descsz), Some(ntype)) = (
-                u32_at(blob, off),
-                u32_at(blob, off + 4),
-                u32_at(blob, off + 8),
-            ) else {
+            let (Some(namesz), Some(descsz), Some(ntype)) =
+                (u32_at(blob, off), u32_at(blob, off + 4), u32_at(blob, off + 8))
+            else {
                 break;
             };
             let name_start = off + 12;
@@ -144,9 +142,7 @@ fn parse_qemu_x86_64(d: &[u8]) -> Option<QemuCpuState> {
     let mut s = QemuCpuState::default();
     // rax rbx rcx rdx rsi rdi rsp rbp r8..r15 in QEMU's order; store in
     // x86 encoding order (rax rcx rdx rbx rsp rbp rsi rdi r8..r15).
-    let q: Vec<u64> = (0..18)
-        .map(|i| u64_at(d, 8 + 8 * i))
-        .collect::<Option<_>>()?;
+    let q: Vec<u64> = (0..18).map(|i| u64_at(d, 8 + 8 * i)).collect::<Option<_>>()?;
     let order = [0usize, 2, 3, 1, 6, 7, 4, 5];
     for (enc, &qi) in order.iter().enumerate() {
         s.gprs[enc] = q[qi];
@@ -210,10 +206,7 @@ mod tests {
         assert_eq!(n.cpus.len(), 1);
         assert_eq!(n.cpus[0].pid, 161);
         assert_eq!(n.cpus[0].regs[16], 0xffffffff8100_0000);
-        assert_eq!(
-            n.vmcoreinfo.as_deref(),
-            Some("OSRELEASE=6.1\nPAGESIZE=4096\n")
-        );
+        assert_eq!(n.vmcoreinfo.as_deref(), Some("OSRELEASE=6.1\nPAGESIZE=4096\n"));
     }
 
     #[test]

@@ -51,9 +51,7 @@ pub struct WalkStep {
 pub enum TranslateError {
     #[error("virtual address {va} is not canonical for this paging mode")]
     NonCanonical { va: VirtAddr },
-    #[error(
-        "virtual address {va} is not mapped ({level} entry {entry:#x} at {entry_pa} is not present)"
-    )]
+    #[error("virtual address {va} is not mapped ({level} entry {entry:#x} at {entry_pa} is not present)")]
     NotMapped {
         va: VirtAddr,
         level: &'static str,

@@ -81,8 +81,7 @@ impl X86Paging {
                     entry,
                 });
             }
-            let is_leaf =
-                shift == 12 || (entry & PAGE_SIZE_BIT != 0 && (shift == 21 || shift == 30));
+            let is_leaf = shift == 12 || (entry & PAGE_SIZE_BIT != 0 && (shift == 21 || shift == 30));
             if entry & PAGE_SIZE_BIT != 0 && shift > 30 {
                 return Err(TranslateError::BadEntry {
                     va,
@@ -127,10 +126,7 @@ mod tests {
 
     impl PhysicalMemory for Pages {
         fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
-            let page = self
-                .0
-                .get(&(pa.0 & !0xfff))
-                .ok_or(MemError::NotInDump(pa))?;
+            let page = self.0.get(&(pa.0 & !0xfff)).ok_or(MemError::NotInDump(pa))?;
             let o = (pa.0 & 0xfff) as usize;
             buf.copy_from_slice(&page[o..o + buf.len()]);
             Ok(())
@@ -157,20 +153,11 @@ mod tests {
         m.set(0x1000 + 0x111 * 8, 0x2000 | 0x63 | (1 << 63));
         m.set(0x2000, 0x3000 | 0x63);
         m.set(0x3000 + 0x009 * 8, 0x4000 | 0x63);
-        m.set(
-            0x4000 + 0x034 * 8,
-            0x1234_5000 | 0x63 | (1 << 63) | (0xf << 59),
-        );
+        m.set(0x4000 + 0x034 * 8, 0x1234_5000 | 0x63 | (1 << 63) | (0xf << 59));
         let t = X86Paging::new(false)
             .translate(&m, &space(0x1000), VirtAddr(va), None)
             .unwrap();
-        assert_eq!(
-            t,
-            Translation {
-                pa: PhysAddr(0x1234_5567),
-                page_size: 4096
-            }
-        );
+        assert_eq!(t, Translation { pa: PhysAddr(0x1234_5567), page_size: 4096 });
 
         // 2 MiB page at PMD: PA = base | va[20:0]
         m.set(0x3000 + 0x009 * 8, 0x4000_0000 | 0xe3);
@@ -193,13 +180,7 @@ mod tests {
     fn five_level() {
         let mut m = Pages::default();
         // va with pml5 index 0x1ff, p4d 0x1, pud 0x2, pmd 0x3, pte 0x4, offset 0x5
-        let va: u64 = 0xff00_0000_0000_0000
-            | (0x1ff << 48)
-            | (1 << 39)
-            | (2 << 30)
-            | (3 << 21)
-            | (4 << 12)
-            | 5;
+        let va: u64 = 0xff00_0000_0000_0000 | (0x1ff << 48) | (1 << 39) | (2 << 30) | (3 << 21) | (4 << 12) | 5;
         m.set(0x10000 + 0x1ff * 8, 0x11000 | 1);
         m.set(0x11000 + 8, 0x12000 | 1);
         m.set(0x12000 + 16, 0x13000 | 1);
