@@ -1,7 +1,9 @@
 //! Kernel knowledge on top of a dump: VMCOREINFO, KASLR, the kernel page
 //! table root, per-CPU register contexts, and virtual memory reads.
 
+pub mod dwarf;
 pub mod printk;
+pub mod symbols;
 pub mod uts;
 pub mod vmcoreinfo;
 

@@ -1,0 +1,1431 @@
+//! Kernel type layouts from the vmlinux DWARF: struct/union sizes, member
+//! offsets, member type names, nested member paths.
+//!
+//! Nothing is parsed up front. A lookup scans compilation units in order,
+//! reading only their top-level DIEs (subtrees are skipped through
+//! `DW_AT_sibling`), and stops at the first CU that holds a complete
+//! (non-declaration) definition of the requested name. Every top-level
+//! definition met on the way is remembered, so later lookups of types
+//! defined in the already-scanned CUs cost nothing, and a batch
+//! ([`DebugInfo::preload`]) costs one scan up to the furthest name. Built
+//! layouts are cached.
+//!
+//! Names: `"task_struct"` means a struct, union, or typedef of that name
+//! (the first definition found, a struct preferred); `"struct x"`,
+//! `"union x"`, `"enum x"` pick the kind. Anonymous struct/union members are
+//! flattened into their parent, with offsets relative to the parent, so
+//! `task_struct.__state` is a direct member as in C.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use super::symbols::FastMap;
+use gimli::{
+    AttributeValue, EndianSlice, RunTimeEndian, Section as _, UnitOffset, constants as dw,
+};
+
+type R = EndianSlice<'static, RunTimeEndian>;
+type Header = gimli::UnitHeader<R>;
+
+/// Why a type or member could not be resolved.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DwarfError {
+    #[error("the vmlinux has no DWARF (.debug_info is missing; is it the -dbg vmlinux?)")]
+    NoDebugInfo,
+    #[error("type `{0}` is not defined in the DWARF")]
+    TypeNotFound(String),
+    #[error("`{name}` is not a struct or union (it is a {tag})")]
+    NotComposite { name: String, tag: String },
+    #[error("`{ty}` has no member `{path}`")]
+    NoMember { ty: String, path: String },
+    #[error("`{ty}.{path}`: {reason}")]
+    BadPath {
+        ty: String,
+        path: String,
+        reason: String,
+    },
+    #[error("malformed DWARF at .debug_info+{offset:#x}: {reason}")]
+    Malformed { offset: u64, reason: String },
+}
+
+impl DwarfError {
+    /// The member (or type) does not exist: the caller may try another name
+    /// (`__state` vs `state` across kernel versions).
+    pub fn is_absent(&self) -> bool {
+        matches!(
+            self,
+            DwarfError::NoMember { .. } | DwarfError::TypeNotFound(_)
+        )
+    }
+}
+
+type Result<T> = std::result::Result<T, DwarfError>;
+
+/// A DIE: its unit's `.debug_info` offset and its offset inside the unit.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct DieRef {
+    unit: usize,
+    die: usize,
+}
+
+impl DieRef {
+    fn global(self) -> u64 {
+        (self.unit + self.die) as u64
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Kind {
+    Struct,
+    Union,
+    Enum,
+    Typedef,
+    Variable,
+}
+
+/// Struct or union.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CompositeKind {
+    Struct,
+    Union,
+}
+
+/// A bitfield's position, in bits from the start of the outermost layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BitField {
+    pub bit_offset: u64,
+    pub bit_size: u64,
+}
+
+/// One member of a [`Layout`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Member {
+    pub name: String,
+    /// Bytes from the start of the layout (for a bitfield: of the storage
+    /// unit's first byte, `bits.bit_offset / 8`).
+    pub offset: u64,
+    /// Bytes; `None` for incomplete types (flexible arrays, `void`).
+    pub size: Option<u64>,
+    /// C spelling: `struct list_head`, `char [16]`, `struct mm_struct *`.
+    pub type_name: String,
+    pub bits: Option<BitField>,
+    /// The member's type when it is (after typedefs and qualifiers) a
+    /// struct or union: lets paths go deeper.
+    composite: Option<DieRef>,
+    array: Option<ArrayInfo>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ArrayInfo {
+    elem_size: Option<u64>,
+    elem_composite: Option<DieRef>,
+}
+
+/// A struct or union: size and members in declaration order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Layout {
+    /// As written in C: `struct task_struct`, `union thread_union`, or the
+    /// typedef name for anonymous ones (`atomic_t` → `struct {...}`).
+    pub name: String,
+    pub kind: CompositeKind,
+    pub size: u64,
+    /// Anonymous struct/union members are flattened (see module docs).
+    pub members: Vec<Member>,
+    die: DieRef,
+}
+
+impl Layout {
+    /// The direct (or flattened-anonymous) member `name`.
+    pub fn member(&self, name: &str) -> Option<&Member> {
+        self.members.iter().find(|m| m.name == name)
+    }
+    /// `.debug_info` offset of the defining DIE.
+    pub fn die_offset(&self) -> u64 {
+        self.die.global()
+    }
+}
+
+/// What a path like `thread.sp` resolves to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Field {
+    /// Bytes from the start of the outer struct.
+    pub offset: u64,
+    pub size: Option<u64>,
+    pub type_name: String,
+    /// For a bitfield, in bits from the start of the outer struct.
+    pub bits: Option<BitField>,
+}
+
+struct UnitCtx {
+    header: Header,
+    abbrevs: gimli::Abbreviations,
+    str_offsets_base: gimli::DebugStrOffsetsBase<usize>,
+}
+
+/// Scanning state: what the in-order CU scan has found so far.
+struct ScanState {
+    index: FastMap<(Kind, &'static [u8]), DieRef>,
+    /// The next unit to scan; `None` once all are done.
+    next: Option<usize>,
+    units_scanned: usize,
+}
+
+/// The DWARF of a vmlinux. Cheap to create; see the module docs.
+pub struct DebugInfo {
+    dwarf: gimli::Dwarf<R>,
+    /// Sorted `.debug_info` offsets of all unit headers, built on demand for
+    /// cross-unit references.
+    unit_starts: std::sync::OnceLock<Vec<usize>>,
+    units: Mutex<HashMap<usize, Arc<UnitCtx>>>,
+    scan: Mutex<ScanState>,
+    layouts: Mutex<HashMap<DieRef, Arc<Layout>>>,
+    build_id: Option<String>,
+    // The sections above borrow from this; dropped last.
+    _owner: Option<Arc<dyn Send + Sync>>,
+}
+
+impl std::fmt::Debug for DebugInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DebugInfo")
+            .field("build_id", &self.build_id)
+            .finish_non_exhaustive()
+    }
+}
+
+fn malformed(offset: u64, reason: impl std::fmt::Display) -> DwarfError {
+    DwarfError::Malformed {
+        offset,
+        reason: reason.to_string(),
+    }
+}
+
+const MAX_DEPTH: usize = 24;
+
+impl DebugInfo {
+    /// `section(name)` returns the bytes of `.debug_*` sections; they must
+    /// stay valid as long as `owner` lives (the mapping of the file).
+    pub(crate) fn new(
+        little_endian: bool,
+        section: impl Fn(&str) -> Option<&'static [u8]>,
+        owner: Option<Arc<dyn Send + Sync>>,
+        build_id: Option<String>,
+    ) -> Result<Self> {
+        let endian = if little_endian {
+            RunTimeEndian::Little
+        } else {
+            RunTimeEndian::Big
+        };
+        if section(".debug_info").is_none_or(|s| s.is_empty()) {
+            return Err(DwarfError::NoDebugInfo);
+        }
+        let dwarf = gimli::Dwarf::load(|id| -> std::result::Result<R, ()> {
+            Ok(EndianSlice::new(section(id.name()).unwrap_or(&[]), endian))
+        })
+        .map_err(|()| DwarfError::NoDebugInfo)?;
+        Ok(DebugInfo {
+            dwarf,
+            unit_starts: Default::default(),
+            units: Default::default(),
+            scan: Mutex::new(ScanState {
+                index: FastMap::default(),
+                next: Some(0),
+                units_scanned: 0,
+            }),
+            layouts: Default::default(),
+            build_id,
+            _owner: owner,
+        })
+    }
+
+    /// For tests on synthesized DWARF: sections leaked for `'static`.
+    #[cfg(test)]
+    pub(crate) fn from_static(sections: &[(&str, &'static [u8])]) -> Result<Self> {
+        let map: HashMap<String, &'static [u8]> =
+            sections.iter().map(|(n, d)| (n.to_string(), *d)).collect();
+        Self::new(true, |n| map.get(n).copied(), None, None)
+    }
+
+    /// How many compilation units the scan has read so far (diagnostics).
+    pub fn units_scanned(&self) -> usize {
+        self.scan.lock().map(|s| s.units_scanned).unwrap_or(0)
+    }
+
+    // ---- units -------------------------------------------------------
+
+    fn unit(&self, offset: usize) -> Result<Arc<UnitCtx>> {
+        if let Some(u) = self.units.lock().ok().and_then(|m| m.get(&offset).cloned()) {
+            return Ok(u);
+        }
+        let header = self
+            .dwarf
+            .debug_info
+            .header_from_offset(gimli::DebugInfoOffset(offset))
+            .map_err(|e| malformed(offset as u64, e))?;
+        let abbrevs = header
+            .abbreviations(&self.dwarf.debug_abbrev)
+            .map_err(|e| malformed(offset as u64, format!("abbreviations: {e}")))?;
+        let mut str_offsets_base = gimli::DebugStrOffsetsBase(0);
+        {
+            let mut cur = header.entries(&abbrevs);
+            if let Ok(Some((_, root))) = cur.next_dfs()
+                && let Ok(Some(AttributeValue::DebugStrOffsetsBase(b))) =
+                    root.attr_value(dw::DW_AT_str_offsets_base)
+            {
+                str_offsets_base = b;
+            }
+        }
+        let ctx = Arc::new(UnitCtx {
+            header,
+            abbrevs,
+            str_offsets_base,
+        });
+        if let Ok(mut m) = self.units.lock() {
+            m.insert(offset, ctx.clone());
+        }
+        Ok(ctx)
+    }
+
+    /// The unit containing `.debug_info` offset `off`.
+    fn unit_containing(&self, off: usize) -> Option<usize> {
+        let starts = self.unit_starts.get_or_init(|| {
+            let mut v = Vec::new();
+            let mut it = self.dwarf.debug_info.units();
+            while let Ok(Some(h)) = it.next() {
+                if let Some(o) = h.offset().as_debug_info_offset() {
+                    v.push(o.0);
+                }
+            }
+            v
+        });
+        let i = starts.partition_point(|&s| s <= off);
+        starts.get(i.checked_sub(1)?).copied()
+    }
+
+    fn string(&self, u: &UnitCtx, v: AttributeValue<R>) -> Option<&'static str> {
+        let s: R = match v {
+            AttributeValue::String(s) => s,
+            AttributeValue::DebugStrRef(o) => self.dwarf.debug_str.get_str(o).ok()?,
+            AttributeValue::DebugLineStrRef(o) => self.dwarf.debug_line_str.get_str(o).ok()?,
+            AttributeValue::DebugStrOffsetsIndex(i) => {
+                let o = self
+                    .dwarf
+                    .debug_str_offsets
+                    .get_str_offset(u.header.format(), u.str_offsets_base, i)
+                    .ok()?;
+                self.dwarf.debug_str.get_str(o).ok()?
+            }
+            _ => return None,
+        };
+        std::str::from_utf8(s.slice()).ok()
+    }
+
+    // ---- the scan ----------------------------------------------------
+
+    /// Where `(kind, name)` is defined, scanning further CUs if needed.
+    fn find(&self, kinds: &[Kind], name: &str) -> Result<Option<(Kind, DieRef)>> {
+        let mut st = self
+            .scan
+            .lock()
+            .map_err(|_| malformed(0, "scan lock poisoned"))?;
+        loop {
+            for &k in kinds {
+                if let Some(&r) = st.index.get(&(k, name.as_bytes())) {
+                    return Ok(Some((k, r)));
+                }
+            }
+            let Some(off) = st.next else {
+                return Ok(None);
+            };
+            let header = match self
+                .dwarf
+                .debug_info
+                .header_from_offset(gimli::DebugInfoOffset(off))
+            {
+                Ok(h) => h,
+                Err(_) if off >= self.dwarf.debug_info.reader().len() => {
+                    st.next = None;
+                    continue;
+                }
+                Err(e) => {
+                    st.next = None;
+                    return Err(malformed(off as u64, e));
+                }
+            };
+            let end = off + header.length_including_self();
+            st.next = (end < self.dwarf.debug_info.reader().len()).then_some(end);
+            st.units_scanned += 1;
+            self.scan_unit(off, &header, &mut st.index)
+                .map_err(|e| malformed(off as u64, format!("scanning unit: {e}")))?;
+        }
+    }
+
+    /// Records every top-level named definition of `header`'s unit.
+    fn scan_unit(
+        &self,
+        unit: usize,
+        header: &Header,
+        index: &mut FastMap<(Kind, &'static [u8]), DieRef>,
+    ) -> gimli::Result<()> {
+        let abbrevs = header.abbreviations(&self.dwarf.debug_abbrev)?;
+        let mut raw = header.entries_raw(&abbrevs, None)?;
+        let Some(root) = raw.read_abbreviation()? else {
+            return Ok(());
+        };
+        let mut str_offsets_base = None;
+        for spec in root.attributes() {
+            let a = raw.read_attribute(*spec)?;
+            if let AttributeValue::DebugStrOffsetsBase(b) = a.value() {
+                str_offsets_base = Some(b);
+            }
+        }
+        if !root.has_children() {
+            return Ok(());
+        }
+        let unit_end = header.unit_length() + header.size_of_header();
+        while !raw.is_empty() {
+            let off = raw.next_offset();
+            let Some(ab) = raw.read_abbreviation()? else {
+                break; // end of the unit's children
+            };
+            let kind = match ab.tag() {
+                dw::DW_TAG_structure_type => Some(Kind::Struct),
+                dw::DW_TAG_union_type => Some(Kind::Union),
+                dw::DW_TAG_enumeration_type => Some(Kind::Enum),
+                dw::DW_TAG_typedef => Some(Kind::Typedef),
+                dw::DW_TAG_variable => Some(Kind::Variable),
+                _ => None,
+            };
+            let mut sibling = None;
+            if kind.is_none() && !ab.has_children() {
+                raw.skip_attributes(ab.attributes())?;
+                continue;
+            }
+            let mut name = None;
+            let mut decl = false;
+            let mut located = false;
+            let mut spec_of = None;
+            for spec in ab.attributes() {
+                let a = raw.read_attribute(*spec)?;
+                match a.name() {
+                    dw::DW_AT_name if kind.is_some() => name = Some(a.value()),
+                    dw::DW_AT_declaration => decl = true,
+                    dw::DW_AT_location => located = true,
+                    dw::DW_AT_specification => {
+                        if let AttributeValue::UnitRef(s) = a.value() {
+                            spec_of = Some(s);
+                        }
+                    }
+                    dw::DW_AT_sibling => {
+                        if let AttributeValue::UnitRef(s) = a.value() {
+                            sibling = Some(s);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            // A variable definition completing an earlier declaration: the
+            // name is on the declaration.
+            if kind == Some(Kind::Variable)
+                && located
+                && name.is_none()
+                && let Some(s) = spec_of
+                && let Ok(e) = header.entry(&abbrevs, s)
+            {
+                name = e.attr_value(dw::DW_AT_name).ok().flatten();
+            }
+            if let (Some(kind), Some(name), false) = (kind, name, decl) {
+                // Variables: only definitions (with a location).
+                if kind != Kind::Variable || located {
+                    let s: Option<&'static [u8]> = match name {
+                        AttributeValue::DebugStrRef(o) => {
+                            self.dwarf.debug_str.get_str(o).ok().map(|s| s.slice())
+                        }
+                        AttributeValue::DebugStrOffsetsIndex(i) => str_offsets_base
+                            .and_then(|b| {
+                                self.dwarf
+                                    .debug_str_offsets
+                                    .get_str_offset(header.format(), b, i)
+                                    .ok()
+                            })
+                            .and_then(|o| self.dwarf.debug_str.get_str(o).ok())
+                            .map(|s| s.slice()),
+                        AttributeValue::DebugLineStrRef(o) => {
+                            self.dwarf.debug_line_str.get_str(o).ok().map(|s| s.slice())
+                        }
+                        AttributeValue::String(s) => Some(s.slice()),
+                        _ => None,
+                    };
+                    if let Some(s) = s {
+                        index
+                            .entry((kind, s))
+                            .or_insert(DieRef { unit, die: off.0 });
+                    }
+                }
+            }
+            if ab.has_children() {
+                match sibling {
+                    Some(s) if s.0 > off.0 && s.0 < unit_end => {
+                        raw = header.entries_raw(&abbrevs, Some(s))?;
+                    }
+                    _ => {
+                        // No usable DW_AT_sibling: walk the subtree.
+                        let mut depth = 1usize;
+                        while depth > 0 {
+                            match raw.read_abbreviation()? {
+                                None => depth -= 1,
+                                Some(a) => {
+                                    raw.skip_attributes(a.attributes())?;
+                                    if a.has_children() {
+                                        depth += 1;
+                                    }
+                                }
+                            }
+                            if raw.is_empty() {
+                                return Ok(());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Scans once for all of `names` (type names as for
+    /// [`DebugInfo::layout`]) so later lookups are free; returns the names
+    /// not found.
+    pub fn preload<'a>(&self, names: &[&'a str]) -> Result<Vec<&'a str>> {
+        let mut missing = Vec::new();
+        for n in names {
+            let (kinds, bare) = parse_name(n);
+            if self.find(kinds, bare)?.is_none() {
+                missing.push(*n);
+            }
+        }
+        Ok(missing)
+    }
+
+    // ---- DIEs and types ----------------------------------------------
+
+    /// Resolves a reference attribute of a DIE of unit `u`.
+    fn reference(&self, unit: usize, v: AttributeValue<R>) -> Option<DieRef> {
+        match v {
+            AttributeValue::UnitRef(o) => Some(DieRef { unit, die: o.0 }),
+            AttributeValue::DebugInfoRef(o) => {
+                let u = self.unit_containing(o.0)?;
+                Some(DieRef {
+                    unit: u,
+                    die: o.0 - u,
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn die(&self, r: DieRef) -> Result<Die> {
+        let u = self.unit(r.unit)?;
+        let e = u
+            .header
+            .entry(&u.abbrevs, UnitOffset(r.die))
+            .map_err(|e| malformed(r.global(), e))?;
+        self.die_from_entry(&u, r.unit, &e)
+            .map_err(|e| malformed(r.global(), e))
+    }
+
+    fn die_from_entry(
+        &self,
+        u: &UnitCtx,
+        unit: usize,
+        e: &gimli::DebuggingInformationEntry<'_, '_, R>,
+    ) -> gimli::Result<Die> {
+        let mut d = Die {
+            tag: e.tag(),
+            at: DieRef {
+                unit,
+                die: e.offset().0,
+            },
+            name: None,
+            ty: None,
+            byte_size: None,
+            bit_size: None,
+            data_bit_offset: None,
+            old_bit_offset: None,
+            member_location: None,
+            upper_bound: None,
+            count: None,
+            declaration: false,
+            specification: None,
+        };
+        let mut attrs = e.attrs();
+        while let Some(a) = attrs.next()? {
+            let v = a.value();
+            match a.name() {
+                dw::DW_AT_name => d.name = self.string(u, v),
+                dw::DW_AT_type => d.ty = self.reference(unit, v),
+                dw::DW_AT_byte_size => d.byte_size = a.udata_value(),
+                dw::DW_AT_bit_size => d.bit_size = a.udata_value(),
+                dw::DW_AT_data_bit_offset => d.data_bit_offset = a.udata_value(),
+                dw::DW_AT_bit_offset => d.old_bit_offset = a.udata_value(),
+                dw::DW_AT_declaration => d.declaration = true,
+                dw::DW_AT_specification => d.specification = self.reference(unit, v),
+                dw::DW_AT_upper_bound => {
+                    d.upper_bound = a.sdata_value().or(a.udata_value().map(|x| x as i64))
+                }
+                dw::DW_AT_count => d.count = a.udata_value(),
+                dw::DW_AT_data_member_location => {
+                    d.member_location = match v {
+                        AttributeValue::Exprloc(expr) => plus_uconst(expr),
+                        _ => a.udata_value(),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(d)
+    }
+
+    /// The children of DIE `r`, each parsed.
+    fn children(&self, r: DieRef) -> Result<Vec<Die>> {
+        let u = self.unit(r.unit)?;
+        let mut tree = u
+            .header
+            .entries_tree(&u.abbrevs, Some(UnitOffset(r.die)))
+            .map_err(|e| malformed(r.global(), e))?;
+        let root = tree.root().map_err(|e| malformed(r.global(), e))?;
+        let mut it = root.children();
+        let mut out = Vec::new();
+        while let Some(child) = it.next().map_err(|e| malformed(r.global(), e))? {
+            out.push(
+                self.die_from_entry(&u, r.unit, child.entry())
+                    .map_err(|e| malformed(r.global(), e))?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// Follows typedefs and cv-qualifiers.
+    fn strip(&self, mut r: DieRef) -> Result<Die> {
+        for _ in 0..MAX_DEPTH {
+            let d = self.die(r)?;
+            match d.tag {
+                dw::DW_TAG_typedef
+                | dw::DW_TAG_const_type
+                | dw::DW_TAG_volatile_type
+                | dw::DW_TAG_restrict_type
+                | dw::DW_TAG_atomic_type => match d.ty {
+                    Some(t) => r = t,
+                    None => return Ok(d),
+                },
+                _ => return Ok(d),
+            }
+        }
+        Err(malformed(r.global(), "type chain too deep (cycle?)"))
+    }
+
+    /// Size in bytes of type DIE `r`.
+    fn type_size(&self, r: DieRef, depth: usize) -> Result<Option<u64>> {
+        if depth > MAX_DEPTH {
+            return Err(malformed(r.global(), "type chain too deep (cycle?)"));
+        }
+        let d = self.strip(r)?;
+        if let Some(s) = d.byte_size {
+            return Ok(Some(s));
+        }
+        match d.tag {
+            dw::DW_TAG_pointer_type
+            | dw::DW_TAG_reference_type
+            | dw::DW_TAG_rvalue_reference_type => {
+                Ok(Some(u64::from(self.unit(d.at.unit)?.header.address_size())))
+            }
+            dw::DW_TAG_array_type => {
+                let Some(elem) = d.ty else { return Ok(None) };
+                let Some(es) = self.type_size(elem, depth + 1)? else {
+                    return Ok(None);
+                };
+                let mut n = 1u64;
+                for c in self.children(d.at)? {
+                    if c.tag == dw::DW_TAG_subrange_type {
+                        match c.len() {
+                            Some(l) => n = n.saturating_mul(l),
+                            None => return Ok(None),
+                        }
+                    }
+                }
+                Ok(Some(es.saturating_mul(n)))
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// C spelling of type DIE `r` (`None` = void).
+    fn type_name(&self, r: Option<DieRef>, depth: usize) -> Result<String> {
+        let Some(r) = r else {
+            return Ok("void".into());
+        };
+        if depth > MAX_DEPTH {
+            return Ok("...".into());
+        }
+        let d = self.die(r)?;
+        let named = |prefix: &str| match d.name {
+            Some(n) => format!("{prefix}{n}"),
+            None => format!("{prefix}{{...}}"),
+        };
+        Ok(match d.tag {
+            dw::DW_TAG_base_type | dw::DW_TAG_typedef | dw::DW_TAG_unspecified_type => {
+                d.name.unwrap_or("?").to_string()
+            }
+            dw::DW_TAG_structure_type => named("struct "),
+            dw::DW_TAG_union_type => named("union "),
+            dw::DW_TAG_enumeration_type => named("enum "),
+            dw::DW_TAG_const_type => format!("const {}", self.type_name(d.ty, depth + 1)?),
+            dw::DW_TAG_volatile_type => format!("volatile {}", self.type_name(d.ty, depth + 1)?),
+            dw::DW_TAG_atomic_type => format!("_Atomic {}", self.type_name(d.ty, depth + 1)?),
+            dw::DW_TAG_restrict_type => format!("{} restrict", self.type_name(d.ty, depth + 1)?),
+            dw::DW_TAG_pointer_type => {
+                let target = d.ty.map(|t| self.die(t)).transpose()?;
+                match target {
+                    Some(t) if t.tag == dw::DW_TAG_subroutine_type => {
+                        format!("{} (*)(...)", self.type_name(t.ty, depth + 1)?)
+                    }
+                    _ => {
+                        let inner = self.type_name(d.ty, depth + 1)?;
+                        if inner.ends_with('*') {
+                            format!("{inner}*")
+                        } else {
+                            format!("{inner} *")
+                        }
+                    }
+                }
+            }
+            dw::DW_TAG_subroutine_type => format!("{} (...)", self.type_name(d.ty, depth + 1)?),
+            dw::DW_TAG_array_type => {
+                let mut s = self.type_name(d.ty, depth + 1)?;
+                s.push(' ');
+                for c in self.children(d.at)? {
+                    if c.tag == dw::DW_TAG_subrange_type {
+                        match c.len() {
+                            Some(n) => s.push_str(&format!("[{n}]")),
+                            None => s.push_str("[]"),
+                        }
+                    }
+                }
+                s
+            }
+            _ => d.name.unwrap_or("?").to_string(),
+        })
+    }
+
+    // ---- layouts -----------------------------------------------------
+
+    fn layout_at(&self, r: DieRef, outer: &mut Vec<DieRef>) -> Result<Arc<Layout>> {
+        if let Some(l) = self.layouts.lock().ok().and_then(|m| m.get(&r).cloned()) {
+            return Ok(l);
+        }
+        if outer.len() > MAX_DEPTH || outer.contains(&r) {
+            return Err(malformed(
+                r.global(),
+                "anonymous members nested too deep (or containing themselves)",
+            ));
+        }
+        let d = self.strip(r)?;
+        let kind = match d.tag {
+            dw::DW_TAG_structure_type => CompositeKind::Struct,
+            dw::DW_TAG_union_type => CompositeKind::Union,
+            _ => {
+                return Err(DwarfError::NotComposite {
+                    name: d.name.unwrap_or("?").to_string(),
+                    tag: d.tag.to_string(),
+                });
+            }
+        };
+        let prefix = match kind {
+            CompositeKind::Struct => "struct ",
+            CompositeKind::Union => "union ",
+        };
+        let name = match d.name {
+            Some(n) => format!("{prefix}{n}"),
+            None => format!("{prefix}{{...}}"),
+        };
+        let mut members = Vec::new();
+        for m in self.children(d.at)? {
+            if m.tag != dw::DW_TAG_member {
+                continue;
+            }
+            let offset = m.member_location.unwrap_or(0);
+            let (composite, array) = match m.ty {
+                Some(t) => {
+                    let s = self.strip(t)?;
+                    match s.tag {
+                        dw::DW_TAG_structure_type | dw::DW_TAG_union_type => (Some(s.at), None),
+                        dw::DW_TAG_array_type => {
+                            let elem_size = match s.ty {
+                                Some(e) => self.type_size(e, 0)?,
+                                None => None,
+                            };
+                            let elem_composite = match s.ty {
+                                Some(e) => {
+                                    let es = self.strip(e)?;
+                                    matches!(
+                                        es.tag,
+                                        dw::DW_TAG_structure_type | dw::DW_TAG_union_type
+                                    )
+                                    .then_some(es.at)
+                                }
+                                None => None,
+                            };
+                            (
+                                None,
+                                Some(ArrayInfo {
+                                    elem_size,
+                                    elem_composite,
+                                }),
+                            )
+                        }
+                        _ => (None, None),
+                    }
+                }
+                None => (None, None),
+            };
+            let Some(mname) = m.name else {
+                // Anonymous struct/union: flatten.
+                if let Some(c) = composite {
+                    outer.push(r);
+                    let inner = self.layout_at(c, outer);
+                    outer.pop();
+                    let inner = inner?;
+                    for im in &inner.members {
+                        let mut im = im.clone();
+                        im.offset += offset;
+                        if let Some(b) = &mut im.bits {
+                            b.bit_offset += offset * 8;
+                        }
+                        members.push(im);
+                    }
+                }
+                continue;
+            };
+            let size = match m.ty {
+                Some(t) => self.type_size(t, 0)?,
+                None => None,
+            };
+            let bits = m.bit_size.map(|bit_size| {
+                let bit_offset = match (m.data_bit_offset, m.old_bit_offset) {
+                    (Some(b), _) => b,
+                    // DWARF 2/3: counted from the storage unit's MSB.
+                    (None, Some(ob)) => {
+                        let unit_bits = m.byte_size.or(size).unwrap_or(0) * 8;
+                        offset * 8 + unit_bits.saturating_sub(ob + bit_size)
+                    }
+                    (None, None) => offset * 8,
+                };
+                BitField {
+                    bit_offset,
+                    bit_size,
+                }
+            });
+            members.push(Member {
+                name: mname.to_string(),
+                offset: bits.map_or(offset, |b| b.bit_offset / 8),
+                size: if bits.is_some() { None } else { size },
+                type_name: self.type_name(m.ty, 0)?,
+                bits,
+                composite,
+                array,
+            });
+        }
+        let layout = Arc::new(Layout {
+            name,
+            kind,
+            size: d.byte_size.unwrap_or(0),
+            members,
+            die: d.at,
+        });
+        if let Ok(mut m) = self.layouts.lock() {
+            m.insert(r, layout.clone());
+        }
+        Ok(layout)
+    }
+
+    /// The layout of struct/union/typedef `name` (see module docs for the
+    /// spelling). Missing → [`DwarfError::TypeNotFound`] naming it.
+    pub fn layout(&self, name: &str) -> Result<Arc<Layout>> {
+        let (kinds, bare) = parse_name(name);
+        let Some((_, r)) = self.find(kinds, bare)? else {
+            return Err(DwarfError::TypeNotFound(name.to_string()));
+        };
+        self.layout_at(r, &mut Vec::new())
+    }
+
+    /// `sizeof(name)`.
+    pub fn size_of(&self, name: &str) -> Result<u64> {
+        let (kinds, bare) = parse_name(name);
+        let kinds: Vec<Kind> = if kinds.contains(&Kind::Struct) {
+            vec![Kind::Struct, Kind::Union, Kind::Enum, Kind::Typedef]
+        } else {
+            kinds.to_vec()
+        };
+        let Some((_, r)) = self.find(&kinds, bare)? else {
+            return Err(DwarfError::TypeNotFound(name.to_string()));
+        };
+        self.type_size(r, 0)?
+            .ok_or_else(|| malformed(r.global(), format!("`{name}` has no size")))
+    }
+
+    /// The member at dotted `path` of `ty` (`"thread.sp"`,
+    /// `"thread.cpu_context.x19"`, `"pids[1]"`). A missing member is
+    /// [`DwarfError::NoMember`] (see [`DwarfError::is_absent`]).
+    pub fn field(&self, ty: &str, path: &str) -> Result<Field> {
+        let mut layout = self.layout(ty)?;
+        let mut base = 0u64;
+        let mut done = String::new();
+        let no_member = || DwarfError::NoMember {
+            ty: ty.to_string(),
+            path: path.to_string(),
+        };
+        let bad = |reason: String| DwarfError::BadPath {
+            ty: ty.to_string(),
+            path: path.to_string(),
+            reason,
+        };
+        let parts: Vec<&str> = path.split('.').collect();
+        for (i, part) in parts.iter().enumerate() {
+            let (mname, index) = match part.split_once('[') {
+                Some((n, rest)) => {
+                    let idx = rest
+                        .strip_suffix(']')
+                        .and_then(|s| parse_u64(s.trim()))
+                        .ok_or_else(|| bad(format!("bad index in `{part}`")))?;
+                    (n, Some(idx))
+                }
+                None => (*part, None),
+            };
+            let m = layout.member(mname).ok_or_else(no_member)?.clone();
+            if !done.is_empty() {
+                done.push('.');
+            }
+            done.push_str(part);
+            let last = i + 1 == parts.len();
+            let (offset, composite, field) = match index {
+                None => (
+                    base + m.offset,
+                    m.composite,
+                    Field {
+                        offset: base + m.offset,
+                        size: m.size,
+                        type_name: m.type_name.clone(),
+                        bits: m.bits.map(|b| BitField {
+                            bit_offset: b.bit_offset + base * 8,
+                            ..b
+                        }),
+                    },
+                ),
+                Some(idx) => {
+                    let a = m
+                        .array
+                        .ok_or_else(|| bad(format!("`{done}` is not an array")))?;
+                    let es = a
+                        .elem_size
+                        .ok_or_else(|| bad(format!("`{done}`: element size unknown")))?;
+                    let off = base + m.offset + idx.saturating_mul(es);
+                    let tn = m
+                        .type_name
+                        .rsplit_once(" [")
+                        .map_or(m.type_name.clone(), |(t, _)| t.to_string());
+                    (
+                        off,
+                        a.elem_composite,
+                        Field {
+                            offset: off,
+                            size: Some(es),
+                            type_name: tn,
+                            bits: None,
+                        },
+                    )
+                }
+            };
+            if last {
+                return Ok(field);
+            }
+            let c = composite.ok_or_else(|| {
+                bad(format!(
+                    "`{done}` ({}) is not a struct or union",
+                    m.type_name
+                ))
+            })?;
+            layout = self.layout_at(c, &mut Vec::new())?;
+            base = offset;
+        }
+        Err(bad("empty path".into()))
+    }
+
+    /// `offsetof(ty, path)`; see [`DebugInfo::field`].
+    pub fn offset_of(&self, ty: &str, path: &str) -> Result<u64> {
+        self.field(ty, path).map(|f| f.offset)
+    }
+
+    /// Like [`DebugInfo::offset_of`], but an absent member is `Ok(None)`.
+    pub fn try_offset_of(&self, ty: &str, path: &str) -> Result<Option<u64>> {
+        match self.field(ty, path) {
+            Ok(f) => Ok(Some(f.offset)),
+            Err(DwarfError::NoMember { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The first of `paths` that exists in `ty`, with its offset
+    /// (`&["__state", "state"]`).
+    pub fn first_offset_of<'p>(&self, ty: &str, paths: &[&'p str]) -> Result<(&'p str, u64)> {
+        for p in paths {
+            if let Some(o) = self.try_offset_of(ty, p)? {
+                return Ok((p, o));
+            }
+        }
+        Err(DwarfError::NoMember {
+            ty: ty.to_string(),
+            path: paths.join("|"),
+        })
+    }
+
+    /// The C type of global variable `name` (`struct task_struct` for
+    /// `init_task`).
+    pub fn variable_type(&self, name: &str) -> Result<String> {
+        let Some((_, r)) = self.find(&[Kind::Variable], name)? else {
+            return Err(DwarfError::TypeNotFound(format!("variable {name}")));
+        };
+        let mut d = self.die(r)?;
+        if d.ty.is_none()
+            && let Some(s) = d.specification
+        {
+            d = self.die(s)?;
+        }
+        self.type_name(d.ty, 0)
+    }
+}
+
+/// The attributes we use of one DIE.
+#[derive(Clone, Debug)]
+struct Die {
+    tag: gimli::DwTag,
+    at: DieRef,
+    name: Option<&'static str>,
+    ty: Option<DieRef>,
+    byte_size: Option<u64>,
+    bit_size: Option<u64>,
+    data_bit_offset: Option<u64>,
+    old_bit_offset: Option<u64>,
+    member_location: Option<u64>,
+    upper_bound: Option<i64>,
+    count: Option<u64>,
+    declaration: bool,
+    specification: Option<DieRef>,
+}
+
+impl Die {
+    /// Element count of a subrange (`None` for flexible arrays).
+    fn len(&self) -> Option<u64> {
+        if let Some(c) = self.count {
+            return Some(c);
+        }
+        match self.upper_bound {
+            Some(ub) if ub >= 0 => Some(ub as u64 + 1),
+            Some(-1) => Some(0),
+            _ => None,
+        }
+    }
+}
+
+/// `DW_OP_plus_uconst N` (DWARF 2 member locations).
+fn plus_uconst(expr: gimli::Expression<R>) -> Option<u64> {
+    let mut r = expr.0;
+    let op = gimli::Reader::read_u8(&mut r).ok()?;
+    if op == dw::DW_OP_plus_uconst.0 {
+        gimli::Reader::read_uleb128(&mut r).ok()
+    } else {
+        None
+    }
+}
+
+fn parse_u64(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x") {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
+}
+
+fn parse_name(name: &str) -> (&'static [Kind], &str) {
+    let name = name.trim();
+    if let Some(n) = name.strip_prefix("struct ") {
+        (&[Kind::Struct], n.trim())
+    } else if let Some(n) = name.strip_prefix("union ") {
+        (&[Kind::Union], n.trim())
+    } else if let Some(n) = name.strip_prefix("enum ") {
+        (&[Kind::Enum], n.trim())
+    } else {
+        (&[Kind::Struct, Kind::Union, Kind::Typedef], name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DW_TAG_CU: u8 = 0x11;
+    const DW_TAG_STRUCT: u8 = 0x13;
+    const DW_TAG_UNION: u8 = 0x17;
+    const DW_TAG_MEMBER: u8 = 0x0d;
+    const DW_TAG_BASE: u8 = 0x24;
+    const DW_TAG_POINTER: u8 = 0x0f;
+    const DW_TAG_TYPEDEF: u8 = 0x16;
+    const AT_NAME: u8 = 0x03;
+    const AT_BYTE_SIZE: u8 = 0x0b;
+    const AT_ENCODING: u8 = 0x3e;
+    const AT_TYPE: u8 = 0x49;
+    const AT_LOC: u8 = 0x38;
+    const AT_SIBLING: u8 = 0x01;
+    const AT_DECL: u8 = 0x3c;
+    const AT_BIT_SIZE: u8 = 0x0d;
+    const AT_DATA_BIT_OFFSET: u8 = 0x6b;
+    const FORM_STRING: u8 = 0x08;
+    const FORM_DATA1: u8 = 0x0b;
+    const FORM_REF4: u8 = 0x13;
+    const FORM_FLAG_PRESENT: u8 = 0x19;
+
+    /// Abbreviation codes used below.
+    fn abbrevs() -> Vec<u8> {
+        type Abbrev = (u8, u8, bool, &'static [(u8, u8)]);
+        let table: &[Abbrev] = &[
+            (1, DW_TAG_CU, true, &[]),
+            (
+                2,
+                DW_TAG_STRUCT,
+                true,
+                &[
+                    (AT_NAME, FORM_STRING),
+                    (AT_BYTE_SIZE, FORM_DATA1),
+                    (AT_SIBLING, FORM_REF4),
+                ],
+            ),
+            (
+                3,
+                DW_TAG_MEMBER,
+                false,
+                &[
+                    (AT_NAME, FORM_STRING),
+                    (AT_TYPE, FORM_REF4),
+                    (AT_LOC, FORM_DATA1),
+                ],
+            ),
+            (
+                4,
+                DW_TAG_BASE,
+                false,
+                &[
+                    (AT_NAME, FORM_STRING),
+                    (AT_BYTE_SIZE, FORM_DATA1),
+                    (AT_ENCODING, FORM_DATA1),
+                ],
+            ),
+            (
+                5,
+                DW_TAG_MEMBER,
+                false,
+                &[(AT_TYPE, FORM_REF4), (AT_LOC, FORM_DATA1)],
+            ),
+            (6, DW_TAG_UNION, true, &[(AT_BYTE_SIZE, FORM_DATA1)]),
+            (
+                7,
+                DW_TAG_STRUCT,
+                false,
+                &[(AT_NAME, FORM_STRING), (AT_DECL, FORM_FLAG_PRESENT)],
+            ),
+            (
+                8,
+                DW_TAG_POINTER,
+                false,
+                &[(AT_BYTE_SIZE, FORM_DATA1), (AT_TYPE, FORM_REF4)],
+            ),
+            (
+                9,
+                DW_TAG_STRUCT,
+                false,
+                &[(AT_NAME, FORM_STRING), (AT_BYTE_SIZE, FORM_DATA1)],
+            ),
+            (
+                10,
+                DW_TAG_MEMBER,
+                false,
+                &[
+                    (AT_NAME, FORM_STRING),
+                    (AT_TYPE, FORM_REF4),
+                    (AT_BIT_SIZE, FORM_DATA1),
+                    (AT_DATA_BIT_OFFSET, FORM_DATA1),
+                ],
+            ),
+            (
+                11,
+                DW_TAG_TYPEDEF,
+                false,
+                &[(AT_NAME, FORM_STRING), (AT_TYPE, FORM_REF4)],
+            ),
+        ];
+        let mut v = Vec::new();
+        for (code, tag, children, attrs) in table {
+            v.extend([*code, *tag, u8::from(*children)]);
+            for (a, f) in *attrs {
+                v.extend([*a, *f]);
+            }
+            v.extend([0, 0]);
+        }
+        v.push(0);
+        v
+    }
+
+    /// A DWARF 4 unit under construction; offsets are unit-relative.
+    struct Unit {
+        b: Vec<u8>,
+        /// (position of a ref4 to patch, label)
+        fixups: Vec<(usize, &'static str)>,
+        labels: HashMap<&'static str, u32>,
+    }
+
+    impl Unit {
+        fn new() -> Self {
+            // unit_length (patched), version 4, abbrev offset 0, address size 8
+            let mut b = vec![0, 0, 0, 0, 4, 0, 0, 0, 0, 0, 8];
+            b.push(1); // the CU root
+            Unit {
+                b,
+                fixups: vec![],
+                labels: HashMap::new(),
+            }
+        }
+        fn label(&mut self, l: &'static str) -> &mut Self {
+            self.labels.insert(l, self.b.len() as u32);
+            self
+        }
+        fn u8(&mut self, x: u8) -> &mut Self {
+            self.b.push(x);
+            self
+        }
+        fn str(&mut self, s: &str) -> &mut Self {
+            self.b.extend(s.as_bytes());
+            self.b.push(0);
+            self
+        }
+        fn r(&mut self, l: &'static str) -> &mut Self {
+            self.fixups.push((self.b.len(), l));
+            self.b.extend([0; 4]);
+            self
+        }
+        fn finish(mut self) -> Vec<u8> {
+            self.b.push(0); // end of the CU's children
+            for (pos, l) in &self.fixups {
+                let v = self.labels[l];
+                self.b[*pos..pos + 4].copy_from_slice(&v.to_le_bytes());
+            }
+            let len = (self.b.len() - 4) as u32;
+            self.b[..4].copy_from_slice(&len.to_le_bytes());
+            self.b
+        }
+    }
+
+    fn leak(v: Vec<u8>) -> &'static [u8] {
+        Box::leak(v.into_boxed_slice())
+    }
+
+    /// CU 1: `int`, a declaration of `later`, `struct outer { int a;
+    /// union { int x; int y; }; struct outer *p; unsigned int f:3, g:5 }`.
+    /// CU 2: the definition of `later` (8 bytes, no members).
+    fn sample() -> DebugInfo {
+        let mut u = Unit::new();
+        u.label("int").u8(4).str("int").u8(4).u8(5);
+        u.u8(7).str("later");
+        u.label("outer").u8(2).str("outer").u8(20).r("after_outer");
+        u.u8(3).str("a").r("int").u8(0);
+        u.u8(5).r("anon").u8(4);
+        u.u8(3).str("p").r("ptr").u8(8);
+        u.u8(10).str("f").r("int").u8(3).u8(16 * 8);
+        u.u8(10).str("g").r("int").u8(5).u8(16 * 8 + 3);
+        u.u8(0);
+        u.label("after_outer");
+        u.label("anon").u8(6).u8(4);
+        u.u8(3).str("x").r("int").u8(0);
+        u.u8(3).str("y").r("int").u8(0);
+        u.u8(0);
+        u.label("ptr").u8(8).u8(8).r("outer");
+        u.u8(11).str("myint").r("int");
+        u.u8(11).str("outer_t").r("outer");
+        let mut info = u.finish();
+        let mut u2 = Unit::new();
+        u2.u8(9).str("later").u8(8);
+        info.extend(u2.finish());
+        DebugInfo::from_static(&[
+            (".debug_info", leak(info)),
+            (".debug_abbrev", leak(abbrevs())),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn layout_flattens_anonymous_union_and_names_types() {
+        let di = sample();
+        let l = di.layout("outer").unwrap();
+        assert_eq!(l.name, "struct outer");
+        assert_eq!(l.size, 20);
+        let got: Vec<(&str, u64, Option<u64>, &str)> = l
+            .members
+            .iter()
+            .map(|m| (m.name.as_str(), m.offset, m.size, m.type_name.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("a", 0, Some(4), "int"),
+                ("x", 4, Some(4), "int"),
+                ("y", 4, Some(4), "int"),
+                ("p", 8, Some(8), "struct outer *"),
+                ("f", 16, None, "int"),
+                ("g", 16, None, "int"),
+            ]
+        );
+        assert_eq!(
+            l.member("g").unwrap().bits,
+            Some(BitField {
+                bit_offset: 131,
+                bit_size: 5
+            })
+        );
+        assert_eq!(di.offset_of("outer", "y").unwrap(), 4);
+        assert_eq!(di.offset_of("struct outer", "p").unwrap(), 8);
+        assert_eq!(di.size_of("outer").unwrap(), 20);
+        assert_eq!(
+            di.size_of("int").unwrap_err(),
+            DwarfError::TypeNotFound("int".into())
+        );
+    }
+
+    #[test]
+    fn typedefs() {
+        let di = sample();
+        assert_eq!(di.layout("outer_t").unwrap().name, "struct outer");
+        assert_eq!(di.offset_of("outer_t", "p").unwrap(), 8);
+        assert_eq!(di.size_of("myint").unwrap(), 4);
+        let e = di.layout("myint").unwrap_err();
+        assert_eq!(
+            e,
+            DwarfError::NotComposite {
+                name: "int".into(),
+                tag: "DW_TAG_base_type".into()
+            }
+        );
+    }
+
+    #[test]
+    fn declarations_are_skipped_for_the_definition() {
+        let di = sample();
+        let l = di.layout("later").unwrap();
+        assert_eq!((l.size, l.members.len()), (8, 0));
+        assert_eq!(di.units_scanned(), 2);
+    }
+
+    #[test]
+    fn errors_name_what_is_missing() {
+        let di = sample();
+        let e = di.layout("nosuch").unwrap_err();
+        assert_eq!(e, DwarfError::TypeNotFound("nosuch".into()));
+        assert!(e.to_string().contains("nosuch") && e.is_absent());
+        assert!(di.layout("union outer").is_err());
+        let e = di.offset_of("outer", "b").unwrap_err();
+        assert_eq!(
+            e,
+            DwarfError::NoMember {
+                ty: "outer".into(),
+                path: "b".into()
+            }
+        );
+        assert_eq!(di.try_offset_of("outer", "b").unwrap(), None);
+        assert_eq!(di.first_offset_of("outer", &["b", "y"]).unwrap(), ("y", 4));
+        // Through a pointer is not a path.
+        let e = di.offset_of("outer", "p.a").unwrap_err();
+        assert!(
+            matches!(e, DwarfError::BadPath { .. }) && !e.is_absent(),
+            "{e}"
+        );
+        let e = di.offset_of("outer", "a[1]").unwrap_err();
+        assert!(e.to_string().contains("not an array"), "{e}");
+        let e = di.offset_of("outer", "a[x]").unwrap_err();
+        assert!(e.to_string().contains("bad index"), "{e}");
+    }
+
+    #[test]
+    fn self_containing_struct_is_an_error() {
+        let mut u = Unit::new();
+        u.label("s").u8(2).str("s").u8(4).r("end");
+        u.u8(5).r("s").u8(0);
+        u.u8(5).r("s").u8(0);
+        u.u8(0);
+        u.label("end");
+        let di = DebugInfo::from_static(&[
+            (".debug_info", leak(u.finish())),
+            (".debug_abbrev", leak(abbrevs())),
+        ])
+        .unwrap();
+        let e = di.layout("s").unwrap_err();
+        assert!(e.to_string().contains("containing themselves"), "{e}");
+    }
+
+    #[test]
+    fn no_debug_info() {
+        let e = DebugInfo::from_static(&[]).unwrap_err();
+        assert_eq!(e, DwarfError::NoDebugInfo);
+    }
+
+    #[test]
+    fn malformed_input_is_an_error_not_a_panic() {
+        let good = {
+            let mut u = Unit::new();
+            u.label("int").u8(4).str("int").u8(4).u8(5);
+            u.label("s").u8(2).str("s").u8(4).r("end");
+            u.u8(3).str("a").r("int").u8(0);
+            u.u8(0);
+            u.label("end");
+            u.finish()
+        };
+        // Every truncation, and a byte flipped at every position: any
+        // result but a panic or a hang is fine.
+        for cut in 0..good.len() {
+            let di = DebugInfo::from_static(&[
+                (".debug_info", leak(good[..cut].to_vec())),
+                (".debug_abbrev", leak(abbrevs())),
+            ]);
+            if let Ok(di) = di {
+                let _ = di.layout("s");
+            }
+        }
+        for pos in 0..good.len() {
+            for flip in [0xff, 0x80, 0x01] {
+                let mut bad = good.clone();
+                bad[pos] ^= flip;
+                let di = DebugInfo::from_static(&[
+                    (".debug_info", leak(bad)),
+                    (".debug_abbrev", leak(abbrevs())),
+                ])
+                .unwrap();
+                if let Ok(l) = di.layout("s") {
+                    let _ = di.offset_of("s", "a");
+                    let _ = l.members.len();
+                }
+            }
+        }
+        // Unknown abbreviation code: an error naming the offset.
+        let mut bad = good.clone();
+        bad[11] = 99;
+        let di = DebugInfo::from_static(&[
+            (".debug_info", leak(bad)),
+            (".debug_abbrev", leak(abbrevs())),
+        ])
+        .unwrap();
+        let e = di.layout("s").unwrap_err();
+        assert!(matches!(e, DwarfError::Malformed { offset: 0, .. }), "{e}");
+    }
+}

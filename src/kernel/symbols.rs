@@ -1,0 +1,596 @@
+//! The debug vmlinux: ELF symbols, sections, build-id, and (through
+//! [`Vmlinux::debug_info`]) its DWARF.
+//!
+//! The file is mapped read-only and parsed lazily and zero-copy: opening
+//! reads the ELF and section headers and the notes; the symbol indexes are
+//! built on first use (~20 ms for 120k symbols), the DWARF reader on first
+//! use of [`Vmlinux::debug_info`].
+//!
+//! Addresses are link-time (unrelocated). Relocating by the KASLR offset is
+//! the caller's job, with one trap that [`Vmlinux::relocate`] handles: on
+//! x86_64 SMP kernels `.data..percpu` is linked at address 0 and per-CPU
+//! symbols (`current_task`, `runqueues`, ...) are offsets into each CPU's
+//! area, never KASLR-shifted.
+//!
+//! Distribution vmlinux files may carry `.rela.debug_*` sections (Debian's
+//! do); in an ET_EXEC file the debug sections are already final, so the
+//! relocations are ignored.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use object::elf;
+use object::read::elf::{FileHeader, SectionHeader, Sym};
+use object::{Endianness, FileKind};
+
+use super::dwarf::{DebugInfo, DwarfError};
+use crate::addr::Arch;
+
+/// Why a vmlinux could not be opened or used.
+#[derive(Debug, thiserror::Error)]
+pub enum VmlinuxError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: not a usable vmlinux: {reason}")]
+    Format { path: PathBuf, reason: String },
+    #[error("{path}: {source}")]
+    Dwarf {
+        path: PathBuf,
+        #[source]
+        source: DwarfError,
+    },
+}
+
+/// An ELF section of the vmlinux (link-time address).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Section {
+    pub name: String,
+    pub addr: u64,
+    pub size: u64,
+    /// SHF_ALLOC: part of the loaded image.
+    pub alloc: bool,
+}
+
+impl Section {
+    pub fn range(&self) -> Range<u64> {
+        self.addr..self.addr.saturating_add(self.size)
+    }
+    pub fn contains(&self, addr: u64) -> bool {
+        self.range().contains(&addr)
+    }
+}
+
+/// What kind of thing a symbol names (from its ELF type).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SymKind {
+    Func,
+    Object,
+    /// STT_NOTYPE: linker-script and assembler labels (`_stext`, `_text`, ...).
+    Label,
+    Other,
+}
+
+/// One ELF symbol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Symbol<'a> {
+    pub name: &'a str,
+    /// Link-time address.
+    pub addr: u64,
+    pub size: u64,
+    pub kind: SymKind,
+    pub global: bool,
+    /// SHN_ABS: an absolute value, not an address in the image.
+    pub absolute: bool,
+}
+
+/// Compact symbol record; the name points into the mapped `.strtab`.
+#[derive(Clone, Copy, Debug)]
+struct Sym64 {
+    name: &'static [u8],
+    addr: u64,
+    size: u64,
+    kind: SymKind,
+    global: bool,
+    absolute: bool,
+}
+
+struct SymIndex {
+    syms: Vec<Sym64>,
+    /// name → index into `syms` (a global symbol wins over a local one of
+    /// the same name; among equals the first in the table).
+    by_name: FastMap<&'static [u8], u32>,
+    /// Indexes of address-like symbols (functions, objects, labels; no
+    /// absolute, section, file or `$x`/`$d` mapping symbols), sorted by
+    /// address; built on first [`Vmlinux::symbolize`].
+    by_addr: OnceLock<Vec<u32>>,
+}
+
+/// FxHash (rustc's): the symbol and type-name indexes hash ~10^5..10^6
+/// short strings at start-up, where SipHash costs tens of milliseconds.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]);
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let mut tail = 0u64;
+        for (i, &b) in chunks.remainder().iter().enumerate() {
+            tail |= u64::from(b) << (8 * i);
+        }
+        self.0 = (self.0.rotate_left(5) ^ tail ^ bytes.len() as u64).wrapping_mul(K);
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.0 = (self.0.rotate_left(5) ^ i as u64).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+
+/// A debug vmlinux, mapped read-only.
+pub struct Vmlinux {
+    path: PathBuf,
+    arch: Arch,
+    build_id: Option<String>,
+    sections: Vec<Section>,
+    /// `.symtab` and its string table (or `.dynsym`), file slices.
+    symtab: Option<(&'static [u8], &'static [u8])>,
+    endian: Endianness,
+    percpu: Option<Range<u64>>,
+    syms: OnceLock<SymIndex>,
+    dwarf: OnceLock<Result<DebugInfo, DwarfError>>,
+    /// Debug sections by name, file slices (decompressed where needed: see
+    /// `owned`).
+    debug_sections: HashMap<String, &'static [u8]>,
+    // Everything above borrows from these; they are dropped last.
+    _owned: Vec<Box<[u8]>>,
+    map: Arc<memmap2::Mmap>,
+}
+
+impl std::fmt::Debug for Vmlinux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Vmlinux")
+            .field("path", &self.path)
+            .field("arch", &self.arch)
+            .field("build_id", &self.build_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Extends a borrow of the mapping (or of an owned boxed buffer) to
+/// `'static`.
+///
+/// SAFETY (for callers): the result must only be stored inside the
+/// [`Vmlinux`] (or a value that also holds an `Arc` of the mapping, like
+/// [`DebugInfo`]) that owns the bytes, and never handed out with a lifetime
+/// longer than a borrow of that owner. The mapping is never remapped, and
+/// boxed buffers never move their heap contents.
+unsafe fn extend(s: &[u8]) -> &'static [u8] {
+    unsafe { std::slice::from_raw_parts(s.as_ptr(), s.len()) }
+}
+
+impl Vmlinux {
+    /// Maps and parses the ELF headers of `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, VmlinuxError> {
+        let path = path.as_ref().to_path_buf();
+        let io = |source| VmlinuxError::Io {
+            path: path.clone(),
+            source,
+        };
+        let file = File::open(&path).map_err(io)?;
+        // SAFETY: read-only mapping; the vmlinux is not modified while we run.
+        let map = unsafe { memmap2::MmapOptions::new().map(&file) }.map_err(io)?;
+        Self::from_map(path, Arc::new(map))
+    }
+
+    fn from_map(path: PathBuf, map: Arc<memmap2::Mmap>) -> Result<Self, VmlinuxError> {
+        let bad = |reason: String| VmlinuxError::Format {
+            path: path.clone(),
+            reason,
+        };
+        // SAFETY: stored only in the returned Vmlinux, which holds `map`.
+        let data: &'static [u8] = unsafe { extend(&map[..]) };
+        match FileKind::parse(data) {
+            Ok(FileKind::Elf64) => {}
+            Ok(k) => return Err(bad(format!("not a 64-bit ELF file ({k:?})"))),
+            Err(e) => return Err(bad(format!("not an ELF file ({e})"))),
+        }
+        let hdr = elf::FileHeader64::<Endianness>::parse(data)
+            .map_err(|e| bad(format!("bad ELF header: {e}")))?;
+        let endian = hdr
+            .endian()
+            .map_err(|e| bad(format!("bad ELF header: {e}")))?;
+        let arch = match hdr.e_machine(endian) {
+            elf::EM_X86_64 => Arch::X86_64,
+            elf::EM_AARCH64 => Arch::Aarch64,
+            m => return Err(bad(format!("unsupported ELF machine {m}"))),
+        };
+        let table = hdr
+            .sections(endian, data)
+            .map_err(|e| bad(format!("bad section headers: {e}")))?;
+
+        let mut sections = Vec::new();
+        let mut build_id = None;
+        let mut debug_sections = HashMap::new();
+        let mut owned: Vec<Box<[u8]>> = Vec::new();
+        for (i, sh) in table.iter().enumerate() {
+            let name = table
+                .section_name(endian, sh)
+                .map_err(|e| bad(format!("section {i}: bad name: {e}")))?;
+            let name = String::from_utf8_lossy(name).into_owned();
+            let flags = sh.sh_flags(endian);
+            if build_id.is_none()
+                && sh.sh_type(endian) == elf::SHT_NOTE
+                && let Ok(Some(mut notes)) = sh.notes(endian, data)
+            {
+                while let Ok(Some(note)) = notes.next() {
+                    if note.name() == b"GNU" && note.n_type(endian) == elf::NT_GNU_BUILD_ID {
+                        build_id = Some(hex(note.desc()));
+                        break;
+                    }
+                }
+            }
+            if name.starts_with(".debug_") && sh.sh_type(endian) == elf::SHT_PROGBITS {
+                let compressed = flags & u64::from(elf::SHF_COMPRESSED) != 0;
+                let raw = sh
+                    .data(endian, data)
+                    .map_err(|e| bad(format!("section {name}: {e}")))?;
+                let bytes: &'static [u8] = if compressed {
+                    let buf =
+                        decompress(endian, raw).map_err(|e| bad(format!("section {name}: {e}")))?;
+                    owned.push(buf.into_boxed_slice());
+                    // SAFETY: the box lives in `_owned` of the returned Vmlinux.
+                    unsafe { extend(owned.last().map(|b| &b[..]).unwrap_or(&[])) }
+                } else {
+                    raw
+                };
+                debug_sections.insert(name.clone(), bytes);
+            }
+            sections.push(Section {
+                name,
+                addr: sh.sh_addr(endian),
+                size: sh.sh_size(endian),
+                alloc: flags & u64::from(elf::SHF_ALLOC) != 0,
+            });
+        }
+
+        let symtab = [elf::SHT_SYMTAB, elf::SHT_DYNSYM].iter().find_map(|&ty| {
+            let (_, sh) = table
+                .iter()
+                .enumerate()
+                .find(|(_, sh)| sh.sh_type(endian) == ty)?;
+            let syms = sh.data(endian, data).ok()?;
+            let strs = table
+                .section(object::SectionIndex(sh.sh_link(endian) as usize))
+                .ok()?
+                .data(endian, data)
+                .ok()?;
+            (!syms.is_empty()).then_some((syms, strs))
+        });
+
+        let percpu = sections
+            .iter()
+            .find(|s| s.name == ".data..percpu")
+            .map(|s| s.range());
+
+        Ok(Vmlinux {
+            path,
+            arch,
+            build_id,
+            sections,
+            symtab,
+            endian,
+            percpu,
+            syms: OnceLock::new(),
+            dwarf: OnceLock::new(),
+            debug_sections,
+            _owned: owned,
+            map,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    /// NT_GNU_BUILD_ID as lowercase hex, if the file has one.
+    pub fn build_id(&self) -> Option<&str> {
+        self.build_id.as_deref()
+    }
+
+    pub fn sections(&self) -> &[Section] {
+        &self.sections
+    }
+
+    /// The first section called `name`.
+    pub fn section(&self, name: &str) -> Option<&Section> {
+        self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// `.data..percpu`'s link-time range, if the kernel has one.
+    pub fn percpu_range(&self) -> Option<Range<u64>> {
+        self.percpu.clone()
+    }
+
+    /// Is `addr` (link-time) inside `.data..percpu`? Per-CPU symbols are
+    /// offsets into each CPU's area (add `__per_cpu_offset[cpu]`).
+    pub fn is_percpu(&self, addr: u64) -> bool {
+        self.percpu.as_ref().is_some_and(|r| r.contains(&addr))
+    }
+
+    /// Is `.data..percpu` linked at address 0 (x86_64 SMP)? Then per-CPU
+    /// symbols are plain offsets and must not be KASLR-relocated; elsewhere
+    /// (arm64) the per-CPU section is a normal part of the image.
+    pub fn percpu_zero_based(&self) -> bool {
+        self.percpu.as_ref().is_some_and(|r| r.start == 0)
+    }
+
+    /// The run-time address of link-time `addr` given the KASLR offset
+    /// (`KERNELOFFSET` in VMCOREINFO): unchanged for zero-based per-CPU
+    /// offsets, else shifted.
+    pub fn relocate(&self, addr: u64, kaslr_offset: u64) -> u64 {
+        if self.percpu_zero_based() && self.is_percpu(addr) {
+            addr
+        } else {
+            addr.wrapping_add(kaslr_offset)
+        }
+    }
+
+    fn index(&self) -> &SymIndex {
+        self.syms
+            .get_or_init(|| build_index(self.symtab, self.endian))
+    }
+
+    /// Number of symbols in the symbol table.
+    pub fn symbol_count(&self) -> usize {
+        self.index().syms.len()
+    }
+
+    /// The symbol called `name` (a global one if there are several).
+    pub fn symbol(&self, name: &str) -> Option<Symbol<'_>> {
+        let idx = self.index();
+        let &i = idx.by_name.get(name.as_bytes())?;
+        Some(idx.syms[i as usize].public())
+    }
+
+    /// Link-time (unrelocated) address of symbol `name`.
+    pub fn addr(&self, name: &str) -> Option<u64> {
+        self.symbol(name).map(|s| s.addr)
+    }
+
+    /// Every symbol called `name` (static functions and variables repeat).
+    pub fn symbols_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Symbol<'a>> + 'a {
+        self.index()
+            .syms
+            .iter()
+            .filter(move |s| s.name == name.as_bytes())
+            .map(|s| s.public())
+    }
+
+    /// The symbol covering link-time `addr` and the offset into it
+    /// (`panic+0x12`): the closest function/object/label at or below
+    /// `addr`; when it has a size, `addr` must be within it.
+    pub fn symbolize(&self, addr: u64) -> Option<(Symbol<'_>, u64)> {
+        let idx = self.index();
+        let by_addr = idx.by_addr.get_or_init(|| {
+            let syms = &idx.syms;
+            let mut v: Vec<u32> = (0..syms.len() as u32)
+                .filter(|&i| {
+                    let s = &syms[i as usize];
+                    !s.absolute && s.kind != SymKind::Other && !s.name.starts_with(b"$")
+                })
+                .collect();
+            v.sort_unstable_by_key(|&i| (syms[i as usize].addr, i));
+            v
+        });
+        let n = by_addr.partition_point(|&i| idx.syms[i as usize].addr <= addr);
+        let first = by_addr.get(..n)?;
+        let top = idx.syms[*first.last()? as usize].addr;
+        // Several symbols may share the address: prefer a sized global function.
+        let best = first
+            .iter()
+            .rev()
+            .take_while(|&&i| idx.syms[i as usize].addr == top)
+            .map(|&i| &idx.syms[i as usize])
+            .max_by_key(|s| (s.kind == SymKind::Func, s.size > 0, s.global))?;
+        let off = addr - best.addr;
+        if best.size > 0 && off >= best.size {
+            return None;
+        }
+        Some((best.public(), off))
+    }
+
+    /// The DWARF reader, created on first call.
+    pub fn debug_info(&self) -> Result<&DebugInfo, VmlinuxError> {
+        self.dwarf
+            .get_or_init(|| {
+                let secs = self.debug_sections.clone();
+                DebugInfo::new(
+                    self.endian == Endianness::Little,
+                    |name| secs.get(name).copied(),
+                    Some(self.map.clone() as Arc<dyn Send + Sync>),
+                    self.build_id.clone(),
+                )
+            })
+            .as_ref()
+            .map_err(|e| VmlinuxError::Dwarf {
+                path: self.path.clone(),
+                source: e.clone(),
+            })
+    }
+}
+
+impl Sym64 {
+    fn public(&self) -> Symbol<'_> {
+        Symbol {
+            name: std::str::from_utf8(self.name).unwrap_or("?"),
+            addr: self.addr,
+            size: self.size,
+            kind: self.kind,
+            global: self.global,
+            absolute: self.absolute,
+        }
+    }
+}
+
+fn build_index(symtab: Option<(&'static [u8], &'static [u8])>, endian: Endianness) -> SymIndex {
+    let mut syms = Vec::new();
+    if let Some((bytes, strtab)) = symtab {
+        let n = bytes.len() / std::mem::size_of::<elf::Sym64<Endianness>>();
+        let table: &[elf::Sym64<Endianness>] =
+            match object::pod::slice_from_bytes(bytes, n).map(|(t, _)| t) {
+                Ok(t) => t,
+                Err(()) => &[],
+            };
+        syms.reserve(n);
+        for s in table.iter().skip(1) {
+            let st_type = s.st_type();
+            let kind = match st_type {
+                elf::STT_FUNC => SymKind::Func,
+                elf::STT_OBJECT | elf::STT_TLS => SymKind::Object,
+                elf::STT_NOTYPE => SymKind::Label,
+                elf::STT_SECTION | elf::STT_FILE => continue,
+                _ => SymKind::Other,
+            };
+            let off = s.st_name(endian) as usize;
+            let Some(rest) = strtab.get(off..) else {
+                continue;
+            };
+            let end = memchr(rest).unwrap_or(rest.len());
+            let name = &rest[..end];
+            if name.is_empty() {
+                continue;
+            }
+            syms.push(Sym64 {
+                name,
+                addr: s.st_value(endian),
+                size: s.st_size(endian),
+                kind,
+                global: matches!(s.st_bind(), elf::STB_GLOBAL | elf::STB_WEAK),
+                absolute: s.st_shndx(endian) == elf::SHN_ABS,
+            });
+        }
+    }
+    let mut by_name: FastMap<&'static [u8], u32> = FastMap::default();
+    by_name.reserve(syms.len());
+    for (i, s) in syms.iter().enumerate() {
+        by_name
+            .entry(s.name)
+            .and_modify(|j| {
+                if s.global && !syms[*j as usize].global {
+                    *j = i as u32;
+                }
+            })
+            .or_insert(i as u32);
+    }
+    SymIndex {
+        syms,
+        by_name,
+        by_addr: OnceLock::new(),
+    }
+}
+
+fn memchr(s: &[u8]) -> Option<usize> {
+    s.iter().position(|&b| b == 0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+/// Inflates an SHF_COMPRESSED section (zlib or zstd).
+fn decompress(endian: Endianness, raw: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let (hdr, rest) = object::pod::from_bytes::<elf::CompressionHeader64<Endianness>>(raw)
+        .map_err(|()| "truncated compression header".to_string())?;
+    let size = usize::try_from(hdr.ch_size.get(endian)).map_err(|e| e.to_string())?;
+    if size > 1 << 32 {
+        return Err(format!("implausible uncompressed size {size}"));
+    }
+    let mut out = Vec::with_capacity(size);
+    match hdr.ch_type.get(endian) {
+        elf::ELFCOMPRESS_ZLIB => {
+            flate2::read::ZlibDecoder::new(rest)
+                .take(size as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("zlib: {e}"))?;
+        }
+        elf::ELFCOMPRESS_ZSTD => {
+            zstd::stream::read::Decoder::new(rest)
+                .map_err(|e| format!("zstd: {e}"))?
+                .take(size as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("zstd: {e}"))?;
+        }
+        t => return Err(format!("unknown compression type {t}")),
+    }
+    if out.len() != size {
+        return Err(format!("decompressed {} bytes, expected {size}", out.len()));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn not_elf_is_a_format_error_naming_the_file() {
+        let dir = std::env::temp_dir().join(format!("corestub-sym-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("vmlinux-bogus");
+        std::fs::write(&p, b"this is not an ELF file at all").unwrap();
+        let e = Vmlinux::open(&p).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("vmlinux-bogus") && msg.contains("not"),
+            "{msg}"
+        );
+        std::fs::write(&p, b"\x7fELF\x02\x01\x01").unwrap();
+        assert!(Vmlinux::open(&p).is_err());
+        let e = Vmlinux::open(dir.join("missing")).unwrap_err();
+        assert!(matches!(e, VmlinuxError::Io { .. }), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn vmlinux_is_shareable_between_threads() {
+        fn check<T: Send + Sync>() {}
+        check::<Vmlinux>();
+        check::<DebugInfo>();
+    }
+
+    #[test]
+    fn hex_is_lowercase() {
+        assert_eq!(hex(&[0x3b, 0x0a, 0xff]), "3b0aff");
+    }
+}
