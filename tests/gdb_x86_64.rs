@@ -149,6 +149,11 @@ fn elf_vmcore_end_to_end() {
 }
 
 #[test]
+fn kdump_zlib_end_to_end() {
+    check_kdump_boot("kdump-zlib-d31.kdump", "kdump_zlib_end_to_end");
+}
+
+#[test]
 fn dump_files_untouched() {
     // Runs a full session and compares size, mtime and content hashes.
     let test = "dump_files_untouched";

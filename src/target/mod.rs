@@ -6,6 +6,7 @@
 
 pub mod aarch64;
 pub mod conn;
+pub mod monitor;
 pub mod regs;
 pub mod x86_64;
 
@@ -209,24 +210,12 @@ impl<A: ArchSupport> MonitorCmd for DumpTarget<A> {
         mut out: ConsoleOutput<'_>,
     ) -> Result<(), Self::Error> {
         let cmd = String::from_utf8_lossy(cmd);
-        let words: Vec<&str> = cmd.split_whitespace().collect();
-        match words.as_slice() {
-            // The kernel's scripts/gdb probe for QEMU's stub this way, then
-            // treat GDB thread N as CPU N-1 (which our numbering honours).
-            ["info", "version"] => {
-                gdbstub::outputln!(out, "corestub {}", env!("CARGO_PKG_VERSION"))
-            }
-            [] | ["help"] => {
-                gdbstub::outputln!(out, "corestub monitor commands:");
-                gdbstub::outputln!(
-                    out,
-                    "  info version   corestub's version (used by the kernel's scripts/gdb)"
-                );
-            }
-            _ => gdbstub::outputln!(
-                out,
-                "corestub: unknown monitor command '{cmd}' (try 'monitor help')"
-            ),
+        let text = monitor::run(&self.session, &cmd);
+        // ConsoleOutput sends one `O` packet per write: send big answers in
+        // chunks well under the packet size.
+        for chunk in text.as_bytes().chunks(0x2000) {
+            out.write_raw(chunk);
+            out.flush();
         }
         Ok(())
     }
