@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use corestub::dump;
 use corestub::kernel::Kernel;
+use corestub::kernel::symbols::Vmlinux;
 use corestub::target::Session;
 
 use super::DumpArgs;
@@ -17,14 +18,17 @@ pub struct Opened {
 
 pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
     let dump = dump::open(&args.dump)?;
-    let kernel = Kernel::new(dump)?;
+    let mut kernel = Kernel::new(dump)?;
     let vmlinux = vmlinux::resolve(
         args.vmlinux.as_deref(),
         &args.dump,
         kernel.vmcoreinfo.osrelease(),
         kernel.vmcoreinfo.build_id(),
     )?;
-    let panic_cpu = kernel.guess_panic_cpu();
+    if let Some(v) = &vmlinux {
+        kernel.vmlinux = Some(Vmlinux::open(v)?);
+    }
+    let panic_cpu = kernel.panic_cpu();
     let labels = kernel
         .cpus
         .iter()

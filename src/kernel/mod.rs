@@ -93,6 +93,8 @@ pub struct Kernel {
     /// x86_64 phys_base (signed); 0 elsewhere.
     pub phys_base: i64,
     pub cpus: Vec<CpuContext>,
+    /// The debug vmlinux, when one matching the dump was given or found.
+    pub vmlinux: Option<symbols::Vmlinux>,
 }
 
 impl Kernel {
@@ -200,6 +202,7 @@ impl Kernel {
             kaslr_offset,
             phys_base,
             cpus,
+            vmlinux: None,
         })
     }
 
@@ -263,13 +266,44 @@ impl Kernel {
         Ok(u32::from_le_bytes(b))
     }
 
-    /// A kernel symbol's runtime address from VMCOREINFO, if exported there.
-    pub fn vmcoreinfo_symbol(&self, name: &str) -> Option<VirtAddr> {
+    /// A kernel symbol's runtime address: from vmlinux (relocated by the
+    /// KASLR offset; x86_64 per-CPU offsets stay as they are), else from
+    /// VMCOREINFO's SYMBOL() list.
+    pub fn symbol(&self, name: &str) -> Option<VirtAddr> {
+        if let Some(v) = &self.vmlinux
+            && let Some(a) = v.addr(name)
+        {
+            return Some(VirtAddr(v.relocate(a, self.kaslr_offset)));
+        }
         self.vmcoreinfo.symbol(name).map(VirtAddr)
+    }
+
+    /// DWARF layouts, when the vmlinux has debug info.
+    pub fn debug_info(&self) -> Option<&dwarf::DebugInfo> {
+        self.vmlinux.as_ref()?.debug_info().ok()
+    }
+
+    /// Per-CPU base of `cpu` (`__per_cpu_offset[cpu]`).
+    pub fn per_cpu_offset(&self, cpu: usize) -> Option<u64> {
+        let arr = self.symbol("__per_cpu_offset")?;
+        self.read_u64(&self.kernel_space(), arr.plus(8 * cpu as u64))
+            .ok()
     }
 }
 
 impl Kernel {
+    /// The CPU that called panic(): the kernel's `panic_cpu` variable when
+    /// the symbol is known, else [`Kernel::guess_panic_cpu`].
+    pub fn panic_cpu(&self) -> Option<usize> {
+        if let Some(va) = self.symbol("panic_cpu")
+            && let Ok(v) = self.read_u32(&self.kernel_space(), va)
+            && (v as usize) < self.cpus.len()
+        {
+            return Some(v as usize);
+        }
+        self.guess_panic_cpu()
+    }
+
     /// The panicking CPU when no symbol table is available: the first CPU
     /// that was in kernel mode running a task (kdump notes carry the task's
     /// PID; idle CPUs have 0). QEMU notes number by vCPU, so they say nothing.

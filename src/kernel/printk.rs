@@ -216,11 +216,23 @@ pub fn panic_message(log: &[LogRecord]) -> Option<String> {
         "Oops:",
         "general protection fault",
     ];
-    log.iter().rev().find_map(|r| {
-        let line = r.text.lines().next()?;
+    // "---[ end Kernel panic - ... ]---" repeats the message: prefer the
+    // line that starts with it, and strip the decoration otherwise.
+    let hit = |line: &str| {
         MARKS
             .iter()
-            .any(|m| line.contains(m))
-            .then(|| line.trim().to_string())
+            .find_map(|m| line.find(m).map(|at| line[at..].to_string()))
+    };
+    let starts = log.iter().rev().find_map(|r| {
+        let line = r.text.lines().next()?.trim();
+        MARKS
+            .iter()
+            .any(|m| line.starts_with(m))
+            .then(|| line.to_string())
+    });
+    starts.or_else(|| {
+        log.iter().rev().find_map(|r| {
+            hit(r.text.lines().next()?).map(|l| l.trim_end_matches(" ]---").to_string())
+        })
     })
 }
