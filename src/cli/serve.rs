@@ -46,6 +46,14 @@ fn serve_one(session: Arc<Session>, conn: BufConn) {
 pub fn run(a: ServeArgs) -> CliResult {
     let opened = session::open(&a.dump)?;
     let session = opened.session;
+    // Warm up what the first packets need (DWARF layouts, the task list)
+    // while the client is still connecting.
+    {
+        let s = session.clone();
+        std::thread::spawn(move || {
+            let _ = s.threads();
+        });
+    }
     if a.stdio {
         // stdout belongs to the protocol; everything else goes to stderr.
         let conn = BufConn::new(Box::new(io::stdin()), Box::new(io::stdout()));

@@ -28,27 +28,9 @@ pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
     if let Some(v) = &vmlinux {
         kernel.vmlinux = Some(Vmlinux::open(v)?);
     }
-    let panic_cpu = kernel.panic_cpu();
-    let labels = kernel
-        .cpus
-        .iter()
-        .map(|c| {
-            let mut s = format!("CPU {}", c.index);
-            if c.note_pid != 0 && !kernel.dump.notes.qemu_cpus.is_empty() {
-                // QEMU numbers notes by vCPU: nothing to add
-            } else if c.note_pid != 0 {
-                s.push_str(&format!(" pid {}", c.note_pid));
-            } else {
-                s.push_str(" idle");
-            }
-            if Some(c.index) == panic_cpu {
-                s.push_str(" [panic]");
-            }
-            s
-        })
-        .collect();
+    let session = Session::new(kernel, args.threads.into());
     Ok(Opened {
-        session: Arc::new(Session::new(kernel, panic_cpu, labels)),
+        session: Arc::new(session),
         vmlinux,
     })
 }

@@ -4,6 +4,7 @@
 pub mod dwarf;
 pub mod printk;
 pub mod symbols;
+pub mod tasks;
 pub mod uts;
 pub mod vmcoreinfo;
 
