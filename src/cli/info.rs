@@ -55,7 +55,7 @@ pub fn run(a: InfoArgs) -> CliResult {
     let panic_task = s
         .panic_cpu
         .and_then(|c| k.cpus.get(c))
-        .filter(|_| k.dump.notes.qemu_cpus.is_empty())
+        .filter(|_| k.notes_carry_pids())
         .map(|c| c.note_pid);
     let obj = json!({
         "dumpfile": k.dump.path.display().to_string(),
