@@ -43,8 +43,10 @@ pub fn run(a: InfoArgs) -> CliResult {
     let s = &opened.session;
     let k = &s.kernel;
     let f = &k.dump.format;
+    let t0 = std::time::Instant::now();
     let uts = uts::read(k).unwrap_or_default();
     let log = printk::read_log(k);
+    log::debug!("uts + log in {:?}", t0.elapsed());
     let panic_msg = log.as_ref().ok().and_then(|l| printk::panic_message(l));
     let ram: u64 = k.dump.memory.ranges().iter().map(|r| r.len).sum();
     let levels = match &k.paging {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use corestub::dump;
 use corestub::kernel::Kernel;
-use corestub::kernel::symbols::Vmlinux;
 use corestub::target::Session;
 
 use super::DumpArgs;
@@ -17,18 +16,24 @@ pub struct Opened {
 }
 
 pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
+    let t0 = std::time::Instant::now();
     let dump = dump::open(&args.dump)?;
+    log::debug!("dump opened in {:?}", t0.elapsed());
     let mut kernel = Kernel::new(dump)?;
-    let vmlinux = vmlinux::resolve(
+    log::debug!("kernel ready at {:?}", t0.elapsed());
+    let found = vmlinux::resolve(
         args.vmlinux.as_deref(),
         &args.dump,
         kernel.vmcoreinfo.osrelease(),
         kernel.vmcoreinfo.build_id(),
     )?;
-    if let Some(v) = &vmlinux {
-        kernel.vmlinux = Some(Vmlinux::open(v)?);
-    }
+    let vmlinux = found.map(|(path, v)| {
+        kernel.vmlinux = Some(v);
+        path
+    });
+    log::debug!("vmlinux resolved at {:?}", t0.elapsed());
     let session = Session::new(kernel, args.threads.into());
+    log::debug!("session ready at {:?}", t0.elapsed());
     Ok(Opened {
         session: Arc::new(session),
         vmlinux,
@@ -45,7 +50,7 @@ pub fn gdb_symbol_commands(session: &Session, vmlinux: &Path) -> Vec<String> {
         vmlinux.display(),
         k.kaslr_offset
     );
-    if k.arch == corestub::addr::Arch::X86_64 {
+    if k.vmlinux.as_ref().is_some_and(|v| v.percpu_zero_based()) {
         cmd.push_str(" -s .data..percpu 0");
     }
     vec![cmd]

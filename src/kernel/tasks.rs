@@ -47,13 +47,14 @@ fn opt(d: &DebugInfo, ty: &str, path: &str) -> Option<u64> {
 impl TaskLayout {
     pub fn resolve(d: &DebugInfo, arch: Arch) -> Result<TaskLayout, String> {
         let t = "struct task_struct";
-        let _ = d.preload(&[
-            "task_struct",
-            "mm_struct",
-            "inactive_task_frame",
-            "rq",
-            "cpu_context",
-        ]);
+        // One scan for the whole set (absent names would cost a full pass).
+        let switch_type = match arch {
+            Arch::X86_64 => "inactive_task_frame",
+            Arch::Aarch64 => "cpu_context",
+        };
+        let t0 = std::time::Instant::now();
+        let _ = d.preload(&["task_struct", "mm_struct", switch_type]);
+        log::debug!("task layouts preloaded in {:?}", t0.elapsed());
         let state = d
             .first_offset_of(t, &["__state", "state"])
             .map_err(|e| e.to_string())?
