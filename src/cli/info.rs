@@ -51,7 +51,12 @@ pub fn run(a: InfoArgs) -> CliResult {
         Paging::X86_64(p) => format!("{}-level", p.levels),
         Paging::Aarch64(p) => format!("{p:?}"),
     };
-    let panic_task = s.panic_cpu.and_then(|c| k.cpus.get(c)).map(|c| c.note_pid);
+    // QEMU numbers its NT_PRSTATUS notes by vCPU: pr_pid is then no PID.
+    let panic_task = s
+        .panic_cpu
+        .and_then(|c| k.cpus.get(c))
+        .filter(|_| !k.dump.notes.vcpu_numbered)
+        .map(|c| c.note_pid);
     let obj = json!({
         "dumpfile": k.dump.path.display().to_string(),
         "format": f.name,
