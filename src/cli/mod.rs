@@ -3,6 +3,7 @@
 
 mod gdb;
 mod info;
+mod raw;
 mod serve;
 mod session;
 mod vmlinux;
@@ -50,5 +51,18 @@ pub struct DumpArgs {
     #[arg(long)]
     pub vmlinux: Option<PathBuf>,
     /// The dump file (ELF vmcore, kdump-compressed, flattened).
-    pub dump: PathBuf,
+    #[arg(required_unless_present = "raw_ram")]
+    pub dump: Option<PathBuf>,
+    #[command(flatten)]
+    pub raw: raw::RawArgs,
+}
+
+impl DumpArgs {
+    /// The dump file, or the raw RAM file.
+    pub fn path(&self) -> &std::path::Path {
+        self.dump
+            .as_deref()
+            .or(self.raw.raw_ram.as_deref())
+            .expect("clap requires a dump or --raw-ram")
+    }
 }

@@ -17,15 +17,30 @@ pub struct Opened {
 }
 
 pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
-    let dump = dump::open(&args.dump)?;
-    let mut kernel = Kernel::new(dump)?;
-    let vmlinux = vmlinux::resolve(
-        args.vmlinux.as_deref(),
-        &args.dump,
-        kernel.vmcoreinfo.osrelease(),
-        kernel.vmcoreinfo.build_id(),
-    )?;
-    if let Some(v) = &vmlinux {
+    let path = args.path();
+    let dump = match &args.raw.raw_ram {
+        Some(ram) => dump::raw::open(ram, &args.raw.options()?)?,
+        None => dump::open(path)?,
+    };
+    // Without VMCOREINFO the kernel layer needs the vmlinux to find KASLR.
+    let early = match dump.notes.vmcoreinfo {
+        None => vmlinux::resolve(args.vmlinux.as_deref(), path, None, None)?,
+        Some(_) => None,
+    };
+    let early_vmlinux = early.as_ref().map(Vmlinux::open).transpose()?;
+    let mut kernel = Kernel::with_vmlinux(dump, early_vmlinux)?;
+    let vmlinux = match early {
+        Some(v) => Some(v),
+        None => vmlinux::resolve(
+            args.vmlinux.as_deref(),
+            path,
+            kernel.vmcoreinfo.osrelease(),
+            kernel.vmcoreinfo.build_id(),
+        )?,
+    };
+    if kernel.vmlinux.is_none()
+        && let Some(v) = &vmlinux
+    {
         kernel.vmlinux = Some(Vmlinux::open(v)?);
     }
     let panic_cpu = kernel.panic_cpu();
@@ -34,8 +49,8 @@ pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
         .iter()
         .map(|c| {
             let mut s = format!("CPU {}", c.index);
-            if c.note_pid != 0 && !kernel.dump.notes.qemu_cpus.is_empty() {
-                // QEMU numbers notes by vCPU: nothing to add
+            if kernel.dump.notes.vcpu_numbered {
+                // QEMU numbers notes by vCPU (pr_pid = CPU + 1): not a PID
             } else if c.note_pid != 0 {
                 s.push_str(&format!(" pid {}", c.note_pid));
             } else {
