@@ -507,3 +507,55 @@ fn arm64_qemu_elf_serves() {
     }
     assert!(out["comm"].contains("\"swapper/0"), "{all}");
 }
+
+/// The brief's end-to-end variant: a copy of qemu-panic.elf whose
+/// VMCOREINFO note is renamed (as if QEMU ran without `-device
+/// vmcoreinfo`), through `corestub info`: the method is reported and the
+/// numbers equal truth.json.
+#[test]
+fn corestub_info_on_qemu_elf_without_vmcoreinfo_note() {
+    let test = "corestub_info_on_qemu_elf_without_vmcoreinfo_note";
+    let Some((elf, vmlinux)) = open_elf(test) else {
+        return;
+    };
+    let copy = Path::new(env!("CARGO_TARGET_TMPDIR")).join("qemu-panic-novmcoreinfo.elf");
+    let st = Command::new("cp")
+        .args(["--sparse=always", "-f"])
+        .arg(&elf)
+        .arg(&copy)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&copy)
+        .unwrap();
+    let mut head = vec![0u8; 0x2000];
+    f.read_exact(&mut head).unwrap();
+    let at = head
+        .windows(11)
+        .position(|w| w == b"VMCOREINFO\0")
+        .expect("VMCOREINFO note name");
+    f.seek(SeekFrom::Start(at as u64)).unwrap();
+    f.write_all(b"XMCOREINFO").unwrap();
+    drop(f);
+    assert!(dump::open(&copy).unwrap().notes.vmcoreinfo.is_none());
+
+    let o = Command::new(env!("CARGO_BIN_EXE_corestub"))
+        .args(["info", "--json", "--vmlinux"])
+        .arg(&vmlinux)
+        .arg(&copy)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let from = j["kernel_root_from"].as_str().unwrap();
+    assert!(from.contains("Detected") && from.contains("CR3"), "{j}");
+    assert_eq!(j["kaslr_offset"], "0x39a00000", "{j}");
+    assert_eq!(j["phys_base"], "-0x33600000", "{j}");
+    assert_eq!(j["kernel_root"], "0x8e10000", "{j}");
+    assert_eq!(j["release"], "6.1.0-56-cloud-amd64", "{j}");
+    assert_eq!(j["panic_cpu"], 1, "{j}");
+    std::fs::remove_file(&copy).unwrap();
+}
