@@ -129,6 +129,11 @@ fn qemu_elf_notes_are_vcpus_and_match_info_registers() {
     let d = dump::open(&elf).unwrap();
     assert!(d.notes.vcpu_numbered);
     assert!(d.format.name.contains("QEMU"), "{}", d.format.name);
+    assert!(
+        d.format.quirks.iter().any(|q| q.contains("vCPU")),
+        "{:?}",
+        d.format.quirks
+    );
     let k = Kernel::new(d).unwrap();
     assert_eq!(k.root_source, RootSource::Vmcoreinfo);
     assert_eq!(k.kaslr_offset, KASLR);

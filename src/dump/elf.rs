@@ -171,6 +171,11 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
                 .enumerate()
                 .all(|(i, c)| c.pid as usize == i + 1));
     notes.vcpu_numbered = is_qemu;
+    if is_qemu {
+        notes.warnings.push(
+            "NT_PRSTATUS pr_pid is the vCPU number + 1 (QEMU), not a PID: threads are numbered by CPU".into(),
+        );
+    }
     let format = FormatInfo {
         name: if is_qemu {
             "ELF vmcore (QEMU dump-guest-memory)".into()
