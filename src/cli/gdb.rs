@@ -64,7 +64,7 @@ pub fn run(a: GdbArgs) -> CliResult {
         .clone()
         .unwrap_or_else(|| pick_gdb(session.kernel.arch));
     let exe = std::env::current_exe()?;
-    let dump = std::fs::canonicalize(&a.dump.dump)?;
+    let dump = std::fs::canonicalize(a.dump.path())?;
 
     let mut serve = format!("{} serve --stdio", sh_quote(&exe.to_string_lossy()));
     // A dump on a slow disk can take more than GDB's default 2 s to answer
@@ -92,8 +92,15 @@ pub fn run(a: GdbArgs) -> CliResult {
             session.kernel.vmcoreinfo.build_id().unwrap_or("unknown")
         ),
     }
-    serve.push(' ');
-    serve.push_str(&sh_quote(&dump.to_string_lossy()));
+    if a.dump.raw.raw_ram.is_some() {
+        for w in a.dump.raw.to_args()? {
+            serve.push(' ');
+            serve.push_str(&sh_quote(&w));
+        }
+    } else {
+        serve.push(' ');
+        serve.push_str(&sh_quote(&dump.to_string_lossy()));
+    }
     ex(format!("target remote | {serve}"));
     if let Some(dir) = scripts_dir() {
         let main = dir.join("corestub.py");

@@ -3,6 +3,7 @@
 
 mod gdb;
 mod info;
+mod raw;
 mod serve;
 mod session;
 mod vmlinux;
@@ -53,7 +54,20 @@ pub struct DumpArgs {
     #[arg(long, value_enum, default_value_t = Threads::All)]
     pub threads: Threads,
     /// The dump file (ELF vmcore, kdump-compressed, flattened).
-    pub dump: PathBuf,
+    #[arg(required_unless_present = "raw_ram")]
+    pub dump: Option<PathBuf>,
+    #[command(flatten)]
+    pub raw: raw::RawArgs,
+}
+
+impl DumpArgs {
+    /// The dump file, or the raw RAM file.
+    pub fn path(&self) -> &std::path::Path {
+        self.dump
+            .as_deref()
+            .or(self.raw.raw_ram.as_deref())
+            .expect("clap requires a dump or --raw-ram")
+    }
 }
 
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]

@@ -17,20 +17,36 @@ pub struct Opened {
 
 pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
     let t0 = std::time::Instant::now();
-    let dump = dump::open(&args.dump)?;
+    let path = args.path();
+    let dump = match &args.raw.raw_ram {
+        Some(ram) => dump::raw::open(ram, &args.raw.options()?)?,
+        None => dump::open(path)?,
+    };
     log::debug!("dump opened in {:?}", t0.elapsed());
-    let mut kernel = Kernel::new(dump)?;
+    // Without VMCOREINFO the kernel layer needs the vmlinux to find KASLR.
+    let early = match dump.notes.vmcoreinfo {
+        None => vmlinux::resolve(args.vmlinux.as_deref(), path, None, None)?,
+        Some(_) => None,
+    };
+    let (early_path, early_vmlinux) = match early {
+        Some((p, v)) => (Some(p), Some(v)),
+        None => (None, None),
+    };
+    let mut kernel = Kernel::with_vmlinux(dump, early_vmlinux)?;
     log::debug!("kernel ready at {:?}", t0.elapsed());
-    let found = vmlinux::resolve(
-        args.vmlinux.as_deref(),
-        &args.dump,
-        kernel.vmcoreinfo.osrelease(),
-        kernel.vmcoreinfo.build_id(),
-    )?;
-    let vmlinux = found.map(|(path, v)| {
-        kernel.vmlinux = Some(v);
-        path
-    });
+    let vmlinux = match early_path {
+        Some(p) => Some(p),
+        None => vmlinux::resolve(
+            args.vmlinux.as_deref(),
+            path,
+            kernel.vmcoreinfo.osrelease(),
+            kernel.vmcoreinfo.build_id(),
+        )?
+        .map(|(p, v)| {
+            kernel.vmlinux = Some(v);
+            p
+        }),
+    };
     log::debug!("vmlinux resolved at {:?}", t0.elapsed());
     let session = Session::new(kernel, args.threads.into());
     log::debug!("session ready at {:?}", t0.elapsed());

@@ -113,6 +113,7 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
     let mut notes = Notes::default();
     let mut segments = Vec::new();
     let mut incomplete = None;
+    let mut physical_only = true;
     for ph in phdrs {
         match ph.p_type(endian) {
             elf::PT_NOTE => {
@@ -129,6 +130,7 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
                 }
             }
             elf::PT_LOAD => {
+                physical_only &= ph.p_vaddr(endian) == ph.p_paddr(endian);
                 let s = Segment {
                     start: ph.p_paddr(endian),
                     memsz: ph.p_memsz(endian),
@@ -156,7 +158,24 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
     // Overlapping PT_LOADs would make lookups ambiguous: keep the first.
     segments.dedup_by(|b, a| b.start < a.start.saturating_add(a.memsz));
     let ranges = merge_ranges(&segments);
-    let is_qemu = !notes.qemu_cpus.is_empty();
+    // QEMU dump-guest-memory: x86_64 has its "QEMU" notes; other
+    // architectures are recognised by physical-only PT_LOADs (paging=false:
+    // p_vaddr == p_paddr; the kernel's /proc/vmcore and makedumpfile give
+    // kernel virtual addresses) and NT_PRSTATUS numbered 1, 2, 3... by vCPU.
+    let is_qemu = !notes.qemu_cpus.is_empty()
+        || (physical_only
+            && !notes.cpus.is_empty()
+            && notes
+                .cpus
+                .iter()
+                .enumerate()
+                .all(|(i, c)| c.pid as usize == i + 1));
+    notes.vcpu_numbered = is_qemu;
+    if is_qemu {
+        notes.warnings.push(
+            "NT_PRSTATUS pr_pid is the vCPU number + 1 (QEMU), not a PID: threads are numbered by CPU".into(),
+        );
+    }
     let format = FormatInfo {
         name: if is_qemu {
             "ELF vmcore (QEMU dump-guest-memory)".into()

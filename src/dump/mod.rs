@@ -6,8 +6,10 @@
 
 pub mod elf;
 pub mod flat;
+pub mod info_registers;
 pub mod kdump;
 pub mod notes;
+pub mod raw;
 
 use std::fmt;
 use std::fs::File;

@@ -2,6 +2,7 @@
 //! table root, per-CPU register contexts, and virtual memory reads.
 
 pub mod dwarf;
+pub mod kaslr;
 pub mod printk;
 pub mod symbols;
 pub mod tasks;
@@ -46,6 +47,8 @@ pub enum KernelError {
 pub enum RootSource {
     Vmcoreinfo,
     QemuCr3,
+    /// No VMCOREINFO: found by [`kaslr`] (the text says how).
+    Detected(String),
 }
 
 /// One CPU as the dump saved it.
@@ -100,7 +103,17 @@ pub struct Kernel {
 
 impl Kernel {
     pub fn new(dump: Dump) -> Result<Kernel, KernelError> {
+        Self::with_vmlinux(dump, None)
+    }
+
+    /// [`Kernel::new`] with the debug vmlinux known up front: a dump without
+    /// VMCOREINFO needs its symbols to find KASLR ([`kaslr`]).
+    pub fn with_vmlinux(
+        dump: Dump,
+        vmlinux: Option<symbols::Vmlinux>,
+    ) -> Result<Kernel, KernelError> {
         let arch = dump.arch;
+        let mut detected_offset = None;
         let vmcoreinfo = dump
             .notes
             .vmcoreinfo
@@ -126,19 +139,16 @@ impl Kernel {
                         RootSource::Vmcoreinfo,
                         phys_base,
                     )
-                } else if let Some(q) = dump.notes.qemu_cpus.first() {
-                    let cr3 = q.cr[3] & 0x000f_ffff_ffff_f000;
-                    (
-                        paging,
-                        PageTableRoot(PhysAddr(cr3)),
-                        RootSource::QemuCr3,
-                        phys_base,
-                    )
                 } else {
-                    return Err(KernelError::NoPageTables(
-                        path,
-                        "no VMCOREINFO SYMBOL(init_top_pgt) and no CPU CR3 in the notes".into(),
-                    ));
+                    let d = kaslr::detect_x86_64(&dump, vmlinux.as_ref())
+                        .map_err(|e| KernelError::NoPageTables(path, e))?;
+                    detected_offset = Some(d.kaslr_offset);
+                    (
+                        Paging::X86_64(X86Paging::new(d.five_level)),
+                        d.root,
+                        RootSource::Detected(d.method),
+                        d.phys_base,
+                    )
                 }
             }
             Arch::Aarch64 => {
@@ -171,7 +181,7 @@ impl Kernel {
                 (Paging::Aarch64(p), root, RootSource::Vmcoreinfo, 0)
             }
         };
-        let kaslr_offset = vmcoreinfo.kernel_offset().unwrap_or(0);
+        let kaslr_offset = detected_offset.or(vmcoreinfo.kernel_offset()).unwrap_or(0);
         let cpus = dump
             .notes
             .cpus
@@ -203,7 +213,7 @@ impl Kernel {
             kaslr_offset,
             phys_base,
             cpus,
-            vmlinux: None,
+            vmlinux,
         })
     }
 
