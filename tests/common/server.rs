@@ -126,7 +126,13 @@ impl Rsp {
     /// verified), acking it. `Err` on timeout or a closed connection.
     pub fn request(&mut self, body: &[u8]) -> Result<Vec<u8>, String> {
         self.send_raw(&frame(body)).map_err(|e| e.to_string())?;
-        self.reply()
+        loop {
+            // console output (`O` + hex) comes before the real reply
+            let r = self.reply()?;
+            if !(r.starts_with(b"O") && r != b"OK") {
+                return Ok(r);
+            }
+        }
     }
 
     pub fn reply(&mut self) -> Result<Vec<u8>, String> {
@@ -158,7 +164,7 @@ impl Rsp {
             return Err(format!("bad reply checksum {sum:02x} != {want:02x}"));
         }
         let _ = self.s.write_all(b"+");
-        Ok(body)
+        Ok(unrle(&body))
     }
 
     /// True if the server closed the connection (read returns EOF/reset)
@@ -173,4 +179,22 @@ impl Rsp {
             }
         }
     }
+}
+
+/// Expands RSP run-length encoding (`X*n`: X repeated n - 29 more times).
+pub fn unrle(body: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len());
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'*' && i + 1 < body.len() && !out.is_empty() {
+            let n = body[i + 1].saturating_sub(29) as usize;
+            let last = *out.last().unwrap();
+            out.extend(std::iter::repeat_n(last, n));
+            i += 2;
+        } else {
+            out.push(body[i]);
+            i += 1;
+        }
+    }
+    out
 }
