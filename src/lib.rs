@@ -9,6 +9,8 @@ pub mod addr;
 pub mod dump;
 #[doc(hidden)]
 pub mod fixtures;
+#[doc(hidden)]
+pub mod fuzz_harness;
 pub mod kernel;
 pub mod mmu;
 pub mod target;

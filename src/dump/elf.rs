@@ -52,7 +52,8 @@ impl PhysicalMemory for ElfMemory {
             // bytes [in_seg, in_seg+n) of the segment: file-backed part first
             let file_n = seg.filesz.saturating_sub(in_seg).min(n as u64) as usize;
             if file_n > 0 {
-                let off = seg.offset + in_seg;
+                // p_offset is untrusted: near u64::MAX the sum overflows
+                let off = seg.offset.saturating_add(in_seg);
                 let src = usize::try_from(off)
                     .ok()
                     .and_then(|o| self.map.get(o..o.checked_add(file_n)?))
@@ -131,10 +132,14 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
             }
             elf::PT_LOAD => {
                 physical_only &= ph.p_vaddr(endian) == ph.p_paddr(endian);
+                let start = ph.p_paddr(endian);
+                // untrusted sizes: a segment may not run past the top of
+                // the physical address space (its end must not overflow)
+                let memsz = ph.p_memsz(endian).min(u64::MAX - start);
                 let s = Segment {
-                    start: ph.p_paddr(endian),
-                    memsz: ph.p_memsz(endian),
-                    filesz: ph.p_filesz(endian).min(ph.p_memsz(endian)),
+                    start,
+                    memsz,
+                    filesz: ph.p_filesz(endian).min(memsz),
                     offset: ph.p_offset(endian),
                 };
                 if s.memsz == 0 {

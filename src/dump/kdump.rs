@@ -977,17 +977,31 @@ pub fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
     } else {
         (0..stored.min(64))
             .chain((0..64).map(|k| k * stored / 64))
+            .chain(stored.saturating_sub(64)..stored)
             .collect()
     };
     let mut seen = 0u32;
     let mut raw_seen = false;
+    // Page data cut off by truncation: makedumpfile writes pages in pfn
+    // order, so the last descriptors point furthest into the file.
+    let mut data_end = 0u64;
     for idx in sample {
         if let Ok((_, d)) = mem.read_desc(idx, PhysAddr(0)) {
             if d.flags & CODEC_MASK == 0 {
                 raw_seen = true;
             }
             seen |= d.flags & CODEC_MASK;
+            if let Ok(off) = u64::try_from(d.offset) {
+                data_end = data_end.max(off.saturating_add(u64::from(d.size)));
+            }
         }
+    }
+    if data_end > file_len {
+        incomplete.get_or_insert_with(|| {
+            format!(
+                "file is truncated: page data runs to {data_end:#x}, the file has {file_len:#x} bytes (pages stored past the end cannot be read)"
+            )
+        });
     }
     let names = [
         (DUMP_DH_COMPRESSED_ZLIB, "zlib"),

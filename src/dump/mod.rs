@@ -146,7 +146,30 @@ pub fn map_readonly(path: &Path) -> Result<memmap2::Mmap, DumpError> {
 
 /// Opens a dump file of any supported format, chosen by its magic bytes.
 pub fn open(path: &Path) -> Result<Dump, DumpError> {
-    let map = map_readonly(path)?;
+    open_map(path, map_readonly(path)?)
+}
+
+/// Opens a dump held in memory (a read-only anonymous copy of `bytes`),
+/// exactly as [`open`] would the same bytes in a file called `name`. For
+/// fuzzing and tests of hostile input.
+pub fn open_bytes(name: &Path, bytes: &[u8]) -> Result<Dump, DumpError> {
+    let io = |source| DumpError::Io {
+        path: name.to_path_buf(),
+        source,
+    };
+    if bytes.is_empty() {
+        return Err(DumpError::UnknownFormat {
+            path: name.to_path_buf(),
+            reason: "the file is empty".into(),
+        });
+    }
+    let mut m = memmap2::MmapMut::map_anon(bytes.len()).map_err(io)?;
+    m.copy_from_slice(bytes);
+    let m = m.make_read_only().map_err(io)?;
+    open_map(name, m)
+}
+
+fn open_map(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
     let magic = map.get(..16).unwrap_or(&map[..]);
     if magic.starts_with(b"\x7fELF") {
         elf::open(path, map)

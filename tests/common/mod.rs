@@ -111,3 +111,4 @@ pub fn file_fingerprint(p: &Path) -> (u64, std::time::SystemTime, u64) {
     }
     (meta.len(), meta.modified().unwrap(), h.finish())
 }
+pub mod server;

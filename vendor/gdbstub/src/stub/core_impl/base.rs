@@ -319,30 +319,29 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 let addr = <T::Arch as Arch>::Usize::from_be_bytes(cmd.addr)
                     .ok_or(Error::TargetMismatch)?;
 
-                let mut i = 0;
-                let mut n = cmd.len;
-                while n != 0 {
-                    let chunk_size = n.min(buf.len());
-
-                    use num_traits::NumCast;
-
-                    let addr = addr + NumCast::from(i).ok_or(Error::TargetMismatch)?;
-                    let data = &mut buf[..chunk_size];
-                    let data_len = match target.base_ops() {
-                        BaseOps::SingleThread(ops) => ops.read_addrs(addr, data),
-                        BaseOps::MultiThread(ops) => {
-                            ops.read_addrs(addr, data, self.current_mem_tid)
-                        }
-                    }
-                    .handle_error()?;
-
-                    n -= chunk_size;
-                    i += chunk_size;
-
-                    // TODO: add more specific error variant?
-                    let data = data.get(..data_len).ok_or(Error::PacketBufferOverflow)?;
-                    res.write_hex_buf(data)?;
+                // corestub patch: one read, at most one packet buffer long.
+                // Upstream looped over `cmd.len` in buffer-sized chunks and
+                // streamed hex for all of it: `m ADDR,ffffffff` made the stub
+                // stream gigabytes in one reply, an error in a later chunk
+                // wrote `E..` into the middle of an already-started hex
+                // reply, a short read in one chunk shifted every later byte,
+                // and `addr + i` could overflow near the top of the address
+                // space. The protocol lets a reply be shorter than asked
+                // (GDB asks again for the rest), so clamp instead.
+                let chunk_size = cmd.len.min(buf.len());
+                if chunk_size == 0 {
+                    return Ok(HandlerStatus::Handled);
                 }
+                let data = &mut buf[..chunk_size];
+                let data_len = match target.base_ops() {
+                    BaseOps::SingleThread(ops) => ops.read_addrs(addr, data),
+                    BaseOps::MultiThread(ops) => ops.read_addrs(addr, data, self.current_mem_tid),
+                }
+                .handle_error()?;
+
+                // TODO: add more specific error variant?
+                let data = data.get(..data_len).ok_or(Error::PacketBufferOverflow)?;
+                res.write_hex_buf(data)?;
                 HandlerStatus::Handled
             }
             Base::M(cmd) => {
