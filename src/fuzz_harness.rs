@@ -14,8 +14,8 @@ use crate::kernel::{Kernel, VmcoreInfo};
 use crate::mmu::aarch64::Arm64Paging;
 use crate::mmu::x86_64::X86Paging;
 use crate::mmu::{AddressSpace, Paging};
-use crate::target::Session;
 use crate::target::conn::{BufConn, serve_connection};
+use crate::target::{Session, ThreadMode};
 
 /// Opens `bytes` as a dump, then exercises what a server does with it:
 /// VMCOREINFO, the kernel page tables, a few physical and virtual reads.
@@ -257,13 +257,7 @@ pub fn synthetic_session() -> Arc<Session> {
     let dump = dump::open_bytes(Path::new("synthetic.vmcore"), &synthetic_elf())
         .expect("synthetic ELF opens");
     let kernel = Kernel::new(dump).expect("synthetic kernel");
-    let n = kernel.cpus.len();
-    let panic = kernel.panic_cpu();
-    Arc::new(Session::new(
-        kernel,
-        panic,
-        (0..n).map(|i| format!("CPU {i}")).collect(),
-    ))
+    Arc::new(Session::new(kernel, ThreadMode::All))
 }
 
 /// Frames `body` as an RSP packet `$body#cs`.
