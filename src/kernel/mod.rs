@@ -2,6 +2,7 @@
 //! table root, per-CPU register contexts, and virtual memory reads.
 
 pub mod dwarf;
+pub mod page;
 pub mod printk;
 pub mod symbols;
 pub mod uts;
