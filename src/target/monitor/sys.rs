@@ -84,18 +84,10 @@ fn read_u64_sym(k: &Kernel, name: &str, off: u64) -> Option<u64> {
 fn uptime_line(k: &Kernel, log: Option<&[printk::LogRecord]>) -> Option<String> {
     let tk = (|| {
         let di = k.debug_info()?;
-        // tk_core is an anonymous struct { seqcount_raw_spinlock_t seq;
-        // struct timekeeper timekeeper; }: when its type has no usable name,
-        // the timekeeper follows the seqcount at 8-byte alignment.
-        let tk = di
-            .variable_type("tk_core")
-            .ok()
-            .and_then(|t| di.offset_of(&t, "timekeeper").ok())
-            .or_else(|| {
-                di.size_of("seqcount_raw_spinlock_t")
-                    .ok()
-                    .map(|s| (s + 7) & !7)
-            })?;
+        // tk_core is an anonymous `struct { seqcount_raw_spinlock_t seq;
+        // struct timekeeper timekeeper; }` (its type has no name to look
+        // up): the timekeeper follows the seqcount at 8-byte alignment.
+        let tk = (di.size_of("struct seqcount_raw_spinlock").ok()? + 7) & !7;
         let off = tk + di.offset_of("struct timekeeper", "ktime_sec").ok()?;
         read_u64_sym(k, "tk_core", off)
     })();
