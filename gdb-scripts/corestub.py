@@ -6,5 +6,5 @@ import os
 import gdb
 
 _here = os.path.dirname(os.path.abspath(__file__))
-for _name in ("dmesg.py",):
+for _name in ("dmesg.py", "task.py", "arm64_pac.py"):
     gdb.execute("source " + os.path.join(_here, _name))

@@ -67,7 +67,13 @@ pub fn run(a: GdbArgs) -> CliResult {
     let dump = std::fs::canonicalize(&a.dump.dump)?;
 
     let mut serve = format!("{} serve --stdio", sh_quote(&exe.to_string_lossy()));
-    let mut args: Vec<String> = vec!["-q".into()];
+    // A dump on a slow disk can take more than GDB's default 2 s to answer
+    // the first thread-list query; GDB would then resend, which gdbstub
+    // cannot handle.
+    let mut args: Vec<String> = vec!["-q".into(), "-iex".into(), "set remotetimeout 30".into()];
+    // GDB's own symbol reading dominates start-up; its index cache makes
+    // the second start on the same vmlinux several times faster.
+    args.extend(["-iex".into(), "set index-cache enabled on".into()]);
     let mut ex = |cmd: String| {
         args.push("-ex".into());
         args.push(cmd);

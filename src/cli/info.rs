@@ -43,15 +43,22 @@ pub fn run(a: InfoArgs) -> CliResult {
     let s = &opened.session;
     let k = &s.kernel;
     let f = &k.dump.format;
+    let t0 = std::time::Instant::now();
     let uts = uts::read(k).unwrap_or_default();
     let log = printk::read_log(k);
+    log::debug!("uts + log in {:?}", t0.elapsed());
     let panic_msg = log.as_ref().ok().and_then(|l| printk::panic_message(l));
     let ram: u64 = k.dump.memory.ranges().iter().map(|r| r.len).sum();
     let levels = match &k.paging {
         Paging::X86_64(p) => format!("{}-level", p.levels),
         Paging::Aarch64(p) => format!("{p:?}"),
     };
-    let panic_task = s.panic_cpu.and_then(|c| k.cpus.get(c)).map(|c| c.note_pid);
+    // QEMU numbers its notes by vCPU: pr_pid is a PID only in kdump notes.
+    let panic_task = s
+        .panic_cpu
+        .and_then(|c| k.cpus.get(c))
+        .filter(|_| k.notes_carry_pids())
+        .map(|c| c.note_pid);
     let obj = json!({
         "dumpfile": k.dump.path.display().to_string(),
         "format": f.name,
@@ -68,7 +75,10 @@ pub fn run(a: InfoArgs) -> CliResult {
         "machine": k.arch.name(),
         "cpus": k.cpus.len(),
         "panic_cpu": s.panic_cpu,
-        "panic_cpu_label": s.panic_cpu.and_then(|c| s.cpu_labels.get(c)),
+        "panic_cpu_label": s.panic_cpu.map(|c| s.cpu_label(c)),
+        "panic_task": s.panic_cpu.and_then(|c| s.cpu_state().tasks.get(c)?.as_ref()).map(|t| format!("{} (pid {}, task {:#x})", t.comm, t.pid, t.addr)),
+        "tasks": if s.cpu_state().error.is_some() { None } else { Some(s.tasks().len()) },
+        "task_threads": s.cpu_state().error.clone().map(|e| format!("unavailable: {e}")),
         "panic_pid": panic_task,
         "panic": panic_msg,
         "crash_time": k.vmcoreinfo.crash_time().map(utc),

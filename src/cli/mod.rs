@@ -49,6 +49,24 @@ pub struct DumpArgs {
     /// Debug vmlinux matching the dump (found by build-id if omitted).
     #[arg(long)]
     pub vmlinux: Option<PathBuf>,
+    /// Threads GDB sees: `cpus` (one per CPU) or `all` (CPUs, then every task).
+    #[arg(long, value_enum, default_value_t = Threads::All)]
+    pub threads: Threads,
     /// The dump file (ELF vmcore, kdump-compressed, flattened).
     pub dump: PathBuf,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Threads {
+    Cpus,
+    All,
+}
+
+impl From<Threads> for corestub::target::ThreadMode {
+    fn from(t: Threads) -> Self {
+        match t {
+            Threads::Cpus => Self::Cpus,
+            Threads::All => Self::All,
+        }
+    }
 }

@@ -43,13 +43,44 @@ fn serve_one(session: Arc<Session>, conn: BufConn) {
     }
 }
 
+/// With CORESTUB_STATS=1, prints the server's own CPU time and peak RSS
+/// (for benchmarks: GDB's time and ours are otherwise hard to separate).
+fn report_stats() {
+    if std::env::var_os("CORESTUB_STATS").is_none() {
+        return;
+    }
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // fields after the command name: utime and stime are the 12th/13th
+    let rest = stat.rsplit(") ").next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let hwm = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    eprintln!("corestub-stats: cpu_s={cpu:.3} peak_rss={hwm}");
+}
+
 pub fn run(a: ServeArgs) -> CliResult {
     let opened = session::open(&a.dump)?;
     let session = opened.session;
+    // Warm up what the first packets need (DWARF layouts, the task list)
+    // while the client is still connecting.
+    {
+        let s = session.clone();
+        std::thread::spawn(move || {
+            let _ = s.threads();
+        });
+    }
     if a.stdio {
         // stdout belongs to the protocol; everything else goes to stderr.
         let conn = BufConn::new(Box::new(io::stdin()), Box::new(io::stdout()));
         serve_one(session, conn);
+        report_stats();
         return Ok(ExitCode::SUCCESS);
     }
     let banner = |addr: &str| {

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use corestub::dump;
 use corestub::kernel::Kernel;
-use corestub::kernel::symbols::Vmlinux;
 use corestub::target::Session;
 
 use super::DumpArgs;
@@ -17,38 +16,26 @@ pub struct Opened {
 }
 
 pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
+    let t0 = std::time::Instant::now();
     let dump = dump::open(&args.dump)?;
+    log::debug!("dump opened in {:?}", t0.elapsed());
     let mut kernel = Kernel::new(dump)?;
-    let vmlinux = vmlinux::resolve(
+    log::debug!("kernel ready at {:?}", t0.elapsed());
+    let found = vmlinux::resolve(
         args.vmlinux.as_deref(),
         &args.dump,
         kernel.vmcoreinfo.osrelease(),
         kernel.vmcoreinfo.build_id(),
     )?;
-    if let Some(v) = &vmlinux {
-        kernel.vmlinux = Some(Vmlinux::open(v)?);
-    }
-    let panic_cpu = kernel.panic_cpu();
-    let labels = kernel
-        .cpus
-        .iter()
-        .map(|c| {
-            let mut s = format!("CPU {}", c.index);
-            if c.note_pid != 0 && !kernel.dump.notes.qemu_cpus.is_empty() {
-                // QEMU numbers notes by vCPU: nothing to add
-            } else if c.note_pid != 0 {
-                s.push_str(&format!(" pid {}", c.note_pid));
-            } else {
-                s.push_str(" idle");
-            }
-            if Some(c.index) == panic_cpu {
-                s.push_str(" [panic]");
-            }
-            s
-        })
-        .collect();
+    let vmlinux = found.map(|(path, v)| {
+        kernel.vmlinux = Some(v);
+        path
+    });
+    log::debug!("vmlinux resolved at {:?}", t0.elapsed());
+    let session = Session::new(kernel, args.threads.into());
+    log::debug!("session ready at {:?}", t0.elapsed());
     Ok(Opened {
-        session: Arc::new(Session::new(kernel, panic_cpu, labels)),
+        session: Arc::new(session),
         vmlinux,
     })
 }
@@ -63,7 +50,7 @@ pub fn gdb_symbol_commands(session: &Session, vmlinux: &Path) -> Vec<String> {
         vmlinux.display(),
         k.kaslr_offset
     );
-    if k.arch == corestub::addr::Arch::X86_64 {
+    if k.vmlinux.as_ref().is_some_and(|v| v.percpu_zero_based()) {
         cmd.push_str(" -s .data..percpu 0");
     }
     vec![cmd]

@@ -2,17 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use object::Object;
-
-/// The build-id of an ELF file as lowercase hex.
-pub fn build_id(path: &Path) -> Result<Option<String>, String> {
-    let map = corestub::dump::map_readonly(path).map_err(|e| e.to_string())?;
-    let file = object::File::parse(&*map).map_err(|e| format!("{}: {e}", path.display()))?;
-    let id = file
-        .build_id()
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(id.map(|b| b.iter().map(|x| format!("{x:02x}")).collect()))
-}
+use corestub::kernel::symbols::Vmlinux;
 
 /// Where distributions and users put vmlinux files.
 fn candidates(dump: &Path, release: Option<&str>, build_id: Option<&str>) -> Vec<PathBuf> {
@@ -54,10 +44,10 @@ pub fn resolve(
     dump: &Path,
     release: Option<&str>,
     dump_build_id: Option<&str>,
-) -> Result<Option<PathBuf>, String> {
+) -> Result<Option<(PathBuf, Vmlinux)>, String> {
     if let Some(p) = given {
-        let id = build_id(p)?;
-        if let (Some(want), Some(got)) = (dump_build_id, id.as_deref())
+        let v = Vmlinux::open(p).map_err(|e| e.to_string())?;
+        if let (Some(want), Some(got)) = (dump_build_id, v.build_id())
             && !want.eq_ignore_ascii_case(got)
         {
             return Err(format!(
@@ -65,17 +55,24 @@ pub fn resolve(
                 p.display()
             ));
         }
-        return Ok(Some(p.to_path_buf()));
+        return Ok(Some((p.to_path_buf(), v)));
     }
     for c in candidates(dump, release, dump_build_id) {
         if !c.is_file() {
             continue;
         }
-        match (build_id(&c), dump_build_id) {
-            (Ok(Some(got)), Some(want)) if got.eq_ignore_ascii_case(want) => return Ok(Some(c)),
-            (Ok(_), None) => return Ok(Some(c)),
-            _ => log::info!("{}: build-id does not match, skipped", c.display()),
+        let Ok(v) = Vmlinux::open(&c) else {
+            continue;
+        };
+        let matches = match (v.build_id(), dump_build_id) {
+            (Some(got), Some(want)) => got.eq_ignore_ascii_case(want),
+            (_, None) => true,
+            (None, Some(_)) => false,
+        };
+        if matches {
+            return Ok(Some((c, v)));
         }
+        log::info!("{}: build-id does not match, skipped", c.display());
     }
     Ok(None)
 }

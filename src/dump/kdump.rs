@@ -360,7 +360,8 @@ pub fn lzo1x_decompress(src: &[u8], dst: &mut [u8]) -> Result<usize, &'static st
 }
 
 const SHARDS: usize = 16;
-const WAYS: usize = 8;
+// 16 x 32 slots: 2 MiB of 4 KiB pages (32 MiB with QEMU's 64 KiB arm64 blocks).
+const WAYS: usize = 32;
 
 /// One shard of the page cache: `WAYS` direct-mapped slots plus the
 /// decompressor state and scratch buffer reused by every miss.

@@ -5,6 +5,7 @@ pub mod dwarf;
 pub mod page;
 pub mod printk;
 pub mod symbols;
+pub mod tasks;
 pub mod uts;
 pub mod vmcoreinfo;
 
@@ -295,14 +296,23 @@ impl Kernel {
 impl Kernel {
     /// The CPU that called panic(): the kernel's `panic_cpu` variable when
     /// the symbol is known, else [`Kernel::guess_panic_cpu`].
+    /// `None` when the kernel had not panicked (e.g. a QEMU dump of a
+    /// running guest: panic_cpu is still PANIC_CPU_INVALID, -1).
     pub fn panic_cpu(&self) -> Option<usize> {
         if let Some(va) = self.symbol("panic_cpu")
             && let Ok(v) = self.read_u32(&self.kernel_space(), va)
-            && (v as usize) < self.cpus.len()
         {
-            return Some(v as usize);
+            return ((v as usize) < self.cpus.len()).then_some(v as usize);
         }
         self.guess_panic_cpu()
+    }
+
+    /// True when NT_PRSTATUS pr_pid fields are Linux PIDs (kdump), false
+    /// when they number vCPUs (QEMU writes cpu index + 1).
+    pub fn notes_carry_pids(&self) -> bool {
+        self.dump.notes.qemu_cpus.is_empty()
+            && !(self.cpus.len() > 1
+                && self.cpus.iter().all(|c| c.note_pid as usize == c.index + 1))
     }
 
     /// The panicking CPU when no symbol table is available: the first CPU

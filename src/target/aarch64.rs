@@ -164,11 +164,20 @@ pub fn cpu_registers(cpu: &CpuContext, pac_mask: Option<u64>) -> Regs<Aarch64> {
     for (i, v) in cpu.regs.iter().take(34).enumerate() {
         regs.vals[i] = Some(*v);
     }
-    if let Some(m) = pac_mask {
-        regs.set("pauth_dmask", m);
-        regs.set("pauth_cmask", m);
-        regs.set("pauth_dmask_high", m);
-        regs.set("pauth_cmask_high", m);
-    }
+    set_pac_masks(&mut regs, pac_mask);
     regs
+}
+
+/// Sets the pauth mask registers (GDB strips these bits from code pointers).
+pub fn set_pac_masks(regs: &mut Regs<Aarch64>, pac_mask: Option<u64>) {
+    if let Some(m) = pac_mask {
+        for name in [
+            "pauth_dmask",
+            "pauth_cmask",
+            "pauth_dmask_high",
+            "pauth_cmask_high",
+        ] {
+            regs.set(name, m);
+        }
+    }
 }

@@ -8,6 +8,7 @@ pub mod aarch64;
 pub mod conn;
 pub mod monitor;
 pub mod regs;
+pub mod session;
 pub mod x86_64;
 
 use std::fmt::Debug;
@@ -25,12 +26,19 @@ use crate::addr::VirtAddr;
 use crate::kernel::{CpuContext, Kernel};
 use crate::mmu::AddressSpace;
 use regs::{RegTable, Regs, TableArch};
+pub use session::{Session, ThreadMode, ThreadRef};
 
 /// What an architecture must provide to be served.
-pub trait ArchSupport: RegTable + Debug {
-    fn cpu_registers(kernel: &Kernel, cpu: &CpuContext) -> Regs<Self>
-    where
-        Self: Sized;
+pub trait ArchSupport: RegTable + Debug + Sized {
+    /// A CPU's registers as its dump note saved them.
+    fn cpu_registers(kernel: &Kernel, cpu: &CpuContext) -> Regs<Self>;
+
+    /// The starting point for a sleeping task's registers (all unavailable
+    /// but what every thread of the arch has, e.g. arm64's PAC masks); the
+    /// switch-frame registers are set on top by name.
+    fn task_registers(_kernel: &Kernel) -> Regs<Self> {
+        Regs::default()
+    }
 }
 
 impl ArchSupport for x86_64::X86_64 {
@@ -44,38 +52,18 @@ impl ArchSupport for aarch64::Aarch64 {
         let mask = kernel.vmcoreinfo.number("KERNELPACMASK").map(|m| m as u64);
         aarch64::cpu_registers(cpu, mask)
     }
-}
 
-/// Facts the server knows about the dumped machine, computed once per dump
-/// and shared by every connection.
-pub struct Session {
-    pub kernel: Kernel,
-    /// The CPU that panicked (selected on attach).
-    pub panic_cpu: Option<usize>,
-    /// Per-CPU label for `info threads`, e.g. "CPU 2 sh/161 [panic]".
-    pub cpu_labels: Vec<String>,
-}
-
-impl Session {
-    pub fn new(kernel: Kernel, panic_cpu: Option<usize>, cpu_labels: Vec<String>) -> Self {
-        Session {
-            kernel,
-            panic_cpu,
-            cpu_labels,
-        }
+    fn task_registers(kernel: &Kernel) -> Regs<Self> {
+        let mut regs = Regs::default();
+        let mask = kernel.vmcoreinfo.number("KERNELPACMASK").map(|m| m as u64);
+        aarch64::set_pac_masks(&mut regs, mask);
+        regs
     }
-}
-
-/// One thread as GDB sees it.
-#[derive(Clone, Debug)]
-enum ThreadKind {
-    Cpu(usize),
 }
 
 /// Per-connection target state over a shared [`Session`].
 pub struct DumpTarget<A: ArchSupport> {
     session: Arc<Session>,
-    threads: Vec<ThreadKind>,
     _arch: std::marker::PhantomData<A>,
 }
 
@@ -85,24 +73,41 @@ fn tid(n: usize) -> Tid {
 
 impl<A: ArchSupport> DumpTarget<A> {
     pub fn new(session: Arc<Session>) -> Self {
-        let threads = (0..session.kernel.cpus.len())
-            .map(ThreadKind::Cpu)
-            .collect();
         DumpTarget {
             session,
-            threads,
             _arch: std::marker::PhantomData,
         }
     }
 
-    fn thread(&self, t: Tid) -> Option<&ThreadKind> {
-        self.threads.get(t.get() - 1)
+    fn thread(&self, t: Tid) -> Option<ThreadRef> {
+        self.session.threads().get(t.get())
     }
 
     fn space(&self, t: Tid) -> AddressSpace {
         match self.thread(t) {
-            Some(ThreadKind::Cpu(i)) => self.session.kernel.cpus[*i].space,
+            Some(ThreadRef::Cpu(i)) => self.session.cpu_state().spaces[i],
+            Some(ThreadRef::Task(j)) => self.session.tasks()[j].space,
             None => self.session.kernel.kernel_space(),
+        }
+    }
+
+    fn registers(&self, t: Tid) -> Option<Regs<A>> {
+        let k = &self.session.kernel;
+        match self.thread(t)? {
+            ThreadRef::Cpu(i) => Some(A::cpu_registers(k, &k.cpus[i])),
+            ThreadRef::Task(j) => {
+                let tt = &self.session.tasks()[j];
+                if let Some(cpu) = tt.running_on {
+                    return Some(A::cpu_registers(k, &k.cpus[cpu]));
+                }
+                let mut regs = A::task_registers(k);
+                if let Ok(saved) = &tt.switch_regs {
+                    for (name, v) in saved {
+                        regs.set(name, *v);
+                    }
+                }
+                Some(regs)
+            }
         }
     }
 }
@@ -132,13 +137,8 @@ impl<A: ArchSupport> Target for DumpTarget<A> {
 
 impl<A: ArchSupport> MultiThreadBase for DumpTarget<A> {
     fn read_registers(&mut self, regs: &mut Regs<A>, t: Tid) -> TargetResult<(), Self> {
-        match self.thread(t) {
-            Some(ThreadKind::Cpu(i)) => {
-                *regs = A::cpu_registers(&self.session.kernel, &self.session.kernel.cpus[*i]);
-                Ok(())
-            }
-            None => Err(TargetError::NonFatal),
-        }
+        *regs = self.registers(t).ok_or(TargetError::NonFatal)?;
+        Ok(())
     }
 
     fn write_registers(&mut self, _regs: &Regs<A>, _t: Tid) -> TargetResult<(), Self> {
@@ -167,8 +167,8 @@ impl<A: ArchSupport> MultiThreadBase for DumpTarget<A> {
     }
 
     fn list_active_threads(&mut self, cb: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {
-        for i in 0..self.threads.len() {
-            cb(tid(i + 1));
+        for (t, _) in &self.session.threads().order {
+            cb(tid(*t));
         }
         Ok(())
     }
@@ -189,12 +189,8 @@ impl<A: ArchSupport> MultiThreadBase for DumpTarget<A> {
 impl<A: ArchSupport> ThreadExtraInfo for DumpTarget<A> {
     fn thread_extra_info(&self, t: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
         let label = match self.thread(t) {
-            Some(ThreadKind::Cpu(i)) => self
-                .session
-                .cpu_labels
-                .get(*i)
-                .cloned()
-                .unwrap_or_else(|| format!("CPU {i}")),
+            Some(ThreadRef::Cpu(i)) => self.session.cpu_label(i),
+            Some(ThreadRef::Task(j)) => self.session.task_label(j),
             None => String::new(),
         };
         let n = label.len().min(buf.len());

@@ -1,0 +1,93 @@
+//! B4: random 4 KiB physical reads per second inside the server (no GDB),
+//! per dump format. Prints a table; run with `cargo bench --bench reads`.
+//!
+//! - uniform: pages drawn uniformly from every page the dump stores (most
+//!   reads miss the decompressed-page cache: this measures decompression);
+//! - hot: the same 64 pages over and over (what GDB does while walking one
+//!   stack or one structure: the cache's best case).
+
+use std::time::Instant;
+
+use corestub::addr::PhysAddr;
+use corestub::dump;
+
+/// xorshift64*: deterministic, no dependency.
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+}
+
+fn present_pages(mem: &dyn dump::PhysicalMemory) -> Vec<u64> {
+    let mut buf = [0u8; 4096];
+    let mut pages = Vec::new();
+    for r in mem.ranges() {
+        let mut pa = r.start.0 & !0xfff;
+        while pa < r.end() {
+            if mem.read_phys(PhysAddr(pa), &mut buf).is_ok() {
+                pages.push(pa);
+            }
+            pa += 4096;
+        }
+    }
+    pages
+}
+
+fn rate(mem: &dyn dump::PhysicalMemory, pages: &[u64], n: usize, seed: u64) -> f64 {
+    let mut rng = Rng(seed);
+    let mut buf = vec![0u8; 4096];
+    let t = Instant::now();
+    for _ in 0..n {
+        let pa = pages[(rng.next() % pages.len() as u64) as usize];
+        mem.read_phys(PhysAddr(pa), &mut buf).unwrap();
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+fn main() {
+    let root = corestub::fixtures::root();
+    let files = [
+        "x86_64-6.1/elf-d31.vmcore",
+        "x86_64-6.1/kdump-zlib-d31.kdump",
+        "x86_64-6.1/kdump-lzo-d31.kdump",
+        "x86_64-6.1/kdump-zstd-d31.kdump",
+        "x86_64-6.1/kdump-snappy-d31.kdump",
+        "x86_64-6.1/flat-zlib-d31.flat",
+    ];
+    println!(
+        "| B4 dump | pages stored | open ms | uniform reads/s (cold cache) | uniform reads/s (2nd pass) | hot-set reads/s |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for f in files {
+        let path = root.join(f);
+        if !path.exists() {
+            println!("| {f} | missing (run ../shared/fixtures/unpack.sh) | | | | |");
+            continue;
+        }
+        let t = Instant::now();
+        let d = dump::open(&path).unwrap();
+        let open_ms = t.elapsed().as_secs_f64() * 1e3;
+        let mem = d.memory.as_ref();
+        let pages = present_pages(mem);
+        let d = dump::open(&path).unwrap(); // fresh caches
+        let mem = d.memory.as_ref();
+        let n = 20_000.min(pages.len() * 2);
+        let cold = rate(mem, &pages, n, 1);
+        let second = rate(mem, &pages, n, 2);
+        let hot: Vec<u64> = pages
+            .iter()
+            .step_by(pages.len() / 64 + 1)
+            .copied()
+            .take(64)
+            .collect();
+        let hot_rate = rate(mem, &hot, 200_000, 3);
+        println!(
+            "| {f} | {} | {open_ms:.1} | {cold:.0} | {second:.0} | {hot_rate:.0} |",
+            pages.len()
+        );
+    }
+}
