@@ -6,6 +6,7 @@
 
 mod fmt;
 mod mem;
+mod ps;
 mod sys;
 mod vtop;
 
@@ -53,7 +54,7 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "vtop",
         summary: "translate a virtual address, showing every page-table level",
-        usage: "vtop [-c CPU | -p PID] ADDR...\n  Walks the page tables for ADDR (hex, or a symbol name) and prints each\n  level's entry address and value, the PTE flags, the physical address and\n  the struct page. -c CPU: that CPU's address space. -p PID: needs task\n  support, not available yet.",
+        usage: "vtop [-c CPU | -p PID] ADDR...\n  Walks the page tables for ADDR (hex, or a symbol name) and prints each\n  level's entry address and value, the PTE flags, the physical address and\n  the struct page. -c CPU: the address space of the task that CPU ran;\n  -p PID: that task's (both need the debug vmlinux for user addresses).",
         run: vtop::vtop,
     },
     Command {
@@ -82,9 +83,9 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "ps",
-        summary: "process list (needs task support)",
-        usage: "ps\n  Not available yet: needs task support (the kernel's task list).",
-        run: ps,
+        summary: "process list (crash's columns; '>' marks tasks running on a CPU)",
+        usage: "ps\n  Every task (idle tasks, processes, threads): PID PPID CPU TASK ST %MEM VSZ\n  RSS COMM, '>' for the task each CPU was running. Needs the debug vmlinux.",
+        run: ps::ps,
     },
     Command {
         name: "info",
@@ -164,14 +165,8 @@ fn log(s: &Session, args: &[&str]) -> CmdResult {
     Ok(out)
 }
 
-fn ps(_s: &Session, _args: &[&str]) -> CmdResult {
-    Err(CmdError::Failed(
-        "needs task support (the kernel task list), which this build does not have yet".into(),
-    ))
-}
-
 /// Opens a dump (and optionally its vmlinux) into a [`Session`], as
-/// `corestub serve`/`gdb` do minus the thread labels: for tests, examples
+/// `corestub serve`/`gdb` do (CPU threads only): for tests, examples
 /// and benchmarks that call [`run`] directly.
 pub fn open_session(
     dump: &Path,
@@ -181,9 +176,7 @@ pub fn open_session(
     if let Some(v) = vmlinux {
         kernel.vmlinux = Some(crate::kernel::symbols::Vmlinux::open(v)?);
     }
-    let panic_cpu = kernel.panic_cpu();
-    let labels = (0..kernel.cpus.len()).map(|i| format!("CPU {i}")).collect();
-    Ok(Session::new(kernel, panic_cpu, labels))
+    Ok(Session::new(kernel, super::ThreadMode::Cpus))
 }
 
 /// Parses an address: hex with or without 0x (crash takes bare hex), or a

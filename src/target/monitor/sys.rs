@@ -6,9 +6,6 @@ use crate::addr::{Arch, VirtAddr};
 use crate::kernel::{Kernel, printk, uts};
 use crate::target::Session;
 
-/// Bound on list walks (a corrupt list must not loop forever).
-const MAX_TASKS: usize = 1 << 20;
-
 /// `sys`
 pub(super) fn sys(s: &Session, args: &[&str]) -> CmdResult {
     if !args.is_empty() {
@@ -36,8 +33,9 @@ pub(super) fn sys(s: &Session, args: &[&str]) -> CmdResult {
     if let Some(l) = load_average(k) {
         rows.push(("LOAD AVERAGE", l));
     }
-    if let Some(t) = tasks(k) {
-        rows.push(("TASKS", t));
+    // crash counts every task_struct: idle tasks, processes and threads
+    if let Ok((_, tasks)) = super::ps::all_tasks(s) {
+        rows.push(("TASKS", tasks.len().to_string()));
     }
     rows.push(("NODENAME", u.nodename.clone()));
     rows.push((
@@ -124,85 +122,39 @@ fn cpu_mhz(k: &Kernel) -> Option<u64> {
     (khz > 0).then_some(khz as u64 / 1000)
 }
 
-/// Every task: the processes on `init_task.tasks`, each process's threads
-/// on `signal->thread_head`, plus the other CPUs' idle tasks (which are on
-/// no list), as crash counts them. Needs DWARF offsets.
-fn tasks(k: &Kernel) -> Option<String> {
-    let di = k.debug_info()?;
-    let tasks_off = di.offset_of("struct task_struct", "tasks").ok()?;
-    let signal_off = di.offset_of("struct task_struct", "signal").ok();
-    let thread_head = di.offset_of("struct signal_struct", "thread_head").ok();
+/// Total RAM in pages and how it was counted: the sum of
+/// `node_present_pages` over `node_data[]` (DWARF offset, "present"), else
+/// `node_spanned_pages` (VMCOREINFO, "spanned").
+pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
     let space = k.kernel_space();
-    let rd = |a: u64| k.read_u64(&space, VirtAddr(a)).ok();
-    let init = k.symbol("init_task")?.0;
-    let head = init + tasks_off;
-    let mut count = 0usize;
-    let mut cur = rd(head)?;
-    let mut n = 0;
-    while cur != head {
-        n += 1;
-        if n > MAX_TASKS {
-            return None;
+    let arr = k.symbol("node_data")?.0;
+    let len = k.vmcoreinfo.length("node_data").unwrap_or(1).min(4096);
+    let (off, what) = match k
+        .debug_info()
+        .and_then(|d| d.offset_of("struct pglist_data", "node_present_pages").ok())
+    {
+        Some(o) => (o, "present"),
+        None => (
+            k.vmcoreinfo.offset("pglist_data.node_spanned_pages")?,
+            "spanned",
+        ),
+    };
+    let mut ptrs = vec![0u8; len as usize * 8];
+    k.read_virt(&space, VirtAddr(arr), &mut ptrs).ok()?;
+    let mut pages = 0u64;
+    for p in ptrs.chunks(8) {
+        let p = u64::from_le_bytes(p.try_into().ok()?);
+        if p != 0 {
+            pages += k.read_u64(&space, VirtAddr(p + off)).ok()?;
         }
-        let task = cur - tasks_off;
-        count += match (signal_off, thread_head) {
-            (Some(so), Some(th)) => {
-                // threads of this process: walk signal->thread_head
-                let threads = (|| {
-                    let sig = rd(task + so)?;
-                    let h = sig + th;
-                    let mut c = 0usize;
-                    let mut p = rd(h)?;
-                    while p != h {
-                        c += 1;
-                        if c > MAX_TASKS {
-                            return None;
-                        }
-                        p = rd(p)?;
-                    }
-                    Some(c.max(1))
-                })();
-                threads.unwrap_or(1)
-            }
-            _ => 1,
-        };
-        cur = rd(cur)?;
     }
-    // init_task (idle of CPU 0) heads the list; the other idle tasks are
-    // on no list.
-    Some((count + k.cpus.len().max(1)).to_string())
+    (pages > 0).then_some((pages, what))
 }
 
-/// Total RAM: the sum of `node_present_pages` over `node_data[]` (DWARF
-/// offset), else `node_spanned_pages` (VMCOREINFO), else the dump's ranges.
+/// Total RAM as crash's MEMORY, else what the dump's ranges cover.
 fn memory(k: &Kernel) -> String {
     let page = k.paging.page_size();
-    let space = k.kernel_space();
-    let nodes = (|| {
-        let arr = k.symbol("node_data")?.0;
-        let len = k.vmcoreinfo.length("node_data").unwrap_or(1).min(4096);
-        let (off, what) = match k
-            .debug_info()
-            .and_then(|d| d.offset_of("struct pglist_data", "node_present_pages").ok())
-        {
-            Some(o) => (o, "present"),
-            None => (
-                k.vmcoreinfo.offset("pglist_data.node_spanned_pages")?,
-                "spanned",
-            ),
-        };
-        let mut ptrs = vec![0u8; len as usize * 8];
-        k.read_virt(&space, VirtAddr(arr), &mut ptrs).ok()?;
-        let mut pages = 0u64;
-        for p in ptrs.chunks(8) {
-            let p = u64::from_le_bytes(p.try_into().ok()?);
-            if p != 0 {
-                pages += k.read_u64(&space, VirtAddr(p + off)).ok()?;
-            }
-        }
-        (pages > 0).then_some((pages, what))
-    })();
-    match nodes {
+    match total_ram_pages(k) {
         Some((pages, "present")) => mem_size(pages * page),
         Some((pages, what)) => format!("{}  ({what} pages)", mem_size(pages * page)),
         None => {

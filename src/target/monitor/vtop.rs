@@ -4,6 +4,7 @@
 use super::fmt::{center, page_size};
 use super::{CmdError, CmdResult, parse_addr, parse_dec, usage};
 use crate::addr::{Arch, PhysAddr, VirtAddr};
+use crate::kernel::tasks::TaskReader;
 use crate::kernel::{Kernel, page};
 use crate::mmu::{AddressSpace, TranslateError, WalkStep};
 use crate::target::Session;
@@ -117,18 +118,25 @@ fn parse_space(s: &Session, args: &[&str]) -> Result<(AddressSpace, Vec<u64>), C
                     return usage("-c needs a CPU number");
                 };
                 let cpu = parse_dec("CPU", n)? as usize;
-                let Some(c) = k.cpus.get(cpu) else {
+                let Some(sp) = s.cpu_state().spaces.get(cpu) else {
                     return usage(format!(
                         "no CPU {cpu} (the dump has CPUs 0..{})",
                         k.cpus.len().saturating_sub(1)
                     ));
                 };
-                space = c.space;
+                space = *sp;
             }
             "-p" => {
-                return Err(CmdError::Failed(
-                    "-p PID needs task support (the kernel task list), which this build does not have yet; -c CPU uses the address space of the task running on a CPU".into(),
-                ));
+                let Some(n) = it.next() else {
+                    return usage("-p needs a PID");
+                };
+                let pid = parse_dec("PID", n)?;
+                let r = TaskReader::new(k)?;
+                let tasks = r.all_tasks()?;
+                let Some(t) = tasks.iter().find(|t| t.pid as u64 == pid) else {
+                    return Err(CmdError::Failed(format!("no task with PID {pid}")));
+                };
+                space = r.address_space(t);
             }
             _ if a.starts_with('-') && a.len() > 1 => return usage(format!("unknown option {a}")),
             _ => addrs.push(parse_addr(k, a)?),
@@ -192,7 +200,7 @@ pub fn vtop_one(k: &Kernel, space: &AddressSpace, va: VirtAddr) -> String {
             out.push_str(&format!("\n{e}\n"));
             if matches!(e, TranslateError::NoRoot { .. }) {
                 out.push_str(
-                    "(kdump notes carry no user page-table root: the task's mm->pgd is needed)\n",
+                    "(no user page tables known here: use -p PID, or -c CPU with the debug vmlinux)\n",
                 );
             }
             return out;
