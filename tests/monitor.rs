@@ -351,6 +351,74 @@ fn ps_and_user_vtop_x86() {
     assert!(sys.contains(&format!("       TASKS: {rows}\n")), "{sys}");
 }
 
+/// arm64: ps, vtop -p against the guest's /proc/PID/pagemap, and the same
+/// answers through gdb-multiarch's `monitor`.
+#[test]
+fn ps_user_vtop_and_gdb_arm64() {
+    let test = "ps_user_vtop_and_gdb_arm64";
+    let (Some(dump), Some(vmlinux)) = (
+        fixture("arm64-6.1", "elf-d31.vmcore", test),
+        fixture("arm64-6.1", "vmlinux", test),
+    ) else {
+        return;
+    };
+    let s = open_session(&dump, Some(&vmlinux)).unwrap();
+    let t = truth("arm64-6.1");
+    let boot = &t["boots"]["kdump"];
+    let ps = run(&s, "ps");
+    // CPU 1 ran fxspinner_b in user mode, CPU 3 the panicking sh
+    for want in [
+        "  125       1   1  ",
+        "  200       1   3  ",
+        "  124       1  ",
+    ] {
+        assert!(ps.contains(want), "{want:?} missing in:\n{ps}");
+    }
+    let marked = |pid: &str| {
+        ps.lines()
+            .any(|l| l.starts_with('>') && l.split_whitespace().nth(1) == Some(pid))
+    };
+    assert!(marked("125") && marked("200") && !marked("124"), "{ps}");
+    let p = &boot["processes"][0];
+    let pid = p["pid"].as_u64().unwrap();
+    for x in p["user_translations_from_pagemap"].as_array().unwrap() {
+        let va = x["va"].as_str().unwrap();
+        let out = run(&s, &format!("vtop -p {pid} {va}"));
+        let want = x["pa"].as_str().map(hex);
+        assert_eq!(vtop_pa(&out), want, "pid {pid} {va}:\n{out}");
+    }
+
+    let trans: Vec<(u64, u64)> = boot["translations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| {
+            (
+                hex(x["va"].as_str().unwrap()),
+                hex(x["pa"].as_str().unwrap()),
+            )
+        })
+        .collect();
+    let cmds: Vec<(String, String)> = trans
+        .iter()
+        .enumerate()
+        .map(|(i, (va, _))| (format!("vtop{i}"), format!("monitor vtop {va:#x}")))
+        .chain([("sys".to_string(), "monitor sys".to_string())])
+        .collect();
+    let steps: Vec<(&str, &str)> = cmds.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+    let (out, all) = gdb_monitor(&dump, &vmlinux, &steps);
+    for (i, (_, pa)) in trans.iter().enumerate() {
+        let o = out.get(&format!("vtop{i}")).cloned().unwrap_or_default();
+        assert_eq!(vtop_pa(&o), Some(*pa), "{o}\n---\n{all}");
+    }
+    let sys = out.get("sys").cloned().unwrap_or_default();
+    assert!(
+        sys.contains("sysrq triggered crash") && sys.contains("CPUS: 4"),
+        "{all}"
+    );
+    assert!(sys.contains("RELEASE: 6.1.0-56-cloud-arm64"), "{all}");
+}
+
 #[test]
 fn bad_arguments_give_usage_never_panic() {
     let test = "bad_arguments_give_usage_never_panic";
