@@ -107,7 +107,8 @@ def main():
         p = subprocess.Popen([BIN, "serve", "--stdio", "--vmlinux", os.path.join(X86, "vmlinux"), dump],
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         t = time.perf_counter()
-        p.stdin.write(b"$qSupported#37")
+        body = b"qSupported:multiprocess+;swbreak+"
+        p.stdin.write(b"$" + body + b"#%02x" % (sum(body) & 0xff))
         p.stdin.flush()
         got = b""
         while b"#" not in got:
@@ -119,7 +120,7 @@ def main():
         rss = "?"
         try:
             with open("/proc/%d/status" % p.pid) as f:
-                rss = [l.split(":")[1].strip() for l in f if l.startswith("VmHWM")][0]
+                rss = ([l.split(":")[1].strip() for l in f if l.startswith("VmHWM")] or ["exited"])[0]
         except OSError:
             pass
         p.kill()

@@ -74,6 +74,13 @@ pub fn run(a: ServeArgs) -> CliResult {
         let s = session.clone();
         std::thread::spawn(move || {
             let _ = s.threads();
+            if s.mode == corestub::target::ThreadMode::All
+                && let Some(e) = &s.cpu_state().error
+            {
+                // stderr of a `target remote | corestub serve --stdio` pipe
+                // is GDB's terminal: the user sees this.
+                eprintln!("corestub: only CPU threads are shown: {e}");
+            }
         });
     }
     if a.stdio {

@@ -420,37 +420,9 @@ impl Arm64Paging {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dump::{MemError, PhysRange};
     use crate::mmu::Paging;
-    use std::collections::HashMap;
 
-    /// Sparse physical memory made of 4 KiB pages, for hand-built tables
-    /// (any granule: only the 8-byte entries that are set exist).
-    #[derive(Default)]
-    struct Pages(HashMap<u64, Vec<u8>>);
-
-    impl Pages {
-        fn set(&mut self, pa: u64, val: u64) {
-            let page = self.0.entry(pa & !0xfff).or_insert_with(|| vec![0; 4096]);
-            let o = (pa & 0xfff) as usize;
-            page[o..o + 8].copy_from_slice(&val.to_le_bytes());
-        }
-    }
-
-    impl PhysicalMemory for Pages {
-        fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
-            let page = self
-                .0
-                .get(&(pa.0 & !0xfff))
-                .ok_or(MemError::NotInDump(pa))?;
-            let o = (pa.0 & 0xfff) as usize;
-            buf.copy_from_slice(&page[o..o + buf.len()]);
-            Ok(())
-        }
-        fn ranges(&self) -> &[PhysRange] {
-            &[]
-        }
-    }
+    use crate::mmu::test_pages::Pages;
 
     const TABLE: u64 = 0b11;
     const PAGE: u64 = 0b11;

@@ -137,3 +137,39 @@ impl Paging {
         }
     }
 }
+
+/// Sparse physical memory made of 4 KiB pages, for hand-built page tables
+/// in the walkers' tests (any granule: only the entries that are set exist).
+#[cfg(test)]
+pub(crate) mod test_pages {
+    use std::collections::HashMap;
+
+    use crate::addr::PhysAddr;
+    use crate::dump::{MemError, PhysRange, PhysicalMemory};
+
+    #[derive(Default)]
+    pub struct Pages(pub HashMap<u64, Vec<u8>>);
+
+    impl Pages {
+        pub fn set(&mut self, pa: u64, val: u64) {
+            let page = self.0.entry(pa & !0xfff).or_insert_with(|| vec![0; 4096]);
+            let o = (pa & 0xfff) as usize;
+            page[o..o + 8].copy_from_slice(&val.to_le_bytes());
+        }
+    }
+
+    impl PhysicalMemory for Pages {
+        fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
+            let page = self
+                .0
+                .get(&(pa.0 & !0xfff))
+                .ok_or(MemError::NotInDump(pa))?;
+            let o = (pa.0 & 0xfff) as usize;
+            buf.copy_from_slice(&page[o..o + buf.len()]);
+            Ok(())
+        }
+        fn ranges(&self) -> &[PhysRange] {
+            &[]
+        }
+    }
+}
