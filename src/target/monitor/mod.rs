@@ -196,7 +196,14 @@ pub(crate) fn parse_addr(k: &Kernel, s: &str) -> Result<u64, CmdError> {
     {
         return Ok(a.0);
     }
-    usage(format!("'{s}' is neither a hex address nor a known symbol"))
+    let hint = if k.vmlinux.is_none() {
+        " (without a vmlinux only VMCOREINFO's symbols are known)"
+    } else {
+        ""
+    };
+    usage(format!(
+        "'{s}' is neither a hex address nor a known symbol{hint}"
+    ))
 }
 
 /// Parses a decimal number argument.
