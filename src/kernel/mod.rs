@@ -3,6 +3,7 @@
 
 pub mod dwarf;
 pub mod kaslr;
+pub mod page;
 pub mod printk;
 pub mod symbols;
 pub mod tasks;
