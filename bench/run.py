@@ -139,11 +139,12 @@ def main():
     cmd = "dump binary memory %s %#x %#x" % (out, start, end)
     stats = {}
 
+    stats_file = os.path.join(tmp, "stats")
+
     def ours():
-        r = corestub_gdb(elf, cmd, threads="cpus", env={"CORESTUB_STATS": "1"}, cache=warm_cache)
-        for l in r.stderr.splitlines():
-            if l.startswith("corestub-stats:"):
-                stats["cpu"] = float(l.split("cpu_s=")[1].split()[0])
+        corestub_gdb(elf, cmd, threads="cpus", env={"CORESTUB_STATS": stats_file}, cache=warm_cache)
+        with open(stats_file) as f:
+            stats["cpu"] = float(f.read().split("cpu_s=")[1].split()[0])
     t_ours = median_time(ours)
     t_native = median_time(lambda: native_gdb(elf, cmd, cache=nwarm))
     row("B2 dump binary memory 64 MiB (ELF)", t_ours, t_native, "native GDB core-file",

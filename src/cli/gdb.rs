@@ -66,7 +66,12 @@ pub fn run(a: GdbArgs) -> CliResult {
     let exe = std::env::current_exe()?;
     let dump = std::fs::canonicalize(a.dump.path())?;
 
-    let mut serve = format!("{} serve --stdio", sh_quote(&exe.to_string_lossy()));
+    // `exec`: the shell must not keep the stderr pipe open (see serve.rs).
+    let mut serve = format!(
+        "exec {} serve --stdio --threads {}",
+        sh_quote(&exe.to_string_lossy()),
+        a.dump.threads.name()
+    );
     // A dump on a slow disk can take more than GDB's default 2 s to answer
     // the first thread-list query; GDB would then resend, which gdbstub
     // cannot handle.

@@ -76,6 +76,16 @@ pub enum Threads {
     All,
 }
 
+impl Threads {
+    /// The flag's value as typed on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Threads::Cpus => "cpus",
+            Threads::All => "all",
+        }
+    }
+}
+
 impl From<Threads> for corestub::target::ThreadMode {
     fn from(t: Threads) -> Self {
         match t {

@@ -1,8 +1,9 @@
 //! `corestub serve`: TCP (loopback by default), unix socket, or stdio.
 
+use std::fs::OpenOptions;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -25,6 +26,10 @@ pub struct ServeArgs {
     /// Speak the protocol on stdin/stdout (for `target remote | corestub serve --stdio DUMP`).
     #[arg(long)]
     stdio: bool,
+    /// With --stdio: where log messages go once start-up is done (default:
+    /// nowhere; see `detach_stderr`).
+    #[arg(long)]
+    log: Option<PathBuf>,
     /// Listen on a unix socket (created with mode 0600).
     #[arg(long)]
     unix: Option<PathBuf>,
@@ -43,12 +48,12 @@ fn serve_one(session: Arc<Session>, conn: BufConn) {
     }
 }
 
-/// With CORESTUB_STATS=1, prints the server's own CPU time and peak RSS
+/// With CORESTUB_STATS=FILE, writes the server's own CPU time and peak RSS
 /// (for benchmarks: GDB's time and ours are otherwise hard to separate).
 fn report_stats() {
-    if std::env::var_os("CORESTUB_STATS").is_none() {
+    let Some(out) = std::env::var_os("CORESTUB_STATS") else {
         return;
-    }
+    };
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // fields after the command name: utime and stime are the 12th/13th
     let rest = stat.rsplit(") ").next().unwrap_or("");
@@ -62,7 +67,29 @@ fn report_stats() {
         .unwrap_or("")
         .trim()
         .to_string();
-    eprintln!("corestub-stats: cpu_s={cpu:.3} peak_rss={hwm}");
+    let _ = std::fs::write(
+        out,
+        format!("corestub-stats: cpu_s={cpu:.3} peak_rss={hwm}\n"),
+    );
+}
+
+/// GDB reads the stderr of a `target remote | CMD` child with one read()
+/// per received protocol byte until that pipe reaches EOF: a 64 MiB `dump
+/// memory` took 5-7x longer. So once the start-up notices are out, stdio
+/// mode points stderr at `--log FILE` (or /dev/null) and GDB stops polling.
+fn detach_stderr(log: Option<&Path>) {
+    use std::os::fd::AsRawFd;
+    let file = match log {
+        Some(p) => OpenOptions::new().create(true).append(true).open(p),
+        None => OpenOptions::new().write(true).open("/dev/null"),
+    };
+    match file {
+        // SAFETY: dup2 onto fd 2 only replaces what stderr refers to.
+        Ok(f) => unsafe {
+            libc::dup2(f.as_raw_fd(), 2);
+        },
+        Err(e) => eprintln!("corestub: cannot open the log file: {e}"),
+    }
 }
 
 pub fn run(a: ServeArgs) -> CliResult {
@@ -72,6 +99,7 @@ pub fn run(a: ServeArgs) -> CliResult {
     // while the client is still connecting.
     {
         let s = session.clone();
+        let detach = a.stdio.then(|| a.log.clone());
         std::thread::spawn(move || {
             let _ = s.threads();
             if s.mode == corestub::target::ThreadMode::All
@@ -80,6 +108,9 @@ pub fn run(a: ServeArgs) -> CliResult {
                 // stderr of a `target remote | corestub serve --stdio` pipe
                 // is GDB's terminal: the user sees this.
                 eprintln!("corestub: only CPU threads are shown: {e}");
+            }
+            if let Some(log) = detach {
+                detach_stderr(log.as_deref());
             }
         });
     }
