@@ -20,11 +20,11 @@ fn note(out: &mut Vec<u8>, name: &[u8], ntype: u32, desc: &[u8]) {
     out.extend_from_slice(&ntype.to_le_bytes());
     out.extend_from_slice(name);
     out.push(0);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
     out.extend_from_slice(desc);
-    while out.len() % 4 != 0 {
+    while !out.len().is_multiple_of(4) {
         out.push(0);
     }
 }
