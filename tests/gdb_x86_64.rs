@@ -153,6 +153,20 @@ fn kdump_zlib_end_to_end() {
     check_kdump_boot("kdump-zlib-d31.kdump", "kdump_zlib_end_to_end");
 }
 
+/// The formats matrix: every other file of the same boot passes the same
+/// checks (threads, panic backtrace, data, dmesg, errors).
+#[test]
+fn other_formats_end_to_end() {
+    for f in [
+        "kdump-lzo-d31.kdump",
+        "kdump-zstd-d31.kdump",
+        "kdump-snappy-d31.kdump",
+        "flat-zlib-d31.flat",
+    ] {
+        check_kdump_boot(f, "other_formats_end_to_end");
+    }
+}
+
 #[test]
 fn dump_files_untouched() {
     // Runs a full session and compares size, mtime and content hashes.
