@@ -93,14 +93,15 @@ def main():
     row("B0 `corestub gdb kdump-zlib -batch -ex dmesg`, cold index cache", statistics.median(cold), None, "-")
     row("B0 same, second start (GDB index cache warm)", second, native_second,
         "native GDB on the ELF core, same dmesg.py, warm cache")
-    for tool, cmd in (("drgn", ["drgn", "-c", kz, "-s", os.path.join(X86, "vmlinux"), "-e",
+    vml = os.path.join(X86, "vmlinux")
+    for tool, cmd in (("drgn", ["drgn", "-c", kz, "-s", vml, "-e",
                                 "from drgn.helpers.linux.printk import get_printk_records; list(get_printk_records(prog))"]),
-                      ("crash", None)):
-        if cmd and shutil.which(cmd[0]):
+                      ("crash", ["sh", "-c", "printf 'log\\nq\\n' | crash -s '%s' '%s'" % (vml, kz)])):
+        if shutil.which(tool):
             t = median_time(lambda: run(cmd))
-            row("B0 baseline: %s open + log" % tool, t, None, tool)
+            row("B0 second start vs %s (open + debug info + log)" % tool, second, t, tool)
         else:
-            rows.append("| B0 baseline: %s | not installed here | | | |" % tool)
+            rows.append("| B0 baseline: %s | not installed here (pip install drgn / apt-get install crash) | | | |" % tool)
 
     # B1: open to first answered packet, peak RSS of the server
     def first_packet(dump):
