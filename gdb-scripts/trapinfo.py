@@ -78,13 +78,26 @@ def _thread_fields(task, names):
 SIGNED = ("orig_ax", "syscallno")
 
 
+def _stack_size():
+    """THREAD_SIZE: union thread_union when the debug info has it, else the
+    size of init_stack (declared as THREAD_SIZE bytes), else 16 KiB."""
+    try:
+        return gdb.lookup_type("union thread_union").sizeof
+    except gdb.error:
+        pass
+    s_ = cc.sym("init_stack")
+    if s_ is not None and s_.type.sizeof:
+        return s_.type.sizeof
+    return 16384
+
+
 def _entry_regs(task, names):
     """User registers saved at kernel entry: the pt_regs at the top of the
     task's stack (task_pt_regs)."""
     if task.kthread or task.stack == 0:
         return None
     try:
-        stack_size = cc.need_type("union thread_union", "trapinfo").sizeof
+        stack_size = _stack_size()
         regs_t = cc.need_type("struct pt_regs", "trapinfo")
         b = cc.read(task.stack + stack_size - regs_t.sizeof, regs_t.sizeof)
     except (gdb.GdbError, gdb.MemoryError):
