@@ -3,8 +3,13 @@
 # Each command also works on its own (`source dmesg.py`).
 
 import os
+import sys
+
 import gdb
 
 _here = os.path.dirname(os.path.abspath(__file__))
-for _name in ("dmesg.py", "task.py", "arm64_pac.py"):
+# the scripts share corestub_common.py
+if _here not in sys.path:
+    sys.path.insert(0, _here)
+for _name in ("dmesg.py", "task.py", "arm64_pac.py", "ps.py", "trapinfo.py", "lsmod.py", "sys.py"):
     gdb.execute("source " + os.path.join(_here, _name))

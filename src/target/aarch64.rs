@@ -17,6 +17,9 @@ const CORE: &str = "org.gnu.gdb.aarch64.core";
 // the FPU registers, as unavailable.
 const FPU: &str = "org.gnu.gdb.aarch64.fpu";
 const PAUTH: &str = "org.gnu.gdb.aarch64.pauth";
+// System registers, named as QEMU's stub names them: the kernel's
+// scripts/gdb read `$SP_EL0` for `$lx_current()` (arm64 keeps `current` there).
+const SYSREGS: &str = "org.qemu.gdb.aarch64.sysregs";
 
 const fn r(
     name: &'static str,
@@ -128,6 +131,10 @@ static REGS: &[RegDef] = &[
     // GDB >= 14 picks these for addresses with bit 55 set (kernel space).
     r("pauth_dmask_high", 64, "int", PAUTH, None, None),
     r("pauth_cmask_high", 64, "int", PAUTH, None, None),
+    RegDef {
+        set: "System Registers",
+        ..r("SP_EL0", 64, "uint64", SYSREGS, None, None)
+    },
 ];
 
 const CPSR: &str = r#"<flags id="cpsr_flags" size="4">
@@ -166,6 +173,20 @@ pub fn cpu_registers(cpu: &CpuContext, pac_mask: Option<u64>) -> Regs<Aarch64> {
     }
     set_pac_masks(&mut regs, pac_mask);
     regs
+}
+
+/// Sets SP_EL0 as the hardware had it: in the kernel (EL1) it holds the
+/// running task (`current`); in user mode (EL0) it is the stack pointer the
+/// note saved as `sp`.
+pub fn set_sp_el0(regs: &mut Regs<Aarch64>, current_task: Option<u64>) {
+    let el = regs.get("cpsr").map(|p| (p >> 2) & 3);
+    let v = match el {
+        Some(0) => regs.get("sp"),
+        _ => current_task,
+    };
+    if let Some(v) = v {
+        regs.set("SP_EL0", v);
+    }
 }
 
 /// Sets the pauth mask registers (GDB strips these bits from code pointers).

@@ -39,6 +39,10 @@ pub trait ArchSupport: RegTable + Debug + Sized {
     fn task_registers(_kernel: &Kernel) -> Regs<Self> {
         Regs::default()
     }
+
+    /// Records the task the thread runs (`current`) where the architecture
+    /// keeps it in a register (arm64: SP_EL0). Default: nowhere.
+    fn set_current_task(_regs: &mut Regs<Self>, _task: Option<u64>) {}
 }
 
 impl ArchSupport for x86_64::X86_64 {
@@ -58,6 +62,10 @@ impl ArchSupport for aarch64::Aarch64 {
         let mask = kernel.vmcoreinfo.number("KERNELPACMASK").map(|m| m as u64);
         aarch64::set_pac_masks(&mut regs, mask);
         regs
+    }
+
+    fn set_current_task(regs: &mut Regs<Self>, task: Option<u64>) {
+        aarch64::set_sp_el0(regs, task);
     }
 }
 
@@ -91,16 +99,32 @@ impl<A: ArchSupport> DumpTarget<A> {
         }
     }
 
+    /// CPU `i`'s registers from its note, plus the running task where the
+    /// arch keeps it in a register.
+    fn cpu_registers(&self, i: usize) -> Regs<A> {
+        let k = &self.session.kernel;
+        let mut regs = A::cpu_registers(k, &k.cpus[i]);
+        let current = self
+            .session
+            .cpu_state()
+            .tasks
+            .get(i)
+            .and_then(|t| t.as_ref().map(|t| t.addr));
+        A::set_current_task(&mut regs, current);
+        regs
+    }
+
     fn registers(&self, t: Tid) -> Option<Regs<A>> {
         let k = &self.session.kernel;
         match self.thread(t)? {
-            ThreadRef::Cpu(i) => Some(A::cpu_registers(k, &k.cpus[i])),
+            ThreadRef::Cpu(i) => Some(self.cpu_registers(i)),
             ThreadRef::Task(j) => {
                 let tt = &self.session.tasks()[j];
                 if let Some(cpu) = tt.running_on {
-                    return Some(A::cpu_registers(k, &k.cpus[cpu]));
+                    return Some(self.cpu_registers(cpu));
                 }
                 let mut regs = A::task_registers(k);
+                A::set_current_task(&mut regs, Some(tt.task.addr));
                 if let Ok(saved) = &tt.switch_regs {
                     for (name, v) in saved {
                         regs.set(name, *v);

@@ -89,8 +89,8 @@ const COMMANDS: &[Command] = &[
     },
     Command {
         name: "info",
-        summary: "'info version': corestub's version (used by the kernel's scripts/gdb)",
-        usage: "info version\n  corestub's version; the kernel's scripts/gdb probe for QEMU's stub this way.",
+        summary: "'info version' (used by the kernel's scripts/gdb), 'info dumpfile'",
+        usage: "info version | info dumpfile\n  corestub's version (the kernel's scripts/gdb probe for QEMU's stub this way),\n  or the path of the dump being served.",
         run: info,
     },
     Command {
@@ -144,12 +144,14 @@ fn help(_s: &Session, args: &[&str]) -> CmdResult {
     }
 }
 
-fn info(_s: &Session, args: &[&str]) -> CmdResult {
+fn info(s: &Session, args: &[&str]) -> CmdResult {
     match args {
         // The kernel's scripts/gdb probe for QEMU's stub this way, then
         // treat GDB thread N as CPU N-1 (which our numbering honours).
         ["version"] => Ok(format!("corestub {}\n", env!("CARGO_PKG_VERSION"))),
-        _ => usage("only 'info version' is known"),
+        // for gdb-scripts' `sys` (crash's DUMPFILE line)
+        ["dumpfile"] => Ok(format!("{}\n", s.kernel.dump.path.display())),
+        _ => usage("'info version' or 'info dumpfile'"),
     }
 }
 

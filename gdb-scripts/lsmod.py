@@ -1,0 +1,219 @@
+# corestub: `lsmod` and `modsyms` — loaded kernel modules and their symbols.
+#
+# lsmod lists each module (struct module read in one packet) with its base
+# address and size, and prints a ready-to-paste `add-symbol-file` line for
+# every module whose .ko is found (Debian: the linux-image-RELEASE-dbg package
+# puts them under /usr/lib/debug/lib/modules/RELEASE/).
+# modsyms loads them all, like the kernel's lx-symbols but keeping the
+# vmlinux corestub loaded at its KASLR offset.
+
+import os
+import sys
+
+import gdb
+
+_dir = os.path.dirname(os.path.abspath(__file__))
+if _dir not in sys.path:
+    sys.path.insert(0, _dir)
+import corestub_common as cc  # noqa: E402
+
+# sections given to add-symbol-file besides .text (as lx-symbols does)
+SECTIONS = (".data", ".data..read_mostly", ".rodata", ".bss", ".text.hot", ".text.unlikely",
+            ".init.text", ".exit.text", ".rodata.str1.1", ".data..once")
+KO_SUFFIXES = (".ko.debug", ".ko")
+
+
+class Module(object):
+    def __init__(self, addr, name, base, size, refcnt, sect_attrs):
+        self.addr = addr
+        self.name = name
+        self.base = base
+        self.size = size
+        self.refcnt = refcnt
+        self.sect_attrs = sect_attrs
+
+
+def modules(who="lsmod"):
+    head = cc.sym_addr("modules")
+    if head is None:
+        raise gdb.GdbError("%s: symbol 'modules' not found: load the kernel's debug vmlinux first "
+                           "(or the kernel has no module support)" % who)
+    mt = cc.need_type("struct module", who)
+    o_list = cc.off(mt, "list", who)
+    o_name = cc.off(mt, "name", who)
+    name_len = cc.member_type(mt, "name").sizeof
+    if cc.has(mt, "core_layout"):  # up to 6.3
+        o_base = cc.off(mt, "core_layout.base", who)
+        o_size = cc.off(mt, "core_layout.size", who)
+        sizes = None
+    else:  # 6.4+: mem[MOD_TEXT..]
+        mem_t = cc.member_type(mt, "mem", who)
+        el = mem_t.target().strip_typedefs()
+        o_base = cc.off(mt, "mem", who) + cc.off(el, "base")
+        o_size = cc.off(mt, "mem", who) + cc.off(el, "size")
+        sizes = (el.sizeof, mem_t.sizeof // el.sizeof)
+    o_ref = cc.off(mt, "refcnt", who) if cc.has(mt, "refcnt") else None
+    o_sect = cc.off(mt, "sect_attrs", who) if cc.has(mt, "sect_attrs") else None
+    w = cc.ulong()
+    out = []
+    nxt = cc.u(cc.read(head, w), 0, w)
+    for _ in range(100000):
+        if nxt == head or nxt == 0:
+            break
+        addr = nxt - o_list
+        b = cc.read(addr, mt.sizeof)
+        size = cc.u(b, o_size, 4)
+        if sizes is not None:  # 6.4+: the core regions (text, data, rodata, ro_after_init)
+            size = sum(cc.u(b, o_size + i * sizes[0], 4) for i in range(min(sizes[1], 4)))
+        out.append(Module(addr, cc.cstr(b, o_name, name_len), cc.u(b, o_base, w), size,
+                          cc.s(b, o_ref, 4) if o_ref is not None else None,
+                          cc.u(b, o_sect, w) if o_sect is not None else 0))
+        nxt = cc.u(b, o_list, w)
+    return out
+
+
+def sections(mod, who="lsmod"):
+    """{section name: address} from the module's sysfs section attributes."""
+    if not mod.sect_attrs:
+        return {}
+    st = cc.need_type("struct module_sect_attrs", who)
+    at = cc.need_type("struct module_sect_attr", who)
+    hdr = cc.read(mod.sect_attrs, st.sizeof)
+    n = cc.u(hdr, cc.off(st, "nsections"), 4)
+    if n == 0 or n > 1000:
+        return {}
+    o_attrs = cc.off(st, "attrs")
+    b = cc.read(mod.sect_attrs + o_attrs, n * at.sizeof)
+    o_name = cc.first_off(at, ["battr.attr.name", "mattr.attr.name", "name"], who)
+    o_addr = cc.off(at, "address")
+    w = cc.ulong()
+    out = {}
+    for i in range(n):
+        base = i * at.sizeof
+        name_ptr = cc.u(b, base + o_name, w)
+        if name_ptr:
+            out[cc.read_cstr(name_ptr, 64)] = cc.u(b, base + o_addr, w)
+    return out
+
+
+def default_dirs():
+    try:
+        rel = cc.utsname("lsmod")["release"]
+    except gdb.GdbError:
+        return []
+    return ["/usr/lib/debug/lib/modules/" + rel, "/lib/modules/" + rel]
+
+
+def index_ko(dirs):
+    """{module name with '-' as '_': path}; earlier directories win, and a
+    .ko.debug beats a .ko in the same directory."""
+    found = {}
+    for d in dirs:
+        if not os.path.isdir(d):
+            continue
+        local = {}
+        for root, _dirs, files in os.walk(d):
+            for f in files:
+                for suf in KO_SUFFIXES:
+                    if f.endswith(suf):
+                        key = f[:-len(suf)].replace("-", "_")
+                        if key not in local or suf == ".ko.debug":
+                            local[key] = os.path.join(root, f)
+                        break
+        for k, v in local.items():
+            found.setdefault(k, v)
+    return found
+
+
+def add_symbol_file_cmd(mod, path, who="lsmod"):
+    secs = sections(mod, who)
+    text = secs.get(".text", mod.base)
+    cmd = "add-symbol-file %s 0x%x" % (path, text)
+    for name in SECTIONS:
+        if name in secs:
+            cmd += " -s %s 0x%x" % (name, secs[name])
+    return cmd
+
+
+class Lsmod(gdb.Command):
+    """List the loaded kernel modules.
+
+Usage: lsmod [DIR ...]
+Columns: MODULE (struct module address), NAME, BASE (core region start),
+SIZE, REFS. For each module whose .ko is found in DIR or, by default, in
+/usr/lib/debug/lib/modules/RELEASE/ (Debian's linux-image-RELEASE-dbg) and
+/lib/modules/RELEASE/, a ready-to-paste `add-symbol-file` line follows with
+the module's section addresses. `modsyms` loads them all."""
+
+    def __init__(self):
+        super(Lsmod, self).__init__("lsmod", gdb.COMMAND_STATUS, gdb.COMPLETE_FILENAME)
+
+    def invoke(self, arg, from_tty):
+        dirs = [os.path.expanduser(d) for d in gdb.string_to_argv(arg)] + default_dirs()
+        mods = modules("lsmod")
+        kos = index_ko(dirs)
+        w = 2 * cc.ulong()
+        lines = ["%-*s  %-24s %-*s %8s  %s" % (w, "MODULE", "NAME", w, "BASE", "SIZE", "REFS")]
+        cmds = []
+        for m in mods:
+            lines.append("%0*x  %-24s %0*x %8d  %s" % (w, m.addr, m.name, w, m.base, m.size,
+                                                      "-" if m.refcnt is None else m.refcnt - 1))
+            path = kos.get(m.name)
+            if path:
+                cmds.append(add_symbol_file_cmd(m, path))
+        if not mods:
+            lines.append("(no modules loaded)")
+        if cmds:
+            lines.append("")
+            lines.append("# symbols (or run `modsyms`):")
+            lines += cmds
+        elif mods:
+            lines.append("")
+            lines.append("# no .ko found in %s: install the -dbg package or give a directory "
+                         "(lsmod DIR, modsyms DIR)" % ", ".join(dirs))
+        gdb.write("\n".join(lines) + "\n")
+
+
+class Modsyms(gdb.Command):
+    """Load the symbols of every loaded kernel module.
+
+Usage: modsyms [DIR ...]
+Searches DIR (recursively) and then /usr/lib/debug/lib/modules/RELEASE/ and
+/lib/modules/RELEASE/ for NAME.ko / NAME.ko.debug ('-' and '_' alike) and runs
+add-symbol-file with each module's section addresses from the dump. Unlike the
+kernel's lx-symbols it leaves the vmlinux symbols (loaded at the KASLR offset)
+alone. Modules already loaded from the same file are skipped."""
+
+    def __init__(self):
+        super(Modsyms, self).__init__("modsyms", gdb.COMMAND_FILES, gdb.COMPLETE_FILENAME)
+
+    def invoke(self, arg, from_tty):
+        dirs = [os.path.abspath(os.path.expanduser(d)) for d in gdb.string_to_argv(arg)] + default_dirs()
+        kos = index_ko(dirs)
+        loaded = set(os.path.realpath(o.filename) for o in gdb.objfiles() if o.filename)
+        n_ok, missing = 0, []
+        for m in modules("modsyms"):
+            path = kos.get(m.name)
+            if not path:
+                missing.append(m.name)
+                continue
+            if os.path.realpath(path) in loaded:
+                gdb.write("%s: already loaded from %s\n" % (m.name, path))
+                continue
+            cmd = add_symbol_file_cmd(m, path, "modsyms")
+            gdb.write("loading %s at 0x%x: %s\n" % (m.name, m.base, path))
+            confirm = gdb.parameter("confirm")
+            gdb.execute("set confirm off")
+            try:
+                gdb.execute(cmd, to_string=True)
+            finally:
+                gdb.execute("set confirm %s" % ("on" if confirm else "off"))
+            n_ok += 1
+        gdb.write("modsyms: loaded %d module(s)" % n_ok)
+        if missing:
+            gdb.write("; no .ko for %s (searched %s)" % (", ".join(missing), ", ".join(dirs)))
+        gdb.write("\n")
+
+
+Lsmod()
+Modsyms()
