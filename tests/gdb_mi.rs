@@ -360,10 +360,11 @@ fn mi_conversation_on_kdump() {
         .iter()
         .find(|c| c.str("exp") == Some("comm"))
         .unwrap_or_else(|| panic!("no comm child in {kids:?}"));
-    assert!(
-        comm.str("value").unwrap().contains("\"swapper/0"),
-        "{comm:?}"
-    );
+    // var objects show arrays as "[16]": the string comes from an expression
+    assert_eq!(comm.str("type"), Some("char [16]"), "{comm:?}");
+    let (class, v) = gdb.cmd("-data-evaluate-expression init_task.comm", short);
+    assert_eq!(class, "done");
+    assert!(v.str("value").unwrap().contains("\"swapper/0"), "{v:?}");
     let pid = kids.iter().find(|c| c.str("exp") == Some("pid")).unwrap();
     assert_eq!(pid.str("value"), Some("0"));
 
@@ -372,7 +373,7 @@ fn mi_conversation_on_kdump() {
     let (class, e) = gdb.cmd("-data-read-memory-bytes 0x10 8", short);
     assert_eq!(class, "error", "{}", gdb.transcript);
     assert!(e.str("msg").is_some());
-    let (class, e) = gdb.cmd("-data-evaluate-expression *(long *)0x10", short);
+    let (class, e) = gdb.cmd("-data-evaluate-expression \"*(long *)0x10\"", short);
     assert_eq!(class, "error");
     assert_eq!(e.str("msg"), Some("Cannot access memory at address 0x10"));
     // writes are refused as errors too
