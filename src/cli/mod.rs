@@ -1,8 +1,9 @@
 //! The command line (clap). Names are fixed by the project's docs:
-//! `corestub serve`, `corestub gdb`, `corestub info`.
+//! `corestub serve`, `corestub gdb`, `corestub lldb`, `corestub info`.
 
 mod gdb;
 mod info;
+mod lldb;
 mod raw;
 mod serve;
 mod session;
@@ -30,6 +31,8 @@ enum Cmd {
     Serve(serve::ServeArgs),
     /// Start GDB connected to DUMP, with vmlinux loaded for KASLR and scripts sourced.
     Gdb(gdb::GdbArgs),
+    /// Start LLDB connected to DUMP, with vmlinux loaded for KASLR.
+    Lldb(lldb::LldbArgs),
     /// Print a crash-like summary of DUMP.
     Info(info::InfoArgs),
 }
@@ -40,6 +43,7 @@ pub fn run() -> CliResult {
     match Cli::parse().cmd {
         Cmd::Serve(a) => serve::run(a),
         Cmd::Gdb(a) => gdb::run(a),
+        Cmd::Lldb(a) => lldb::run(a),
         Cmd::Info(a) => info::run(a),
     }
 }

@@ -37,6 +37,7 @@ const fn r(
         dwarf,
         role,
         set: "General Purpose Registers",
+        alt: None,
     }
 }
 
@@ -126,8 +127,16 @@ static REGS: &[RegDef] = &[
         set: "Floating Point Registers",
         ..r("fpcr", 32, "int", FPU, None, None)
     },
-    r("pauth_dmask", 64, "int", PAUTH, None, None),
-    r("pauth_cmask", 64, "int", PAUTH, None, None),
+    // LLDB (on Linux) strips PAC bits with the registers it calls
+    // data_mask/code_mask: the altnames let it find these.
+    RegDef {
+        alt: Some("data_mask"),
+        ..r("pauth_dmask", 64, "int", PAUTH, None, None)
+    },
+    RegDef {
+        alt: Some("code_mask"),
+        ..r("pauth_cmask", 64, "int", PAUTH, None, None)
+    },
     // GDB >= 14 picks these for addresses with bit 55 set (kernel space).
     r("pauth_dmask_high", 64, "int", PAUTH, None, None),
     r("pauth_cmask_high", 64, "int", PAUTH, None, None),

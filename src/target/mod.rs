@@ -15,21 +15,29 @@ use std::fmt::Debug;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 
-use gdbstub::common::Tid;
+use gdbstub::common::{Endianness, Pid, Tid};
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::base::multithread::MultiThreadBase;
+use gdbstub::target::ext::base::single_register_access::{
+    SingleRegisterAccess, SingleRegisterAccessOps,
+};
+use gdbstub::target::ext::host_info::{HostInfo, HostInfoOps, HostInfoResponse};
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
+use gdbstub::target::ext::process_info::{ProcessInfo, ProcessInfoOps, ProcessInfoResponse};
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 
 use crate::addr::VirtAddr;
 use crate::kernel::{CpuContext, Kernel};
 use crate::mmu::AddressSpace;
-use regs::{RegTable, Regs, TableArch};
+use regs::{RegNum, RegTable, Regs, TableArch};
 pub use session::{Session, ThreadMode, ThreadRef};
 
 /// What an architecture must provide to be served.
 pub trait ArchSupport: RegTable + Debug + Sized {
+    /// LLVM target triple for LLDB's qHostInfo/qProcessInfo.
+    const TRIPLE: &'static str;
+
     /// A CPU's registers as its dump note saved them.
     fn cpu_registers(kernel: &Kernel, cpu: &CpuContext) -> Regs<Self>;
 
@@ -46,12 +54,16 @@ pub trait ArchSupport: RegTable + Debug + Sized {
 }
 
 impl ArchSupport for x86_64::X86_64 {
+    const TRIPLE: &'static str = "x86_64-unknown-linux-gnu";
+
     fn cpu_registers(_kernel: &Kernel, cpu: &CpuContext) -> Regs<Self> {
         x86_64::cpu_registers(cpu)
     }
 }
 
 impl ArchSupport for aarch64::Aarch64 {
+    const TRIPLE: &'static str = "aarch64-unknown-linux-gnu";
+
     fn cpu_registers(kernel: &Kernel, cpu: &CpuContext) -> Regs<Self> {
         let mask = kernel.vmcoreinfo.number("KERNELPACMASK").map(|m| m as u64);
         aarch64::cpu_registers(cpu, mask)
@@ -157,6 +169,14 @@ impl<A: ArchSupport> Target for DumpTarget<A> {
     fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
         Some(self)
     }
+
+    fn support_host_info(&mut self) -> Option<HostInfoOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_process_info(&mut self) -> Option<ProcessInfoOps<'_, Self>> {
+        Some(self)
+    }
 }
 
 impl<A: ArchSupport> MultiThreadBase for DumpTarget<A> {
@@ -207,6 +227,69 @@ impl<A: ArchSupport> MultiThreadBase for DumpTarget<A> {
 
     fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
         Some(self)
+    }
+
+    fn support_single_register_access(&mut self) -> Option<SingleRegisterAccessOps<'_, Tid, Self>> {
+        Some(self)
+    }
+}
+
+/// `p`/`P` packets. GDB reads the whole file with `g`; LLDB reads register
+/// by register once it sees `p` answered. A register the dump does not hold
+/// is an error reply rather than `xx…`: LLDB 14 decodes `x` digits as 0xcc
+/// bytes and would show made-up values, while an error makes it report the
+/// register as unavailable.
+impl<A: ArchSupport> SingleRegisterAccess<Tid> for DumpTarget<A> {
+    fn read_register(
+        &mut self,
+        t: Tid,
+        reg: RegNum<A>,
+        buf: &mut [u8],
+    ) -> TargetResult<usize, Self> {
+        let regs = self.registers(t).ok_or(TargetError::NonFatal)?;
+        if regs.vals[reg.0].is_none() {
+            return Err(TargetError::Errno(5)); // EIO: not in the dump
+        }
+        let mut n = 0;
+        regs.write_reg(reg.0, |b| {
+            if let (Some(b), Some(slot)) = (b, buf.get_mut(n)) {
+                *slot = b;
+                n += 1;
+            }
+        });
+        Ok(n)
+    }
+
+    fn write_register(&mut self, _t: Tid, _reg: RegNum<A>, _val: &[u8]) -> TargetResult<(), Self> {
+        Err(TargetError::Errno(30)) // EROFS
+    }
+}
+
+/// LLDB's qHostInfo: the dumped machine's triple, so LLDB picks the right
+/// architecture and ABI before it reads any register.
+impl<A: ArchSupport> HostInfo for DumpTarget<A> {
+    fn host_info(
+        &self,
+        write_item: &mut dyn FnMut(&HostInfoResponse<'_>),
+    ) -> Result<(), Self::Error> {
+        write_item(&HostInfoResponse::Triple(A::TRIPLE));
+        write_item(&HostInfoResponse::PointerSize(8));
+        write_item(&HostInfoResponse::Endianness(Endianness::Little));
+        Ok(())
+    }
+}
+
+/// LLDB's qProcessInfo: one "process" (pid 1), the kernel.
+impl<A: ArchSupport> ProcessInfo for DumpTarget<A> {
+    fn process_info(
+        &self,
+        write_item: &mut dyn FnMut(&ProcessInfoResponse<'_>),
+    ) -> Result<(), Self::Error> {
+        write_item(&ProcessInfoResponse::Pid(Pid::new(1).expect("nonzero")));
+        write_item(&ProcessInfoResponse::Triple(A::TRIPLE));
+        write_item(&ProcessInfoResponse::PointerSize(8));
+        write_item(&ProcessInfoResponse::Endianness(Endianness::Little));
+        Ok(())
     }
 }
 

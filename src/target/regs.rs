@@ -33,6 +33,9 @@ pub struct RegDef {
     pub role: Option<Role>,
     /// LLDB register set name.
     pub set: &'static str,
+    /// Second name, for LLDB (`altname` in the XML, `alt-name` in
+    /// qRegisterInfo); GDB ignores it.
+    pub alt: Option<&'static str>,
 }
 
 /// An architecture's static facts.
@@ -66,9 +69,13 @@ pub fn build_xml<T: RegTable>() -> String {
             let _ = writeln!(s, "<feature name=\"{feature}\">");
             s.push_str(T::feature_types(feature));
         }
+        let alt = r
+            .alt
+            .map(|a| format!(" altname=\"{a}\""))
+            .unwrap_or_default();
         let _ = writeln!(
             s,
-            "<reg name=\"{}\" bitsize=\"{}\" type=\"{}\" regnum=\"{i}\"/>",
+            "<reg name=\"{}\" bitsize=\"{}\" type=\"{}\" regnum=\"{i}\"{alt}/>",
             r.name, r.bits, r.ty
         );
     }
@@ -199,7 +206,7 @@ impl<T: RegTable + fmt::Debug> Arch for TableArch<T> {
         let vector = r.bits > 64 && r.ty != "i387_ext";
         Some(RegisterInfo::Register(Register {
             name: r.name,
-            alt_name: None,
+            alt_name: r.alt,
             bitsize: r.bits,
             offset,
             encoding: if vector {

@@ -36,6 +36,7 @@ const fn r(
         dwarf,
         role,
         set,
+        alt: None,
     }
 }
 

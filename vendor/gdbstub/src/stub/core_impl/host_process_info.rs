@@ -32,9 +32,12 @@ impl<'a> InfoResponse<'a> {
             }
             InfoResponse::Endianness(endian) => {
                 res.write_str("endian:")?;
+                // corestub patch 3: no `;` here, the one below ends the
+                // pair (upstream sent `endian:little;;`, and LLDB stops
+                // parsing at the empty pair, losing every later key).
                 res.write_str(match endian {
-                    Endianness::Big => "big;",
-                    Endianness::Little => "little;",
+                    Endianness::Big => "big",
+                    Endianness::Little => "little",
                 })?;
             }
             InfoResponse::PointerSize(p) => {

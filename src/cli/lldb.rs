@@ -1,0 +1,152 @@
+//! `corestub lldb`: start LLDB connected to the dump, with the vmlinux
+//! loaded at the KASLR offset.
+//!
+//! LLDB cannot talk to a pipe (`target remote | CMD` has no LLDB
+//! equivalent), so corestub serves the dump itself on a free loopback port
+//! (`127.0.0.1:0`), in a thread of this process, and runs LLDB with
+//! `gdb-remote 127.0.0.1:PORT`. The server lives exactly as long as LLDB:
+//! when LLDB exits, this process exits and the listener with it. No second
+//! process to clean up, and the port is loopback-only, like `corestub serve`.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, ExitCode};
+use std::sync::Arc;
+
+use corestub::addr::Arch;
+use corestub::target::Session;
+use corestub::target::aarch64::Aarch64;
+use corestub::target::conn::{BufConn, serve_connection};
+use corestub::target::x86_64::X86_64;
+use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
+
+use super::{CliResult, DumpArgs, session};
+
+#[derive(clap::Args)]
+pub struct LldbArgs {
+    /// LLDB program to run.
+    #[arg(long, default_value = "lldb")]
+    lldb: String,
+    #[command(flatten)]
+    dump: DumpArgs,
+    /// Arguments passed to LLDB after corestub's own (e.g. -b -o 'bt').
+    #[arg(last = true)]
+    lldb_args: Vec<String>,
+}
+
+/// Quotes an argument for LLDB's command parser.
+fn lldb_quote(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// LLDB commands that load `vmlinux` at the dump's KASLR offset.
+///
+/// On x86_64 `.data..percpu` is linked at address 0 (per-CPU symbols are
+/// offsets into each CPU's area) in a PT_LOAD of its own; `--slide` would
+/// shift it with the rest. So there we load segment by segment (LLDB names
+/// them `PT_LOAD[i]`, i = program header index) and leave that one at 0.
+/// Elsewhere (arm64) one `--slide` is right.
+pub fn lldb_symbol_commands(session: &Session, vmlinux: &Path) -> Result<Vec<String>, String> {
+    let k = &session.kernel;
+    let name = vmlinux
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| vmlinux.display().to_string());
+    let mut cmds = vec![format!(
+        "target create {}",
+        lldb_quote(&vmlinux.to_string_lossy())
+    )];
+    let percpu_at_zero =
+        k.arch == Arch::X86_64 && k.vmlinux.as_ref().is_some_and(|v| v.percpu_zero_based());
+    if !percpu_at_zero {
+        cmds.push(format!(
+            "target modules load --file {} --slide {:#x}",
+            lldb_quote(&name),
+            k.kaslr_offset
+        ));
+        return Ok(cmds);
+    }
+    let map = corestub::dump::map_readonly(vmlinux).map_err(|e| e.to_string())?;
+    let elf = ElfFile64::<object::Endianness>::parse(&*map)
+        .map_err(|e| format!("{}: {e}", vmlinux.display()))?;
+    let endian = elf.endian();
+    let phdrs = elf
+        .elf_header()
+        .program_headers(endian, &*map)
+        .map_err(|e| format!("{}: {e}", vmlinux.display()))?;
+    let mut load = format!("target modules load --file {}", lldb_quote(&name));
+    for (i, ph) in phdrs.iter().enumerate() {
+        if ph.p_type(endian) != object::elf::PT_LOAD {
+            continue;
+        }
+        let vaddr = ph.p_vaddr(endian);
+        let at = if vaddr == 0 {
+            0
+        } else {
+            vaddr.wrapping_add(k.kaslr_offset)
+        };
+        load.push_str(&format!(" PT_LOAD[{i}] {at:#x}"));
+    }
+    cmds.push(load);
+    Ok(cmds)
+}
+
+fn serve_one(session: Arc<Session>, conn: BufConn) {
+    let r = match session.kernel.arch {
+        Arch::X86_64 => serve_connection::<X86_64>(session, conn),
+        Arch::Aarch64 => serve_connection::<Aarch64>(session, conn),
+    };
+    match r {
+        Ok(reason) => log::info!("LLDB finished: {reason:?}"),
+        Err(e) => log::warn!("LLDB connection ended: {e}"),
+    }
+}
+
+pub fn run(a: LldbArgs) -> CliResult {
+    let opened = session::open(&a.dump)?;
+    let session = opened.session;
+    let listener = TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+
+    let mut args: Vec<String> = Vec::new();
+    let mut o = |cmd: String| {
+        args.push("-o".into());
+        args.push(cmd);
+    };
+    match &opened.vmlinux {
+        Some(v) => {
+            let v = std::fs::canonicalize(v)?;
+            for c in lldb_symbol_commands(&session, &v)? {
+                o(c);
+            }
+        }
+        None => eprintln!(
+            "corestub: no vmlinux matching the dump (build-id {}); LLDB will have no symbols. Pass --vmlinux FILE.",
+            session.kernel.vmcoreinfo.build_id().unwrap_or("unknown")
+        ),
+    }
+    o(format!("gdb-remote {addr}"));
+    args.extend(a.lldb_args.iter().cloned());
+
+    let server = session.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            let _ = stream.set_nodelay(true);
+            let Ok(w) = stream.try_clone() else { continue };
+            let session = server.clone();
+            std::thread::spawn(move || {
+                serve_one(session, BufConn::new(Box::new(stream), Box::new(w)))
+            });
+        }
+    });
+
+    log::info!("running {} {args:?}", a.lldb);
+    let status = Command::new(&a.lldb)
+        .args(&args)
+        .status()
+        .map_err(|e| format!("cannot run {}: {e}", a.lldb))?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(1).clamp(0, 255) as u8
+    ))
+}
