@@ -265,8 +265,14 @@ fn mi_conversation_on_kdump() {
     // 1. threads: one per CPU, the panicking one current
     let (class, threads) = gdb.cmd("-thread-info", short);
     assert_eq!(class, "done");
-    let list = threads.get("threads").unwrap().items();
+    let all = threads.get("threads").unwrap().items();
+    // CPU threads first (task threads follow, "pid N comm [state]")
+    let list: Vec<_> = all
+        .iter()
+        .filter(|t| t.str("details").is_some_and(|d| d.starts_with("CPU ")))
+        .collect();
     assert_eq!(list.len(), 4, "{}", gdb.transcript);
+    assert!(all.len() > 4, "task threads follow the CPU threads");
     for (cpu, t) in list.iter().enumerate() {
         assert_eq!(t.str("id"), Some((cpu + 1).to_string().as_str()));
         assert!(
