@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use super::regs::{RegDef, RegTable, Regs, Role, build_xml};
+use super::regs::{RegDef, RegTable, Regs, Role, build_xml, reg as r};
 use crate::kernel::CpuContext;
 
 #[derive(Debug)]
@@ -20,26 +20,6 @@ const PAUTH: &str = "org.gnu.gdb.aarch64.pauth";
 // System registers, named as QEMU's stub names them: the kernel's
 // scripts/gdb read `$SP_EL0` for `$lx_current()` (arm64 keeps `current` there).
 const SYSREGS: &str = "org.qemu.gdb.aarch64.sysregs";
-
-const fn r(
-    name: &'static str,
-    bits: usize,
-    ty: &'static str,
-    feature: &'static str,
-    dwarf: Option<usize>,
-    role: Option<Role>,
-) -> RegDef {
-    RegDef {
-        name,
-        bits,
-        ty,
-        feature,
-        dwarf,
-        role,
-        set: "General Purpose Registers",
-        alt: None,
-    }
-}
 
 const fn x(name: &'static str, n: usize) -> RegDef {
     r(name, 64, "int", CORE, Some(n), None)

@@ -38,6 +38,33 @@ pub struct RegDef {
     pub alt: Option<&'static str>,
 }
 
+/// A register in the "General Purpose Registers" set, or "Floating Point
+/// Registers" when wider than 64 bits (vectors, x87); no altname.
+pub const fn reg(
+    name: &'static str,
+    bits: usize,
+    ty: &'static str,
+    feature: &'static str,
+    dwarf: Option<usize>,
+    role: Option<Role>,
+) -> RegDef {
+    let set = if bits > 64 {
+        "Floating Point Registers"
+    } else {
+        "General Purpose Registers"
+    };
+    RegDef {
+        name,
+        bits,
+        ty,
+        feature,
+        dwarf,
+        role,
+        set,
+        alt: None,
+    }
+}
+
 /// An architecture's static facts.
 pub trait RegTable: 'static + Send + Sync {
     const REGS: &'static [RegDef];

@@ -4,7 +4,7 @@
 
 use std::sync::OnceLock;
 
-use super::regs::{RegDef, RegTable, Regs, Role, build_xml};
+use super::regs::{RegDef, RegTable, Regs, Role, build_xml, reg as r};
 use crate::kernel::CpuContext;
 
 #[derive(Debug)]
@@ -14,31 +14,6 @@ const CORE: &str = "org.gnu.gdb.i386.core";
 const SSE: &str = "org.gnu.gdb.i386.sse";
 const SEGS: &str = "org.gnu.gdb.i386.segments";
 const SYS: &str = "org.corestub.x86_64.system";
-
-const fn r(
-    name: &'static str,
-    bits: usize,
-    ty: &'static str,
-    feature: &'static str,
-    dwarf: Option<usize>,
-    role: Option<Role>,
-) -> RegDef {
-    let set = if bits > 64 {
-        "Floating Point Registers"
-    } else {
-        "General Purpose Registers"
-    };
-    RegDef {
-        name,
-        bits,
-        ty,
-        feature,
-        dwarf,
-        role,
-        set,
-        alt: None,
-    }
-}
 
 const fn g(name: &'static str, dwarf: usize) -> RegDef {
     r(name, 64, "int64", CORE, Some(dwarf), None)
