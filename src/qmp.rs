@@ -116,7 +116,11 @@ impl Qmp {
             closed,
             path: p.clone(),
         };
-        let greeting = qmp.replies.lock().expect("qmp lock").recv_timeout(GREETING_TIMEOUT);
+        let greeting = qmp
+            .replies
+            .lock()
+            .expect("qmp lock")
+            .recv_timeout(GREETING_TIMEOUT);
         match greeting {
             Ok(v) if v.get("QMP").is_some() => {}
             Ok(v) => return Err(format!("QMP socket {p}: unexpected greeting {v}")),

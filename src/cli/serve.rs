@@ -140,7 +140,11 @@ pub fn run(a: ServeArgs) -> CliResult {
         let k = &session.kernel;
         eprintln!(
             "corestub: serving {}{} ({}, {} CPUs{}) on {addr}",
-            if live.is_some() { "live guest RAM " } else { "" },
+            if live.is_some() {
+                "live guest RAM "
+            } else {
+                ""
+            },
             k.dump.path.display(),
             k.arch.name(),
             k.cpus.len(),

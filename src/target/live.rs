@@ -188,7 +188,10 @@ impl Live {
             }
             v.clone()
         };
-        let dump = match self.ram.snapshot(Some(&text), 0, vmcoreinfo.clone(), generation) {
+        let dump = match self
+            .ram
+            .snapshot(Some(&text), 0, vmcoreinfo.clone(), generation)
+        {
             Ok(d) => d,
             Err(e) => {
                 log::warn!("{e}; CPU threads will have no registers");
@@ -198,7 +201,13 @@ impl Live {
         };
         let kernel = Kernel::with_vmlinux(dump, self.vmlinux.clone()).map_err(|e| e.to_string())?;
         log::debug!("snapshot {generation} taken");
-        Ok(Session::new(kernel, self.opts.mode))
+        let mut session = Session::new(kernel, self.opts.mode);
+        if session.kernel.symbol("panic_cpu").is_none() {
+            // Without symbols the dump heuristics would name CPU 0; a live
+            // guest has not panicked unless its panic_cpu says so.
+            session.panic_cpu = None;
+        }
+        Ok(session)
     }
 }
 
@@ -319,7 +328,11 @@ impl<A: ArchSupport> ThreadExtraInfo for LiveTarget<A> {
 }
 
 impl<A: ArchSupport> MonitorCmd for LiveTarget<A> {
-    fn handle_monitor_cmd(&mut self, cmd: &[u8], out: ConsoleOutput<'_>) -> Result<(), Self::Error> {
+    fn handle_monitor_cmd(
+        &mut self,
+        cmd: &[u8],
+        out: ConsoleOutput<'_>,
+    ) -> Result<(), Self::Error> {
         self.inner().handle_monitor_cmd(cmd, out)
     }
 }
