@@ -172,6 +172,15 @@ pub fn open(
     Ok((Arc::new(Live::new(qmp, ram, vm, opts)), path))
 }
 
+/// Resumes the guest (if corestub paused it) when dropped.
+pub struct ReleaseOnDrop(pub Arc<Live>);
+
+impl Drop for ReleaseOnDrop {
+    fn drop(&mut self) {
+        self.0.shutdown();
+    }
+}
+
 const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 fn signal_set() -> libc::sigset_t {

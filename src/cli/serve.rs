@@ -111,6 +111,9 @@ pub fn run(a: ServeArgs) -> CliResult {
     if let Some(l) = &live {
         live::spawn_signal_thread(l.clone());
     }
+    // However `run` ends (an accept error, a panic unwinding), a guest that
+    // a connection thread paused is resumed before the process exits.
+    let _release = live.clone().map(live::ReleaseOnDrop);
     // Warm up what the first packets need (DWARF layouts, the task list)
     // while the client is still connecting.
     {
