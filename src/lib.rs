@@ -13,4 +13,5 @@ pub mod fixtures;
 pub mod fuzz_harness;
 pub mod kernel;
 pub mod mmu;
+pub mod qmp;
 pub mod target;

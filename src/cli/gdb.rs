@@ -57,7 +57,10 @@ fn pick_gdb(arch: Arch) -> String {
 }
 
 pub fn run(a: GdbArgs) -> CliResult {
-    let opened = session::open(&a.dump)?;
+    let mut opened = session::open(&a.dump)?;
+    // A live guest's QMP socket serves one client: let go of it for the
+    // `corestub serve` that GDB starts (nothing was paused here).
+    opened.live = None;
     let session = &opened.session;
     let gdb = a
         .gdb
@@ -97,7 +100,12 @@ pub fn run(a: GdbArgs) -> CliResult {
             session.kernel.vmcoreinfo.build_id().unwrap_or("unknown")
         ),
     }
-    if a.dump.raw.raw_ram.is_some() {
+    if a.dump.live.qemu_ram.is_some() {
+        for w in a.dump.live.to_args()? {
+            serve.push(' ');
+            serve.push_str(&sh_quote(&w));
+        }
+    } else if a.dump.raw.raw_ram.is_some() {
         for w in a.dump.raw.to_args()? {
             serve.push(' ');
             serve.push_str(&sh_quote(&w));
@@ -116,10 +124,18 @@ pub fn run(a: GdbArgs) -> CliResult {
     ex("set confirm on".into());
     args.extend(a.gdb_args.iter().cloned());
     log::info!("running {gdb} {args:?}");
-    let status = Command::new(&gdb)
+    let mut child = Command::new(&gdb)
         .args(&args)
-        .status()
+        .spawn()
         .map_err(|e| format!("cannot run {gdb}: {e}"))?;
+    // Ctrl-C in GDB's terminal is GDB's (it interrupts a running live
+    // guest): this waiting parent must not die of it.
+    // SAFETY: sets this process's SIGINT disposition; GDB, already
+    // started, keeps its own.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+    let status = child.wait()?;
     Ok(ExitCode::from(
         status.code().unwrap_or(1).clamp(0, 255) as u8
     ))

@@ -3,6 +3,7 @@
 
 mod gdb;
 mod info;
+mod live;
 mod lldb;
 mod raw;
 mod serve;
@@ -58,19 +59,22 @@ pub struct DumpArgs {
     #[arg(long, value_enum, default_value_t = Threads::All)]
     pub threads: Threads,
     /// The dump file (ELF vmcore, kdump-compressed, flattened).
-    #[arg(required_unless_present = "raw_ram")]
+    #[arg(required_unless_present_any = ["raw_ram", "qemu_ram"])]
     pub dump: Option<PathBuf>,
     #[command(flatten)]
     pub raw: raw::RawArgs,
+    #[command(flatten)]
+    pub live: live::LiveArgs,
 }
 
 impl DumpArgs {
-    /// The dump file, or the raw RAM file.
+    /// The dump file, the raw RAM file, or a live guest's RAM file.
     pub fn path(&self) -> &std::path::Path {
         self.dump
             .as_deref()
             .or(self.raw.raw_ram.as_deref())
-            .expect("clap requires a dump or --raw-ram")
+            .or(self.live.qemu_ram.as_deref())
+            .expect("clap requires a dump, --raw-ram or --qemu-ram")
     }
 }
 

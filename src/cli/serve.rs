@@ -11,9 +11,10 @@ use corestub::addr::Arch;
 use corestub::target::Session;
 use corestub::target::aarch64::Aarch64;
 use corestub::target::conn::{BufConn, serve_connection};
+use corestub::target::live::{Live, serve_live_connection};
 use corestub::target::x86_64::X86_64;
 
-use super::{CliResult, DumpArgs, session};
+use super::{CliResult, DumpArgs, live, session};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -37,10 +38,16 @@ pub struct ServeArgs {
     dump: DumpArgs,
 }
 
-fn serve_one(session: Arc<Session>, conn: BufConn) {
-    let r = match session.kernel.arch {
-        Arch::X86_64 => serve_connection::<X86_64>(session, conn),
-        Arch::Aarch64 => serve_connection::<Aarch64>(session, conn),
+type Reader = Box<dyn io::Read + Send>;
+type Writer = Box<dyn io::Write + Send>;
+
+/// Serves one client: the dump's shared session, or a live guest.
+fn serve_one(session: Arc<Session>, live: Option<Arc<Live>>, r: Reader, w: Writer) {
+    let r = match (live, session.kernel.arch) {
+        (Some(l), Arch::X86_64) => serve_live_connection::<X86_64>(l, r, w),
+        (Some(l), Arch::Aarch64) => serve_live_connection::<Aarch64>(l, r, w),
+        (None, Arch::X86_64) => serve_connection::<X86_64>(session, BufConn::new(r, w)),
+        (None, Arch::Aarch64) => serve_connection::<Aarch64>(session, BufConn::new(r, w)),
     };
     match r {
         Ok(reason) => log::info!("client finished: {reason:?}"),
@@ -93,8 +100,20 @@ fn detach_stderr(log: Option<&Path>) {
 }
 
 pub fn run(a: ServeArgs) -> CliResult {
+    if a.dump.live.qemu_ram.is_some() {
+        // Before any thread starts: SIGINT/SIGTERM go to the thread that
+        // resumes the guest before exiting.
+        live::block_signals();
+    }
     let opened = session::open(&a.dump)?;
     let session = opened.session;
+    let live = opened.live;
+    if let Some(l) = &live {
+        live::spawn_signal_thread(l.clone());
+    }
+    // However `run` ends (an accept error, a panic unwinding), a guest that
+    // a connection thread paused is resumed before the process exits.
+    let _release = live.clone().map(live::ReleaseOnDrop);
     // Warm up what the first packets need (DWARF layouts, the task list)
     // while the client is still connecting.
     {
@@ -116,15 +135,19 @@ pub fn run(a: ServeArgs) -> CliResult {
     }
     if a.stdio {
         // stdout belongs to the protocol; everything else goes to stderr.
-        let conn = BufConn::new(Box::new(io::stdin()), Box::new(io::stdout()));
-        serve_one(session, conn);
+        serve_one(session, live, Box::new(io::stdin()), Box::new(io::stdout()));
         report_stats();
         return Ok(ExitCode::SUCCESS);
     }
     let banner = |addr: &str| {
         let k = &session.kernel;
         eprintln!(
-            "corestub: serving {} ({}, {} CPUs{}) on {addr}",
+            "corestub: serving {}{} ({}, {} CPUs{}) on {addr}",
+            if live.is_some() {
+                "live guest RAM "
+            } else {
+                ""
+            },
             k.dump.path.display(),
             k.arch.name(),
             k.cpus.len(),
@@ -160,10 +183,9 @@ pub fn run(a: ServeArgs) -> CliResult {
         for stream in listener.incoming() {
             let stream = stream?;
             let session = session.clone();
+            let live = live.clone();
             let w = stream.try_clone()?;
-            std::thread::spawn(move || {
-                serve_one(session, BufConn::new(Box::new(stream), Box::new(w)))
-            });
+            std::thread::spawn(move || serve_one(session, live, Box::new(stream), Box::new(w)));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -194,8 +216,9 @@ pub fn run(a: ServeArgs) -> CliResult {
         };
         let _ = stream.set_nodelay(true);
         let session = session.clone();
+        let live = live.clone();
         let w = stream.try_clone()?;
-        std::thread::spawn(move || serve_one(session, BufConn::new(Box::new(stream), Box::new(w))));
+        std::thread::spawn(move || serve_one(session, live, Box::new(stream), Box::new(w)));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -13,10 +13,24 @@ use super::vmlinux;
 pub struct Opened {
     pub session: Arc<Session>,
     pub vmlinux: Option<PathBuf>,
+    /// A live guest (`--qemu-ram`): `session` is a first snapshot, taken
+    /// without pausing it.
+    pub live: Option<Arc<corestub::target::live::Live>>,
 }
 
 pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
     let t0 = std::time::Instant::now();
+    if args.live.qemu_ram.is_some() {
+        let (live, vmlinux) =
+            super::live::open(&args.live, args.threads.into(), args.vmlinux.as_deref())?;
+        let session = Arc::new(live.snapshot()?);
+        log::debug!("live guest opened in {:?}", t0.elapsed());
+        return Ok(Opened {
+            session,
+            vmlinux,
+            live: Some(live),
+        });
+    }
     let path = args.path();
     let dump = match &args.raw.raw_ram {
         Some(ram) => dump::raw::open(ram, &args.raw.options()?)?,
@@ -53,6 +67,7 @@ pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
     Ok(Opened {
         session: Arc::new(session),
         vmlinux,
+        live: None,
     })
 }
 

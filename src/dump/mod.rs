@@ -8,6 +8,7 @@ pub mod elf;
 pub mod flat;
 pub mod info_registers;
 pub mod kdump;
+pub mod live;
 pub mod notes;
 pub mod raw;
 

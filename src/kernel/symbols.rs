@@ -148,8 +148,34 @@ impl std::hash::Hasher for FxHasher {
 
 pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
 
-/// A debug vmlinux, mapped read-only.
-pub struct Vmlinux {
+/// A debug vmlinux, mapped read-only. Cheap to clone: clones share the
+/// mapping and the symbol/DWARF caches (a live target builds a new kernel
+/// view at every stop and keeps the parsed DWARF).
+#[derive(Clone)]
+pub struct Vmlinux(Arc<VmlinuxFile>);
+
+impl std::ops::Deref for Vmlinux {
+    type Target = VmlinuxFile;
+    fn deref(&self) -> &VmlinuxFile {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Vmlinux {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl Vmlinux {
+    /// Maps and parses the ELF headers of `path`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, VmlinuxError> {
+        VmlinuxFile::open(path).map(|f| Vmlinux(Arc::new(f)))
+    }
+}
+
+/// The parsed file behind a [`Vmlinux`].
+pub struct VmlinuxFile {
     path: PathBuf,
     arch: Arch,
     build_id: Option<String>,
@@ -168,7 +194,7 @@ pub struct Vmlinux {
     map: Arc<memmap2::Mmap>,
 }
 
-impl std::fmt::Debug for Vmlinux {
+impl std::fmt::Debug for VmlinuxFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Vmlinux")
             .field("path", &self.path)
@@ -190,7 +216,7 @@ unsafe fn extend(s: &[u8]) -> &'static [u8] {
     unsafe { std::slice::from_raw_parts(s.as_ptr(), s.len()) }
 }
 
-impl Vmlinux {
+impl VmlinuxFile {
     /// Maps and parses the ELF headers of `path`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, VmlinuxError> {
         let path = path.as_ref().to_path_buf();
@@ -294,7 +320,7 @@ impl Vmlinux {
             .find(|s| s.name == ".data..percpu")
             .map(|s| s.range());
 
-        Ok(Vmlinux {
+        Ok(VmlinuxFile {
             path,
             arch,
             build_id,

@@ -6,6 +6,7 @@
 
 pub mod aarch64;
 pub mod conn;
+pub mod live;
 pub mod monitor;
 pub mod regs;
 pub mod session;

@@ -1,0 +1,512 @@
+//! A live QEMU/KVM guest as a GDB target that really runs.
+//!
+//! Memory is the guest's RAM file (shared, read-only map: [`LiveRam`]);
+//! registers come from QMP (`info registers -a`) at each stop.
+//!
+//! Run control (default): a GDB attach pauses the guest (QMP `stop`,
+//! confirmed by `query-status`); `continue` sends `cont`; GDB's interrupt
+//! (Ctrl-C) sends `stop` and takes a fresh register snapshot; detach, a
+//! dropped connection, corestub's SIGINT/SIGTERM and error paths resume the
+//! guest if corestub paused it. A guest found already paused is left paused.
+//! With `no_pause` corestub never changes the run state: every "stop" is a
+//! snapshot of a running guest.
+//!
+//! Snapshots and caches: everything derived from guest memory lives in a
+//! [`Session`] (CPU registers and address spaces, the task list, the thread
+//! table — computed once per session). A live target builds a **new
+//! Session per stop** (generation counter in [`Live`]) and drops the old
+//! one, so nothing read before a resume is served after it; the vmlinux and
+//! its DWARF caches are shared between sessions ([`Vmlinux`] clones). The
+//! RAM source itself has no cache (reads copy from the shared mapping), so
+//! there is nothing else to invalidate. GDB's own caches are flushed by the
+//! stop it is sent.
+
+use std::collections::VecDeque;
+use std::io::{self, BufWriter, Read, Write};
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use gdbstub::common::{Signal, Tid};
+use gdbstub::conn::{Connection, ConnectionExt};
+use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
+use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
+use gdbstub::target::ext::base::BaseOps;
+use gdbstub::target::ext::base::multithread::{
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps,
+};
+use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
+use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
+use gdbstub::target::{Target, TargetError, TargetResult};
+
+use super::conn::PACKET_SIZE;
+use super::regs::{Regs, TableArch};
+use super::{ArchSupport, DumpTarget, Session, ThreadMode};
+use crate::dump::live::LiveRam;
+use crate::dump::raw::find_vmcoreinfo;
+use crate::kernel::Kernel;
+use crate::kernel::symbols::Vmlinux;
+use crate::qmp::Qmp;
+
+/// How often the running target polls GDB and QMP.
+const POLL: Duration = Duration::from_millis(20);
+
+#[derive(Clone, Copy, Debug)]
+pub struct LiveOptions {
+    /// Never stop the guest: read it while it runs.
+    pub no_pause: bool,
+    pub mode: ThreadMode,
+}
+
+#[derive(Debug, Default)]
+struct RunState {
+    /// The guest is paused because corestub paused it (so corestub must
+    /// resume it when it lets go).
+    owned_pause: bool,
+    /// corestub is exiting: no more stops.
+    exiting: bool,
+}
+
+/// A live guest: QMP, RAM, and the run state corestub owns. Shared by the
+/// serving thread and the signal thread.
+pub struct Live {
+    pub qmp: Qmp,
+    pub ram: LiveRam,
+    pub vmlinux: Option<Vmlinux>,
+    pub opts: LiveOptions,
+    vmcoreinfo: Mutex<Option<String>>,
+    run: Mutex<RunState>,
+    generation: AtomicU64,
+    attached: AtomicBool,
+}
+
+impl Live {
+    pub fn new(qmp: Qmp, ram: LiveRam, vmlinux: Option<Vmlinux>, opts: LiveOptions) -> Live {
+        Live {
+            qmp,
+            ram,
+            vmlinux,
+            opts,
+            vmcoreinfo: Mutex::new(None),
+            run: Mutex::new(RunState::default()),
+            generation: AtomicU64::new(0),
+            attached: AtomicBool::new(false),
+        }
+    }
+
+    /// How many snapshots were taken.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    /// Pauses the guest (unless `no_pause`) and waits until QEMU says it is
+    /// paused. A guest that is already not running is left as found.
+    pub fn pause(&self) -> Result<(), String> {
+        if self.opts.no_pause {
+            return Ok(());
+        }
+        let mut run = self.run.lock().map_err(|_| "run-state lock poisoned")?;
+        if run.exiting {
+            return Err("corestub is exiting".into());
+        }
+        let st = self.qmp.query_status()?;
+        if !st.running {
+            log::info!("guest is already {} (left as found)", st.status);
+            return Ok(());
+        }
+        self.qmp.stop()?;
+        run.owned_pause = true;
+        for _ in 0..500 {
+            if !self.qmp.query_status()?.running {
+                log::info!("guest paused");
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Err("QMP stop: the guest still runs after 5 s".into())
+    }
+
+    /// Lets the guest run (GDB `continue`). No-op with `no_pause`.
+    pub fn resume(&self) -> Result<(), String> {
+        if self.opts.no_pause {
+            return Ok(());
+        }
+        let mut run = self.run.lock().map_err(|_| "run-state lock poisoned")?;
+        if run.exiting {
+            return Err("corestub is exiting".into());
+        }
+        self.qmp.drain_events();
+        self.qmp.cont()?;
+        run.owned_pause = false;
+        log::info!("guest resumed");
+        Ok(())
+    }
+
+    /// Resumes the guest if corestub paused it (detach, disconnect, exit).
+    pub fn release(&self) {
+        let Ok(mut run) = self.run.lock() else {
+            // A panic while holding the lock: still try to resume.
+            let _ = self.qmp.cont();
+            return;
+        };
+        if run.owned_pause {
+            match self.qmp.cont() {
+                Ok(()) => log::info!("guest resumed (released)"),
+                Err(e) => eprintln!("corestub: could not resume the guest: {e}"),
+            }
+            run.owned_pause = false;
+        }
+    }
+
+    /// [`Live::release`] for good: no stop happens afterwards.
+    pub fn shutdown(&self) {
+        self.release();
+        if let Ok(mut run) = self.run.lock() {
+            run.exiting = true;
+        }
+    }
+
+    /// A guest stopped by someone else while GDB had it running: it is not
+    /// corestub's to resume.
+    fn stopped_externally(&self) {
+        if let Ok(mut run) = self.run.lock() {
+            run.owned_pause = false;
+        }
+    }
+
+    /// A new [`Session`] over the guest as it is now: registers from QMP,
+    /// VMCOREINFO from RAM (found once), vmlinux shared.
+    pub fn snapshot(&self) -> Result<Session, String> {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
+        let text = self.qmp.hmp("info registers -a")?;
+        let vmcoreinfo = {
+            let mut v = self.vmcoreinfo.lock().map_err(|_| "lock poisoned")?;
+            if v.is_none() {
+                *v = find_vmcoreinfo(&self.ram.memory).map(|(t, _)| t);
+            }
+            v.clone()
+        };
+        let dump = match self
+            .ram
+            .snapshot(Some(&text), 0, vmcoreinfo.clone(), generation)
+        {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!("{e}; CPU threads will have no registers");
+                let n = text.matches("CPU#").count();
+                self.ram.snapshot(None, n, vmcoreinfo, generation)?
+            }
+        };
+        let kernel = Kernel::with_vmlinux(dump, self.vmlinux.clone()).map_err(|e| e.to_string())?;
+        log::debug!("snapshot {generation} taken");
+        let mut session = Session::new(kernel, self.opts.mode);
+        if session.kernel.symbol("panic_cpu").is_none() {
+            // Without symbols the dump heuristics would name CPU 0; a live
+            // guest has not panicked unless its panic_cpu says so.
+            session.panic_cpu = None;
+        }
+        Ok(session)
+    }
+}
+
+/// Marks the guest attached for a connection's lifetime; releases the guest
+/// on drop (detach, disconnect, error, panic unwinding).
+struct Attached<'a>(&'a Live);
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        self.0.release();
+        self.0.attached.store(false, Ordering::SeqCst);
+    }
+}
+
+/// The gdbstub target over a live guest: a [`DumpTarget`] over the current
+/// snapshot, plus run control.
+pub struct LiveTarget<A: ArchSupport> {
+    live: Arc<Live>,
+    session: Arc<Session>,
+    _arch: std::marker::PhantomData<A>,
+}
+
+impl<A: ArchSupport> LiveTarget<A> {
+    fn inner(&self) -> DumpTarget<A> {
+        DumpTarget::new(self.session.clone())
+    }
+
+    /// A fresh snapshot; the old session (and all it cached) is dropped.
+    fn refresh(&mut self) -> Result<(), String> {
+        self.session = Arc::new(self.live.snapshot()?);
+        Ok(())
+    }
+
+    fn stop_reason(&self, signal: Signal) -> MultiThreadStopReason<u64> {
+        MultiThreadStopReason::SignalWithThread {
+            tid: NonZeroUsize::new(1).expect("1"),
+            signal,
+        }
+    }
+}
+
+impl<A: ArchSupport> Target for LiveTarget<A> {
+    type Arch = TableArch<A>;
+    type Error = String;
+
+    fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
+        BaseOps::MultiThread(self)
+    }
+
+    // Breakpoints would be writes into guest memory: refused.
+    fn guard_rail_implicit_sw_breakpoints(&self) -> bool {
+        true
+    }
+
+    fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl<A: ArchSupport> MultiThreadBase for LiveTarget<A> {
+    fn read_registers(&mut self, regs: &mut Regs<A>, t: Tid) -> TargetResult<(), Self> {
+        self.inner().read_registers(regs, t)
+    }
+
+    fn write_registers(&mut self, _regs: &Regs<A>, _t: Tid) -> TargetResult<(), Self> {
+        Err(TargetError::NonFatal)
+    }
+
+    fn read_addrs(&mut self, start: u64, data: &mut [u8], t: Tid) -> TargetResult<usize, Self> {
+        self.inner().read_addrs(start, data, t)
+    }
+
+    fn write_addrs(&mut self, start: u64, _data: &[u8], _t: Tid) -> TargetResult<(), Self> {
+        log::warn!("refused a memory write at {start:#x}: guest RAM is mapped read-only");
+        Err(TargetError::Errno(30)) // EROFS
+    }
+
+    fn list_active_threads(&mut self, cb: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {
+        self.inner().list_active_threads(cb)
+    }
+
+    fn is_thread_alive(&mut self, t: Tid) -> Result<bool, Self::Error> {
+        self.inner().is_thread_alive(t)
+    }
+
+    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
+        Some(self)
+    }
+
+    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
+        Some(self)
+    }
+}
+
+impl<A: ArchSupport> MultiThreadResume for LiveTarget<A> {
+    fn resume(&mut self) -> Result<(), Self::Error> {
+        self.live.resume()
+    }
+
+    fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
+        Ok(())
+    }
+
+    // The whole VM runs: per-thread actions cannot be honoured.
+    fn set_resume_action_continue(
+        &mut self,
+        _tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+impl<A: ArchSupport> ThreadExtraInfo for LiveTarget<A> {
+    fn thread_extra_info(&self, t: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
+        self.inner().thread_extra_info(t, buf)
+    }
+}
+
+impl<A: ArchSupport> MonitorCmd for LiveTarget<A> {
+    fn handle_monitor_cmd(
+        &mut self,
+        cmd: &[u8],
+        out: ConsoleOutput<'_>,
+    ) -> Result<(), Self::Error> {
+        self.inner().handle_monitor_cmd(cmd, out)
+    }
+}
+
+/// A connection whose reads can wait with a timeout (a reader thread feeds
+/// a channel), so the running target can poll GDB and QMP in turn.
+pub struct LiveConn {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    buf: VecDeque<u8>,
+    writer: BufWriter<Box<dyn Write + Send>>,
+}
+
+impl LiveConn {
+    pub fn new(mut r: Box<dyn Read + Send>, w: Box<dyn Write + Send>) -> LiveConn {
+        let (tx, rx) = channel();
+        std::thread::spawn(move || {
+            loop {
+                let mut b = vec![0u8; 0x10000];
+                match r.read(&mut b) {
+                    Ok(0) => {
+                        let _ = tx.send(Err(io::ErrorKind::UnexpectedEof.into()));
+                        break;
+                    }
+                    Ok(n) => {
+                        b.truncate(n);
+                        if tx.send(Ok(b)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        let _ = tx.send(Err(e));
+                        break;
+                    }
+                }
+            }
+        });
+        LiveConn {
+            rx,
+            buf: VecDeque::new(),
+            writer: BufWriter::with_capacity(PACKET_SIZE * 2 + 64, w),
+        }
+    }
+
+    /// Waits up to `timeout` (forever with `None`) for a byte.
+    fn fill(&mut self, timeout: Option<Duration>) -> io::Result<bool> {
+        if !self.buf.is_empty() {
+            return Ok(true);
+        }
+        let got = match timeout {
+            None => self
+                .rx
+                .recv()
+                .map_err(|_| io::Error::from(io::ErrorKind::UnexpectedEof))?,
+            Some(t) if t.is_zero() => match self.rx.try_recv() {
+                Ok(v) => v,
+                Err(TryRecvError::Empty) => return Ok(false),
+                Err(TryRecvError::Disconnected) => {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+            },
+            Some(t) => match self.rx.recv_timeout(t) {
+                Ok(v) => v,
+                Err(RecvTimeoutError::Timeout) => return Ok(false),
+                Err(RecvTimeoutError::Disconnected) => {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+            },
+        };
+        self.buf.extend(got?);
+        Ok(!self.buf.is_empty())
+    }
+}
+
+impl Connection for LiveConn {
+    type Error = io::Error;
+
+    fn write(&mut self, byte: u8) -> io::Result<()> {
+        self.writer.write_all(&[byte])
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.writer.write_all(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.writer.flush()
+    }
+}
+
+impl ConnectionExt for LiveConn {
+    fn read(&mut self) -> io::Result<u8> {
+        while !self.fill(None)? {}
+        Ok(self.buf.pop_front().expect("filled"))
+    }
+
+    fn peek(&mut self) -> io::Result<Option<u8>> {
+        self.fill(Some(Duration::ZERO))?;
+        Ok(self.buf.front().copied())
+    }
+}
+
+struct LiveLoop<A: ArchSupport>(std::marker::PhantomData<A>);
+
+impl<A: ArchSupport> BlockingEventLoop for LiveLoop<A> {
+    type Target = LiveTarget<A>;
+    type Connection = LiveConn;
+    type StopReason = MultiThreadStopReason<u64>;
+
+    // The guest runs: wait for GDB (an interrupt) or for QEMU to stop it
+    // (another QMP client, a guest panic with `-action panic=pause`, …).
+    fn wait_for_stop_reason(
+        target: &mut LiveTarget<A>,
+        conn: &mut LiveConn,
+    ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
+        loop {
+            if conn
+                .fill(Some(POLL))
+                .map_err(WaitForStopReasonError::Connection)?
+            {
+                let b = conn.buf.pop_front().expect("filled");
+                return Ok(Event::IncomingData(b));
+            }
+            while let Some(ev) = target.live.qmp.next_event(Duration::ZERO) {
+                match ev.name.as_str() {
+                    "STOP" => {
+                        log::info!("guest stopped by QEMU or another QMP client");
+                        target.live.stopped_externally();
+                        target.refresh().map_err(WaitForStopReasonError::Target)?;
+                        return Ok(Event::TargetStopped(target.stop_reason(Signal::SIGSTOP)));
+                    }
+                    "SHUTDOWN" => {
+                        log::info!("guest shut down: {}", ev.data);
+                    }
+                    _ => {}
+                }
+            }
+            if target.live.qmp.is_closed() {
+                return Ok(Event::TargetStopped(MultiThreadStopReason::Exited(0)));
+            }
+        }
+    }
+
+    fn on_interrupt(target: &mut LiveTarget<A>) -> Result<Option<Self::StopReason>, String> {
+        target.live.pause()?;
+        target.refresh()?;
+        Ok(Some(target.stop_reason(Signal::SIGINT)))
+    }
+}
+
+/// Serves one GDB client over a live guest: pauses it (unless `no_pause`),
+/// serves until detach or disconnect, then resumes it if corestub paused it.
+/// One client at a time.
+pub fn serve_live_connection<A: ArchSupport>(
+    live: Arc<Live>,
+    r: Box<dyn Read + Send>,
+    w: Box<dyn Write + Send>,
+) -> Result<DisconnectReason, String> {
+    if live.attached.swap(true, Ordering::SeqCst) {
+        return Err("another GDB client is attached to this live guest".into());
+    }
+    let _guard = Attached(&live);
+    live.pause()?;
+    let session = Arc::new(live.snapshot()?);
+    let mut target = LiveTarget::<A> {
+        live: live.clone(),
+        session,
+        _arch: std::marker::PhantomData,
+    };
+    let conn = LiveConn::new(r, w);
+    let gdb = GdbStub::builder(conn)
+        .packet_buffer_size(PACKET_SIZE)
+        .build()
+        .map_err(|e| e.to_string())?;
+    gdb.run_blocking::<LiveLoop<A>>(&mut target)
+        .map_err(|e| e.to_string())
+}
