@@ -113,6 +113,10 @@ pub fn run(a: LldbArgs) -> CliResult {
         args.push("-o".into());
         args.push(cmd);
     };
+    // LLDB indexes a vmlinux's DWARF by hand (no accelerator tables): minutes
+    // of CPU for a distribution kernel. Its index cache (LLDB >= 14) keeps
+    // that to the first start.
+    o("settings set symbols.enable-lldb-index-cache true".into());
     match &opened.vmlinux {
         Some(v) => {
             let v = std::fs::canonicalize(v)?;
