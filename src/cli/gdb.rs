@@ -73,7 +73,7 @@ pub fn run(a: GdbArgs) -> CliResult {
     let mut serve = format!(
         "exec {} serve --stdio --threads {}",
         sh_quote(&exe.to_string_lossy()),
-        a.dump.threads.name()
+        a.dump.thread_mode().name()
     );
     // A dump on a slow disk can take more than GDB's default 2 s to answer
     // the first thread-list query; GDB would then resend, which gdbstub

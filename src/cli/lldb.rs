@@ -102,7 +102,8 @@ fn serve_one(session: Arc<Session>, conn: BufConn) {
     }
 }
 
-pub fn run(a: LldbArgs) -> CliResult {
+pub fn run(mut a: LldbArgs) -> CliResult {
+    a.dump.threads.get_or_insert(super::Threads::Cpus);
     let opened = session::open(&a.dump)?;
     let session = opened.session;
     let listener = TcpListener::bind("127.0.0.1:0")?;

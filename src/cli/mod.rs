@@ -55,9 +55,11 @@ pub struct DumpArgs {
     /// Debug vmlinux matching the dump (found by build-id if omitted).
     #[arg(long)]
     pub vmlinux: Option<PathBuf>,
-    /// Threads GDB sees: `cpus` (one per CPU) or `all` (CPUs, then every task).
-    #[arg(long, value_enum, default_value_t = Threads::All)]
-    pub threads: Threads,
+    /// Threads the debugger sees: `cpus` (one per CPU) or `all` (CPUs, then
+    /// every task). Default: all, except for `corestub lldb` (cpus: LLDB 14
+    /// symbolises every thread's frame and becomes very slow with hundreds).
+    #[arg(long, value_enum)]
+    pub threads: Option<Threads>,
     /// The dump file (ELF vmcore, kdump-compressed, flattened).
     #[arg(required_unless_present_any = ["raw_ram", "qemu_ram"])]
     pub dump: Option<PathBuf>,
@@ -82,6 +84,13 @@ impl DumpArgs {
 pub enum Threads {
     Cpus,
     All,
+}
+
+impl DumpArgs {
+    /// The thread mode asked for, or `all`.
+    pub fn thread_mode(&self) -> Threads {
+        self.threads.unwrap_or(Threads::All)
+    }
 }
 
 impl Threads {

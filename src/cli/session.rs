@@ -21,8 +21,11 @@ pub struct Opened {
 pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
     let t0 = std::time::Instant::now();
     if args.live.qemu_ram.is_some() {
-        let (live, vmlinux) =
-            super::live::open(&args.live, args.threads.into(), args.vmlinux.as_deref())?;
+        let (live, vmlinux) = super::live::open(
+            &args.live,
+            args.thread_mode().into(),
+            args.vmlinux.as_deref(),
+        )?;
         let session = Arc::new(live.snapshot()?);
         log::debug!("live guest opened in {:?}", t0.elapsed());
         return Ok(Opened {
@@ -62,7 +65,7 @@ pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
         }),
     };
     log::debug!("vmlinux resolved at {:?}", t0.elapsed());
-    let session = Session::new(kernel, args.threads.into());
+    let session = Session::new(kernel, args.thread_mode().into());
     log::debug!("session ready at {:?}", t0.elapsed());
     Ok(Opened {
         session: Arc::new(session),
