@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use corestub::kernel::{printk, uts};
 use corestub::mmu::Paging;
+use corestub::target::monitor::crash_date;
 use serde_json::{Value, json};
 
 use super::{CliResult, DumpArgs, session};
@@ -15,27 +16,6 @@ pub struct InfoArgs {
     json: bool,
     #[command(flatten)]
     dump: DumpArgs,
-}
-
-/// Seconds since the epoch as "YYYY-MM-DD HH:MM:SS UTC" (civil-from-days).
-fn utc(secs: i64) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60
-    )
 }
 
 pub fn run(a: InfoArgs) -> CliResult {
@@ -81,7 +61,7 @@ pub fn run(a: InfoArgs) -> CliResult {
         "task_threads": s.cpu_state().error.clone().map(|e| format!("unavailable: {e}")),
         "panic_pid": panic_task,
         "panic": panic_msg,
-        "crash_time": k.vmcoreinfo.crash_time().map(utc),
+        "crash_time": k.vmcoreinfo.crash_time().map(crash_date),
         "kaslr_offset": format!("{:#x}", k.kaslr_offset),
         "phys_base": if k.phys_base < 0 { format!("-{:#x}", k.phys_base.unsigned_abs()) } else { format!("{:#x}", k.phys_base) },
         "kernel_root": format!("{:#x}", k.kernel_root.0.0),
@@ -115,14 +95,4 @@ pub fn run(a: InfoArgs) -> CliResult {
         println!("{:>18}: {v}", key.to_uppercase());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn utc_formats_known_instants() {
-        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
-        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00:00 UTC");
-        assert_eq!(super::utc(1_795_301_155), "2026-11-21 22:45:55 UTC");
-    }
 }

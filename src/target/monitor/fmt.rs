@@ -20,7 +20,7 @@ fn civil(days: i64) -> (i64, i64, i64) {
 }
 
 /// Seconds since the epoch as crash's DATE: "Sat Nov 21 22:45:55 UTC 2026".
-pub(crate) fn crash_date(secs: i64) -> String {
+pub fn crash_date(secs: i64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] = [
         "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",

@@ -5,6 +5,8 @@
 //! unreadable memory gives the error (which names the address), never a panic.
 
 mod fmt;
+
+pub use fmt::crash_date;
 mod mem;
 mod ps;
 mod sys;
