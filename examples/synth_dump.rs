@@ -12,22 +12,9 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::Path;
 
-const PAGE: u64 = 4096;
+use corestub::dump::notes::encode_note;
 
-fn note(out: &mut Vec<u8>, name: &[u8], ntype: u32, desc: &[u8]) {
-    out.extend_from_slice(&(name.len() as u32 + 1).to_le_bytes());
-    out.extend_from_slice(&(desc.len() as u32).to_le_bytes());
-    out.extend_from_slice(&ntype.to_le_bytes());
-    out.extend_from_slice(name);
-    out.push(0);
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
-    }
-    out.extend_from_slice(desc);
-    while !out.len().is_multiple_of(4) {
-        out.push(0);
-    }
-}
+const PAGE: u64 = 4096;
 
 fn notes() -> Vec<u8> {
     let mut n = Vec::new();
@@ -37,11 +24,11 @@ fn notes() -> Vec<u8> {
         // rip, cs (kernel mode)
         d[112 + 16 * 8..112 + 17 * 8].copy_from_slice(&0xffff_ffff_8100_0000u64.to_le_bytes());
         d[112 + 17 * 8..112 + 18 * 8].copy_from_slice(&0x10u64.to_le_bytes());
-        note(&mut n, b"CORE", 1, &d);
+        encode_note(&mut n, b"CORE", 1, &d);
     }
     let info = "OSRELEASE=synthetic\nPAGESIZE=4096\nSYMBOL(init_top_pgt)=ffffffff82000000\n\
                 NUMBER(phys_base)=0\nNUMBER(pgtable_l5_enabled)=0\nKERNELOFFSET=0\n";
-    note(&mut n, b"VMCOREINFO", 0, info.as_bytes());
+    encode_note(&mut n, b"VMCOREINFO", 0, info.as_bytes());
     n
 }
 

@@ -180,24 +180,30 @@ fn parse_qemu_x86_64(d: &[u8]) -> Option<QemuCpuState> {
     Some(s)
 }
 
+/// Appends one ELF note (64-bit layout, 4-byte padding) to `out`: the
+/// inverse of [`Notes::parse_into`], for tests and synthetic dumps.
+pub fn encode_note(out: &mut Vec<u8>, name: &[u8], ntype: u32, desc: &[u8]) {
+    out.extend_from_slice(&(name.len() as u32 + 1).to_le_bytes());
+    out.extend_from_slice(&(desc.len() as u32).to_le_bytes());
+    out.extend_from_slice(&ntype.to_le_bytes());
+    out.extend_from_slice(name);
+    out.push(0);
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+    out.extend_from_slice(desc);
+    while !out.len().is_multiple_of(4) {
+        out.push(0);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn note(name: &[u8], ntype: u32, desc: &[u8]) -> Vec<u8> {
         let mut v = Vec::new();
-        v.extend_from_slice(&(name.len() as u32 + 1).to_le_bytes());
-        v.extend_from_slice(&(desc.len() as u32).to_le_bytes());
-        v.extend_from_slice(&ntype.to_le_bytes());
-        v.extend_from_slice(name);
-        v.push(0);
-        while v.len() % 4 != 0 {
-            v.push(0);
-        }
-        v.extend_from_slice(desc);
-        while v.len() % 4 != 0 {
-            v.push(0);
-        }
+        encode_note(&mut v, name, ntype, desc);
         v
     }
 

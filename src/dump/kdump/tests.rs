@@ -103,18 +103,7 @@ impl Spec {
 
 fn note(name: &[u8], ntype: u32, desc: &[u8]) -> Vec<u8> {
     let mut v = Vec::new();
-    v.extend_from_slice(&(name.len() as u32 + 1).to_le_bytes());
-    v.extend_from_slice(&(desc.len() as u32).to_le_bytes());
-    v.extend_from_slice(&ntype.to_le_bytes());
-    v.extend_from_slice(name);
-    v.push(0);
-    while v.len() % 4 != 0 {
-        v.push(0);
-    }
-    v.extend_from_slice(desc);
-    while v.len() % 4 != 0 {
-        v.push(0);
-    }
+    crate::dump::notes::encode_note(&mut v, name, ntype, desc);
     v
 }
 
