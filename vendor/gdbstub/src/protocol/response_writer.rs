@@ -79,6 +79,11 @@ impl<'a, C: Connection + 'a> ResponseWriter<'a, C> {
     }
 
     /// Get a mutable reference to the underlying connection.
+    /// corestub patch: whether any byte of the reply has been written.
+    pub fn is_started(&self) -> bool {
+        self.started
+    }
+
     pub fn as_conn(&mut self) -> &mut C {
         self.inner
     }

@@ -172,6 +172,20 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                         res.write_num(code)?;
                         None
                     }
+                    // corestub patch: a command whose arguments don't fit
+                    // (an address wider than the target's, a reply larger
+                    // than the packet buffer) gets E16 and the session goes
+                    // on, if nothing of the reply was written yet.
+                    Err(
+                        InternalError::TargetMismatch
+                        | InternalError::PacketParse(_)
+                        | InternalError::PacketBufferOverflow
+                        | InternalError::PacketUnexpected,
+                    ) if !res.is_started() => {
+                        warn!("bad command arguments: replied E16");
+                        res.write_str("E16")?;
+                        None
+                    }
                     Err(e) => return Err(e),
                 };
 

@@ -220,7 +220,21 @@ impl<'a, T: Target, C: Connection> GdbStubStateMachineInner<'a, state::Idle<T>, 
             None => return Ok(self.into()),
         };
 
-        let packet = Packet::from_buf(target, packet_buffer).map_err(InternalError::PacketParse)?;
+        // corestub patch: a malformed command gets an error reply (E16,
+        // EINVAL) and the session goes on, instead of ending the connection.
+        let is_command = packet_buffer.first() == Some(&b'$');
+        let packet = match Packet::from_buf(target, packet_buffer) {
+            Ok(packet) => packet,
+            Err(e) => {
+                warn!("malformed packet ({:?}): replied E16", e);
+                if is_command {
+                    let mut res = ResponseWriter::new(&mut self.i.conn, false);
+                    res.write_str("E16").map_err(InternalError::from)?;
+                    res.flush().map_err(InternalError::from)?;
+                }
+                return Ok(self.into());
+            }
+        };
         let state = self
             .i
             .inner
@@ -339,7 +353,21 @@ impl<'a, T: Target, C: Connection> GdbStubStateMachineInner<'a, state::Running, 
             None => return Ok(self.into()),
         };
 
-        let packet = Packet::from_buf(target, packet_buffer).map_err(InternalError::PacketParse)?;
+        // corestub patch: a malformed command gets an error reply (E16,
+        // EINVAL) and the session goes on, instead of ending the connection.
+        let is_command = packet_buffer.first() == Some(&b'$');
+        let packet = match Packet::from_buf(target, packet_buffer) {
+            Ok(packet) => packet,
+            Err(e) => {
+                warn!("malformed packet ({:?}): replied E16", e);
+                if is_command {
+                    let mut res = ResponseWriter::new(&mut self.i.conn, false);
+                    res.write_str("E16").map_err(InternalError::from)?;
+                    res.flush().map_err(InternalError::from)?;
+                }
+                return Ok(self.into());
+            }
+        };
         let state = self
             .i
             .inner
