@@ -329,15 +329,15 @@ impl Kernel {
     /// that was in kernel mode running a task (kdump notes carry the task's
     /// PID; idle CPUs have 0). QEMU notes number by vCPU, so they say nothing.
     pub fn guess_panic_cpu(&self) -> Option<usize> {
-        let qemu_numbering = self.cpus.iter().all(|c| c.note_pid as usize == c.index + 1);
-        if !qemu_numbering
-            && let Some(c) = self
-                .cpus
-                .iter()
-                .find(|c| c.note_pid != 0 && c.in_kernel(self.arch))
-        {
-            return Some(c.index);
+        // vCPU-numbered notes (QEMU) say nothing about who panicked, and
+        // such dumps are often of a running guest: claim no panic CPU.
+        if !self.notes_carry_pids() {
+            return None;
         }
-        (!self.cpus.is_empty()).then_some(0)
+        self.cpus
+            .iter()
+            .find(|c| c.note_pid != 0 && c.in_kernel(self.arch))
+            .map(|c| c.index)
+            .or((!self.cpus.is_empty()).then_some(0))
     }
 }
