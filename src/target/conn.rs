@@ -17,21 +17,51 @@ use super::{ArchSupport, DumpTarget, Session};
 /// per `m` packet, so a large buffer means few round trips.
 pub const PACKET_SIZE: usize = 0x20000;
 
-pub struct BufConn {
-    reader: BufReader<Box<dyn Read + Send>>,
+/// The client-to-stub half of a connection: bytes one at a time, with a
+/// non-blocking look at the next one.
+pub trait ByteSource {
+    fn read_byte(&mut self) -> io::Result<u8>;
+    fn peek_byte(&mut self) -> io::Result<Option<u8>>;
+}
+
+impl ByteSource for BufReader<Box<dyn Read + Send>> {
+    fn read_byte(&mut self) -> io::Result<u8> {
+        let mut b = [0u8];
+        self.read_exact(&mut b)?;
+        Ok(b[0])
+    }
+
+    fn peek_byte(&mut self) -> io::Result<Option<u8>> {
+        use std::io::BufRead;
+        Ok(self.fill_buf()?.first().copied())
+    }
+}
+
+/// A gdbstub connection: any [`ByteSource`] in, a buffered writer out.
+pub struct Conn<R> {
+    pub(crate) reader: R,
     writer: BufWriter<Box<dyn Write + Send>>,
 }
 
-impl BufConn {
-    pub fn new(r: Box<dyn Read + Send>, w: Box<dyn Write + Send>) -> Self {
-        BufConn {
-            reader: BufReader::with_capacity(PACKET_SIZE, r),
+impl<R> Conn<R> {
+    pub fn with_reader(reader: R, w: Box<dyn Write + Send>) -> Self {
+        Conn {
+            reader,
             writer: BufWriter::with_capacity(PACKET_SIZE * 2 + 64, w),
         }
     }
 }
 
-impl Connection for BufConn {
+/// A plain stream (TCP, unix socket, stdio), read through a buffer.
+pub type BufConn = Conn<BufReader<Box<dyn Read + Send>>>;
+
+impl BufConn {
+    pub fn new(r: Box<dyn Read + Send>, w: Box<dyn Write + Send>) -> Self {
+        Conn::with_reader(BufReader::with_capacity(PACKET_SIZE, r), w)
+    }
+}
+
+impl<R: ByteSource> Connection for Conn<R> {
     type Error = io::Error;
 
     fn write(&mut self, byte: u8) -> io::Result<()> {
@@ -47,16 +77,13 @@ impl Connection for BufConn {
     }
 }
 
-impl ConnectionExt for BufConn {
+impl<R: ByteSource> ConnectionExt for Conn<R> {
     fn read(&mut self) -> io::Result<u8> {
-        let mut b = [0u8];
-        self.reader.read_exact(&mut b)?;
-        Ok(b[0])
+        self.reader.read_byte()
     }
 
     fn peek(&mut self) -> io::Result<Option<u8>> {
-        use std::io::BufRead;
-        Ok(self.reader.fill_buf()?.first().copied())
+        self.reader.peek_byte()
     }
 }
 

@@ -22,7 +22,7 @@
 //! stop it is sent.
 
 use std::collections::VecDeque;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, Read, Write};
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
@@ -30,7 +30,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use gdbstub::common::{Signal, Tid};
-use gdbstub::conn::{Connection, ConnectionExt};
 use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
 use gdbstub::target::ext::base::BaseOps;
@@ -41,7 +40,7 @@ use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
 use gdbstub::target::{Target, TargetError, TargetResult};
 
-use super::conn::PACKET_SIZE;
+use super::conn::{ByteSource, Conn, PACKET_SIZE};
 use super::regs::{Regs, TableArch};
 use super::{ArchSupport, DumpTarget, Session, ThreadMode};
 use crate::dump::live::LiveRam;
@@ -339,14 +338,16 @@ impl<A: ArchSupport> MonitorCmd for LiveTarget<A> {
 
 /// A connection whose reads can wait with a timeout (a reader thread feeds
 /// a channel), so the running target can poll GDB and QMP in turn.
-pub struct LiveConn {
+pub type LiveConn = Conn<ChannelSource>;
+
+/// Bytes from the client, fed through a channel by a reader thread.
+pub struct ChannelSource {
     rx: Receiver<io::Result<Vec<u8>>>,
     buf: VecDeque<u8>,
-    writer: BufWriter<Box<dyn Write + Send>>,
 }
 
-impl LiveConn {
-    pub fn new(mut r: Box<dyn Read + Send>, w: Box<dyn Write + Send>) -> LiveConn {
+impl ChannelSource {
+    pub fn conn(mut r: Box<dyn Read + Send>, w: Box<dyn Write + Send>) -> LiveConn {
         let (tx, rx) = channel();
         std::thread::spawn(move || {
             loop {
@@ -370,11 +371,13 @@ impl LiveConn {
                 }
             }
         });
-        LiveConn {
-            rx,
-            buf: VecDeque::new(),
-            writer: BufWriter::with_capacity(PACKET_SIZE * 2 + 64, w),
-        }
+        Conn::with_reader(
+            ChannelSource {
+                rx,
+                buf: VecDeque::new(),
+            },
+            w,
+        )
     }
 
     /// Waits up to `timeout` (forever with `None`) for a byte.
@@ -407,29 +410,13 @@ impl LiveConn {
     }
 }
 
-impl Connection for LiveConn {
-    type Error = io::Error;
-
-    fn write(&mut self, byte: u8) -> io::Result<()> {
-        self.writer.write_all(&[byte])
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        self.writer.write_all(buf)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.writer.flush()
-    }
-}
-
-impl ConnectionExt for LiveConn {
-    fn read(&mut self) -> io::Result<u8> {
+impl ByteSource for ChannelSource {
+    fn read_byte(&mut self) -> io::Result<u8> {
         while !self.fill(None)? {}
         Ok(self.buf.pop_front().expect("filled"))
     }
 
-    fn peek(&mut self) -> io::Result<Option<u8>> {
+    fn peek_byte(&mut self) -> io::Result<Option<u8>> {
         self.fill(Some(Duration::ZERO))?;
         Ok(self.buf.front().copied())
     }
@@ -450,10 +437,11 @@ impl<A: ArchSupport> BlockingEventLoop for LiveLoop<A> {
     ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
         loop {
             if conn
+                .reader
                 .fill(Some(POLL))
                 .map_err(WaitForStopReasonError::Connection)?
             {
-                let b = conn.buf.pop_front().expect("filled");
+                let b = conn.reader.buf.pop_front().expect("filled");
                 return Ok(Event::IncomingData(b));
             }
             while let Some(ev) = target.live.qmp.next_event(Duration::ZERO) {
@@ -502,7 +490,7 @@ pub fn serve_live_connection<A: ArchSupport>(
         session,
         _arch: std::marker::PhantomData,
     };
-    let conn = LiveConn::new(r, w);
+    let conn = ChannelSource::conn(r, w);
     let gdb = GdbStub::builder(conn)
         .packet_buffer_size(PACKET_SIZE)
         .build()
