@@ -21,19 +21,10 @@ fn gdb_monitor(
     vmlinux: &Path,
     steps: &[(&str, &str)],
 ) -> (BTreeMap<String, String>, String) {
-    let mut args: Vec<String> = vec![
-        "gdb".into(),
-        "--vmlinux".into(),
-        vmlinux.display().to_string(),
-        dump.display().to_string(),
-        "--".into(),
-        "-nx".into(),
-        "-batch".into(),
-        // The first DWARF lookups of `sys` scan compilation units: ~0.3 s in
-        // a release build, over GDB's default 2 s timeout in a debug one.
-        "-iex".into(),
-        "set remotetimeout 30".into(),
-    ];
+    let mut args = common::gdb_batch_args(dump, vmlinux);
+    // The first DWARF lookups of `sys` scan compilation units: ~0.3 s in
+    // a release build, over GDB's default 2 s timeout in a debug one.
+    args.extend(["-iex".into(), "set remotetimeout 30".into()]);
     for (label, cmd) in steps {
         args.push("-ex".into());
         args.push(format!(
@@ -45,23 +36,9 @@ fn gdb_monitor(
     let out = common::run(std::process::Command::new(corestub_bin()).args(&args));
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let mut map = BTreeMap::new();
-    let mut cur = String::from("prelude");
-    let mut buf = String::new();
-    // stdout (`p`, `x` answers) is appended per step only for GDB commands
-    // that are not `monitor`; here it is kept whole under "stdout".
-    for line in stderr.lines() {
-        if let Some(l) = line.strip_prefix("@@STEP ") {
-            map.insert(
-                std::mem::replace(&mut cur, l.to_string()),
-                std::mem::take(&mut buf),
-            );
-        } else {
-            buf.push_str(line);
-            buf.push('\n');
-        }
-    }
-    map.insert(cur, buf);
+    // `monitor` answers and the markers are on stderr; stdout (`p`, `x`
+    // answers) is kept whole under "stdout".
+    let mut map = common::split_steps(&stderr);
     map.insert("stdout".into(), stdout.to_string());
     (map, format!("{stdout}{stderr}"))
 }

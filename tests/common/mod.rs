@@ -18,19 +18,7 @@ pub fn gdb_steps(
     vmlinux: &Path,
     steps: &[(&str, &str)],
 ) -> (BTreeMap<String, String>, String) {
-    let mut args: Vec<String> = vec![
-        "gdb".into(),
-        "--vmlinux".into(),
-        vmlinux.display().to_string(),
-        dump.display().to_string(),
-        "--".into(),
-        "-nx".into(),
-        "-batch".into(),
-        "-iex".into(),
-        "set width 0".into(),
-        "-iex".into(),
-        "set height 0".into(),
-    ];
+    let mut args = gdb_batch_args(dump, vmlinux);
     for (label, cmd) in steps {
         args.push("-ex".into());
         args.push(format!("echo @@STEP {label}\\n"));
@@ -48,20 +36,30 @@ pub fn gdb_steps(
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    (
-        split_steps(
-            &String::from_utf8_lossy(&out.stdout),
-            &String::from_utf8_lossy(&out.stderr),
-        ),
-        all,
-    )
+    (split_steps(&String::from_utf8_lossy(&out.stdout)), all)
 }
 
-/// GDB writes command output to stdout and errors to stderr; both streams
-/// carry no common clock, so errors are attributed to steps by the markers
-/// only on stdout. Errors are appended to the step that precedes them in
-/// stderr order (GDB prints error text after the echo of the same step).
-fn split_steps(stdout: &str, _stderr: &str) -> BTreeMap<String, String> {
+/// `corestub gdb --vmlinux V DUMP -- -nx -batch` with an unlimited page.
+pub fn gdb_batch_args(dump: &Path, vmlinux: &Path) -> Vec<String> {
+    vec![
+        "gdb".into(),
+        "--vmlinux".into(),
+        vmlinux.display().to_string(),
+        dump.display().to_string(),
+        "--".into(),
+        "-nx".into(),
+        "-batch".into(),
+        "-iex".into(),
+        "set width 0".into(),
+        "-iex".into(),
+        "set height 0".into(),
+    ]
+}
+
+/// Splits text at `@@STEP label` markers into each step's output. GDB
+/// writes command output to stdout and errors to stderr with no common
+/// clock, so callers split the stream their markers went to.
+pub fn split_steps(stdout: &str) -> BTreeMap<String, String> {
     let mut map = BTreeMap::new();
     let mut cur = String::from("prelude");
     let mut buf = String::new();
