@@ -139,6 +139,29 @@ def read_ulongs(addr, n):
     return [u(b, i * w, w) for i in range(n)]
 
 
+# ---- the server ------------------------------------------------------------
+
+_corestub_conn = {}
+
+
+def on_corestub():
+    """True when the current inferior is connected to a corestub server
+    (asked once per connection with `monitor info version`)."""
+    try:
+        conn = gdb.selected_inferior().connection
+    except AttributeError:  # GDB < 11: no connection objects
+        return False
+    if conn is None or conn.type not in ("remote", "extended-remote"):
+        return False
+    if conn.num not in _corestub_conn:
+        try:
+            reply = gdb.execute("monitor info version", to_string=True)
+        except gdb.error:
+            reply = ""
+        _corestub_conn[conn.num] = reply.startswith("corestub ")
+    return _corestub_conn[conn.num]
+
+
 # ---- the kernel's own notes ---------------------------------------------
 
 _vmcoreinfo = None

@@ -188,6 +188,13 @@ fn check(set: &str, test: &str) {
     let mut steps: Vec<(String, String)> = vec![
         ("dmesg".into(), "dmesg".into()),
         ("dmesg_t".into(), "dmesg -T".into()),
+        // dmesg is formatted by the server (`monitor log`) on corestub: it
+        // must print exactly what the GDB-side reader does
+        ("dmesg_l".into(), "dmesg -l".into()),
+        (
+            "dmesg_gdb_side".into(),
+            "python gdb.write(\"\\n\".join(format_lines(True)) + \"\\n\")".into(),
+        ),
         ("threads".into(), "info threads".into()),
         ("ps".into(), "ps".into()),
         ("trapinfo".into(), "trapinfo".into()),
@@ -255,6 +262,12 @@ fn check(set: &str, test: &str) {
             }
         }
     }
+    assert_eq!(
+        step("dmesg_l"),
+        step("dmesg_gdb_side"),
+        "server-side dmesg -l differs from GDB's reading"
+    );
+    assert!(step("dmesg_l").starts_with("<"), "{all}");
     let first_t = step("dmesg_t")
         .lines()
         .next()

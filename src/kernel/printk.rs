@@ -14,10 +14,16 @@ pub struct LogRecord {
 }
 
 impl LogRecord {
-    /// `[   12.345678] text` as dmesg prints it (continuation lines indented).
-    pub fn format(&self) -> String {
+    /// `[   12.345678] text` as dmesg prints it (continuation lines
+    /// indented), or `<6>[   12.345678] text` with `show_level` (dmesg -l).
+    pub fn format(&self, show_level: bool) -> String {
+        let level = if show_level {
+            format!("<{}>", self.level)
+        } else {
+            String::new()
+        };
         let prefix = format!(
-            "[{:5}.{:06}] ",
+            "{level}[{:5}.{:06}] ",
             self.ts_nsec / 1_000_000_000,
             (self.ts_nsec % 1_000_000_000) / 1000
         );

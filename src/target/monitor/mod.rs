@@ -74,7 +74,7 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "log",
         summary: "the kernel log (dmesg), read server-side",
-        usage: "log\n  Every record of the printk ring buffer, oldest first, as dmesg prints it.",
+        usage: "log [-l]\n  Every record of the printk ring buffer, oldest first, as dmesg prints it;\n  -l prefixes each record with its log level as <N>.",
         run: log,
     },
     Command {
@@ -158,13 +158,15 @@ fn info(s: &Session, args: &[&str]) -> CmdResult {
 }
 
 fn log(s: &Session, args: &[&str]) -> CmdResult {
-    if !args.is_empty() {
-        return usage("log takes no arguments");
-    }
+    let show_level = match args {
+        [] => false,
+        ["-l"] => true,
+        _ => return usage("log takes only -l"),
+    };
     let records = printk::read_log(&s.kernel)?;
     let mut out = String::with_capacity(records.len() * 80);
     for r in &records {
-        out.push_str(&r.format());
+        out.push_str(&r.format(show_level));
     }
     Ok(out)
 }
