@@ -158,3 +158,54 @@ fn refuses_non_loopback_without_flag() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--allow-remote"));
 }
+
+/// `corestub gdb` serves GDB's pipe from the session it warmed while GDB
+/// loaded symbols (the pipe child hands its stdin/stdout over); a replayed
+/// `target remote | ... --handoff-fd N` whose socket is gone serves by itself.
+#[test]
+fn gdb_pipe_is_handed_to_the_warm_server() {
+    let test = "gdb_pipe_is_handed_to_the_warm_server";
+    let (Some(vmlinux), Some(dump)) = (
+        fixture("x86_64-6.1", "vmlinux", test),
+        fixture("x86_64-6.1", "kdump-zlib-d31.kdump", test),
+    ) else {
+        return;
+    };
+    let replay = format!(
+        "target remote | exec {} serve --stdio --handoff-fd 99 --threads cpus --vmlinux {} {}",
+        corestub_bin(),
+        vmlinux.display(),
+        dump.display()
+    );
+    let out = Command::new(corestub_bin())
+        .env("RUST_LOG", "corestub=info")
+        .args(["gdb", "--threads", "cpus", "--vmlinux"])
+        .arg(&vmlinux)
+        .arg(&dump)
+        .args([
+            "--",
+            "-nx",
+            "-batch",
+            "-ex",
+            "p jiffies",
+            "-ex",
+            "disconnect",
+        ])
+        .args(["-ex", &replay, "-ex", "p jiffies"])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("serving GDB's pipes handed over"),
+        "no hand-off:\n{stderr}"
+    );
+    // both connections read the dump: the handed-over one and the replay
+    let jiffies: Vec<&str> = stdout.lines().filter(|l| l.starts_with("$")).collect();
+    assert_eq!(jiffies.len(), 2, "{stdout}\n{stderr}");
+    assert!(
+        jiffies.iter().all(|l| l.ends_with("= 4294897880")),
+        "{stdout}"
+    );
+    assert!(!stderr.contains("WARN"), "{stderr}");
+}

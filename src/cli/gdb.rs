@@ -1,12 +1,16 @@
 //! `corestub gdb`: start GDB wired to the dump over a stdio pipe, with the
 //! vmlinux loaded at the KASLR offset and corestub's gdb-scripts sourced.
 
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+use std::sync::Arc;
 
 use corestub::addr::Arch;
+use corestub::target::Session;
 
-use super::{CliResult, DumpArgs, session};
+use super::{CliResult, DumpArgs, handoff, serve, session};
 
 #[derive(clap::Args)]
 pub struct GdbArgs {
@@ -57,17 +61,37 @@ fn pick_gdb(arch: Arch) -> String {
 }
 
 pub fn run(a: GdbArgs) -> CliResult {
-    let mut opened = session::open(&a.dump)?;
-    // A live guest's QMP socket serves one client: let go of it for the
-    // `corestub serve` that GDB starts (nothing was paused here).
-    opened.live = None;
-    let session = &opened.session;
-    let gdb = a
-        .gdb
-        .clone()
-        .unwrap_or_else(|| pick_gdb(session.kernel.arch));
+    // A live guest: its QMP socket serves one client, so the `corestub
+    // serve` that GDB starts owns it (no hand-off; nothing paused here).
+    // Everything else: open the kernel now, start GDB at once, and warm the
+    // session here while GDB loads symbols (handoff.rs).
+    let live = a.dump.live.qemu_ram.is_some();
+    let (live_session, mut kernel, vmlinux) = if live {
+        let opened = session::open(&a.dump)?;
+        (Some(opened.session), None, opened.vmlinux)
+    } else {
+        let (k, v) = session::open_kernel(&a.dump)?;
+        (None, Some(k), v)
+    };
+    let k = match (&live_session, &kernel) {
+        (Some(s), _) => &s.kernel,
+        (None, Some(k)) => k,
+        (None, None) => unreachable!("a kernel or a live session"),
+    };
+    let gdb = a.gdb.clone().unwrap_or_else(|| pick_gdb(k.arch));
     let exe = std::env::current_exe()?;
     let dump = std::fs::canonicalize(a.dump.path())?;
+    let handoff = if live {
+        None
+    } else {
+        match handoff::socketpair() {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                log::warn!("no hand-off socket ({e}): GDB's pipe child will open the dump itself");
+                None
+            }
+        }
+    };
 
     // `exec`: the shell must not keep the stderr pipe open (see serve.rs).
     let mut serve = format!(
@@ -75,6 +99,9 @@ pub fn run(a: GdbArgs) -> CliResult {
         sh_quote(&exe.to_string_lossy()),
         a.dump.thread_mode().name()
     );
+    if let Some((_, child_end)) = &handoff {
+        serve.push_str(&format!(" --handoff-fd {}", child_end.as_raw_fd()));
+    }
     // A dump on a slow disk can take more than GDB's default 2 s to answer
     // the first thread-list query; GDB would then resend, which gdbstub
     // cannot handle.
@@ -87,17 +114,17 @@ pub fn run(a: GdbArgs) -> CliResult {
         args.push(cmd);
     };
     ex("set confirm off".into());
-    match &opened.vmlinux {
+    match &vmlinux {
         Some(v) => {
             let v = std::fs::canonicalize(v)?;
-            for c in session::gdb_symbol_commands(session, &v) {
+            for c in session::gdb_symbol_commands(k, &v) {
                 ex(c);
             }
             serve.push_str(&format!(" --vmlinux {}", sh_quote(&v.to_string_lossy())));
         }
         None => eprintln!(
             "corestub: no vmlinux matching the dump (build-id {}); GDB will have no symbols. Pass --vmlinux FILE.",
-            session.kernel.vmcoreinfo.build_id().unwrap_or("unknown")
+            k.vmcoreinfo.build_id().unwrap_or("unknown")
         ),
     }
     if a.dump.live.qemu_ram.is_some() {
@@ -124,10 +151,16 @@ pub fn run(a: GdbArgs) -> CliResult {
     ex("set confirm on".into());
     args.extend(a.gdb_args.iter().cloned());
     log::info!("running {gdb} {args:?}");
-    let mut child = Command::new(&gdb)
-        .args(&args)
-        .spawn()
-        .map_err(|e| format!("cannot run {gdb}: {e}"))?;
+    let mut cmd = Command::new(&gdb);
+    cmd.args(&args);
+    if let Some((_, child_end)) = &handoff {
+        let fd = child_end.as_raw_fd();
+        // SAFETY: only fcntl (async-signal-safe) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || handoff::keep_across_exec(fd));
+        }
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {gdb}: {e}"))?;
     // Ctrl-C in GDB's terminal is GDB's (it interrupts a running live
     // guest): this waiting parent must not die of it.
     // SAFETY: sets this process's SIGINT disposition; GDB, already
@@ -135,8 +168,47 @@ pub fn run(a: GdbArgs) -> CliResult {
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
+    if let (Some((ours, child_end)), Some(kernel)) = (handoff, kernel.take()) {
+        // Only GDB and its children hold the other end now: when they are
+        // all gone, recv_fds sees EOF.
+        drop(child_end);
+        let session = Arc::new(Session::new(kernel, a.dump.thread_mode().into()));
+        std::thread::spawn(move || serve_handoffs(session, ours));
+    }
     let status = child.wait()?;
+    serve::report_stats();
     Ok(ExitCode::from(
         status.code().unwrap_or(1).clamp(0, 255) as u8
     ))
+}
+
+/// Warms the session, then serves every pair of pipes GDB's `target remote
+/// | corestub serve --stdio --handoff-fd N` children pass over `sock`
+/// (one per `target remote`), each on its own thread.
+fn serve_handoffs(session: Arc<Session>, sock: OwnedFd) {
+    serve::warm_up(&session);
+    loop {
+        match handoff::recv_fds(&sock) {
+            Ok(Some(fds)) if fds.len() == 2 => {
+                let mut fds = fds.into_iter();
+                let (r, w) = (fds.next().unwrap(), fds.next().unwrap());
+                log::info!("serving GDB's pipes handed over by its `target remote |` child");
+                let s = session.clone();
+                std::thread::spawn(move || {
+                    serve::serve_one(
+                        s,
+                        None,
+                        Box::new(std::fs::File::from(r)),
+                        Box::new(std::fs::File::from(w)),
+                    )
+                });
+            }
+            Ok(Some(fds)) => log::warn!("hand-off with {} descriptors ignored", fds.len()),
+            Ok(None) => return,
+            Err(e) => {
+                log::warn!("hand-off socket: {e}");
+                return;
+            }
+        }
+    }
 }

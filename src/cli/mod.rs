@@ -2,6 +2,7 @@
 //! `corestub serve`, `corestub gdb`, `corestub lldb`, `corestub info`.
 
 mod gdb;
+mod handoff;
 mod info;
 mod live;
 mod lldb;

@@ -31,6 +31,10 @@ pub struct ServeArgs {
     /// nowhere; see `detach_stderr`).
     #[arg(long)]
     log: Option<PathBuf>,
+    /// With --stdio: first try to pass stdin/stdout to the `corestub gdb`
+    /// that started this GDB, over this inherited socket (see handoff.rs).
+    #[arg(long, hide = true, requires = "stdio")]
+    handoff_fd: Option<i32>,
     /// Listen on a unix socket (created with mode 0600).
     #[arg(long)]
     unix: Option<PathBuf>,
@@ -42,7 +46,7 @@ type Reader = Box<dyn io::Read + Send>;
 type Writer = Box<dyn io::Write + Send>;
 
 /// Serves one client: the dump's shared session, or a live guest.
-fn serve_one(session: Arc<Session>, live: Option<Arc<Live>>, r: Reader, w: Writer) {
+pub(super) fn serve_one(session: Arc<Session>, live: Option<Arc<Live>>, r: Reader, w: Writer) {
     let r = match (live, session.kernel.arch) {
         (Some(l), Arch::X86_64) => serve_live_connection::<X86_64>(l, r, w),
         (Some(l), Arch::Aarch64) => serve_live_connection::<Aarch64>(l, r, w),
@@ -57,7 +61,7 @@ fn serve_one(session: Arc<Session>, live: Option<Arc<Live>>, r: Reader, w: Write
 
 /// With CORESTUB_STATS=FILE, writes the server's own CPU time and peak RSS
 /// (for benchmarks: GDB's time and ours are otherwise hard to separate).
-fn report_stats() {
+pub(super) fn report_stats() {
     let Some(out) = std::env::var_os("CORESTUB_STATS") else {
         return;
     };
@@ -99,7 +103,27 @@ fn detach_stderr(log: Option<&Path>) {
     }
 }
 
+/// Builds what the first packets need (DWARF layouts, the task list) so
+/// that it is ready when the client connects; says on stderr when task
+/// threads are unavailable.
+pub(super) fn warm_up(s: &Session) {
+    let _ = s.threads();
+    if s.mode == corestub::target::ThreadMode::All
+        && let Some(e) = &s.cpu_state().error
+    {
+        // stderr is GDB's terminal here: the user sees this.
+        eprintln!("corestub: only CPU threads are shown: {e}");
+    }
+}
+
 pub fn run(a: ServeArgs) -> CliResult {
+    if let Some(fd) = a.handoff_fd {
+        match super::handoff::send_stdio(fd) {
+            Ok(()) => return Ok(ExitCode::SUCCESS),
+            // e.g. `target remote | ...` replayed after `corestub gdb` ended
+            Err(e) => log::debug!("hand-off on fd {fd} failed ({e}): serving by myself"),
+        }
+    }
     if a.dump.live.qemu_ram.is_some() {
         // Before any thread starts: SIGINT/SIGTERM go to the thread that
         // resumes the guest before exiting.
@@ -120,14 +144,7 @@ pub fn run(a: ServeArgs) -> CliResult {
         let s = session.clone();
         let detach = a.stdio.then(|| a.log.clone());
         std::thread::spawn(move || {
-            let _ = s.threads();
-            if s.mode == corestub::target::ThreadMode::All
-                && let Some(e) = &s.cpu_state().error
-            {
-                // stderr of a `target remote | corestub serve --stdio` pipe
-                // is GDB's terminal: the user sees this.
-                eprintln!("corestub: only CPU threads are shown: {e}");
-            }
+            warm_up(&s);
             if let Some(log) = detach {
                 detach_stderr(log.as_deref());
             }
@@ -158,7 +175,7 @@ pub fn run(a: ServeArgs) -> CliResult {
         );
         match &opened.vmlinux {
             Some(v) => {
-                for c in session::gdb_symbol_commands(&session, v) {
+                for c in session::gdb_symbol_commands(&session.kernel, v) {
                     eprintln!("corestub: in GDB: {c}");
                 }
             }

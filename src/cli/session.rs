@@ -34,6 +34,22 @@ pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
             live: Some(live),
         });
     }
+    let (kernel, vmlinux) = open_kernel(args)?;
+    let session = Session::new(kernel, args.thread_mode().into());
+    log::debug!("session ready at {:?}", t0.elapsed());
+    Ok(Opened {
+        session: Arc::new(session),
+        vmlinux,
+        live: None,
+    })
+}
+
+/// Opens a dump file (or raw RAM) up to the kernel layer: enough for the
+/// KASLR offset and the vmlinux, without a [`Session`]'s panic-CPU search.
+pub fn open_kernel(
+    args: &DumpArgs,
+) -> Result<(Kernel, Option<PathBuf>), Box<dyn std::error::Error>> {
+    let t0 = std::time::Instant::now();
     let path = args.path();
     let dump = match &args.raw.raw_ram {
         Some(ram) => dump::raw::open(ram, &args.raw.options()?)?,
@@ -65,20 +81,13 @@ pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
         }),
     };
     log::debug!("vmlinux resolved at {:?}", t0.elapsed());
-    let session = Session::new(kernel, args.thread_mode().into());
-    log::debug!("session ready at {:?}", t0.elapsed());
-    Ok(Opened {
-        session: Arc::new(session),
-        vmlinux,
-        live: None,
-    })
+    Ok((kernel, vmlinux))
 }
 
 /// GDB commands that load `vmlinux` at the dump's KASLR offset. Per-CPU
 /// symbols on x86_64 are offsets into each CPU's area (section address 0)
 /// and must not be shifted, hence `-s .data..percpu 0`.
-pub fn gdb_symbol_commands(session: &Session, vmlinux: &Path) -> Vec<String> {
-    let k = &session.kernel;
+pub fn gdb_symbol_commands(k: &Kernel, vmlinux: &Path) -> Vec<String> {
     let mut cmd = format!(
         "add-symbol-file {} -o {:#x}",
         vmlinux.display(),
