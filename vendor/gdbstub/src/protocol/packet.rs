@@ -51,14 +51,18 @@ impl<'a> PacketBuf<'a> {
             return Err(PacketParseError::EmptyBuf);
         }
 
-        // split buffer into body and checksum components
-        let mut parts = pkt_buf[1..].split(|b| *b == b'#');
-
-        let body = parts.next().unwrap(); // spit iter always returns at least one element
-        let checksum = parts
-            .next()
-            .ok_or(PacketParseError::MissingChecksum)?
-            .get(..2)
+        // split buffer into body and checksum components. corestub patch:
+        // `pkt_buf` is the whole packet buffer (stale bytes after the
+        // packet), so look only at the two bytes after the first '#'
+        // instead of splitting up to the next '#' or the buffer's end
+        // (a 128 KiB scan per packet).
+        let hash = pkt_buf[1..]
+            .iter()
+            .position(|b| *b == b'#')
+            .ok_or(PacketParseError::MissingChecksum)?;
+        let body = &pkt_buf[1..1 + hash];
+        let checksum = pkt_buf
+            .get(2 + hash..4 + hash)
             .ok_or(PacketParseError::MalformedChecksum)?;
 
         // validate the checksum
