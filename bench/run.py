@@ -156,7 +156,12 @@ def main():
 
     # B3: dmesg and thread apply all bt 1
     t_ours = median_time(lambda: corestub_gdb(kz, "dmesg", threads="cpus", cache=warm_cache))
-    row("B3 our dmesg (kdump-zlib, incl. GDB start)", t_ours, native_second, "native GDB + dmesg.py on ELF core")
+    row("B3 our dmesg (kdump-zlib, incl. GDB start; formatted server-side)", t_ours, native_second,
+        "native GDB + dmesg.py on ELF core")
+    gdb_side = "python gdb.write(chr(10).join(format_lines()) + chr(10))"
+    t_side = median_time(lambda: corestub_gdb(kz, gdb_side, threads="cpus", cache=warm_cache))
+    row("B3 dmesg.py's GDB-side reader through corestub (no server help)", t_side, native_second,
+        "native GDB + dmesg.py on ELF core")
     lx = os.path.join(os.path.dirname(ROOT), "shared", "fixtures", "clients", "linux-6.1-gdb-scripts", "vmlinux-gdb.py")
     if os.path.exists(lx):
         t_lx = median_time(lambda: corestub_gdb(kz, "source " + lx, "lx-dmesg", threads="cpus", cache=warm_cache))
@@ -168,6 +173,25 @@ def main():
     t_all = median_time(lambda: corestub_gdb(kz, "info threads", cache=warm_cache))
     t_cpu = median_time(lambda: corestub_gdb(kz, "info threads", threads="cpus", cache=warm_cache))
     row("B5 info threads, --threads all (80 threads)", t_all, t_cpu, "--threads cpus")
+    # 10,000 more tasks: clones of kthreadd linked into the fixture's task
+    # list (examples/many_tasks.rs); the baseline is native GDB on an ELF
+    # core carrying the same task threads as NT_PRSTATUS notes
+    # (examples/task_core.rs): GDB's own cost for that many threads
+    many = os.path.join(tmp, "many.vmcore")
+    tcore = os.path.join(tmp, "tasks.core")
+    ex = lambda name, *a: subprocess.run(["cargo", "run", "--release", "-q", "--example", name, "--"] + list(a),
+                                         cwd=ROOT, stdout=subprocess.PIPE, text=True, check=True).stdout.strip()
+    got = ex("many_tasks", elf, vml, many, "10000")
+    n_many = int(got.split(" = ")[1].split()[0]) + 4
+    got = ex("task_core", elf, vml, tcore, str(10000 // 73 + 1))
+    n_core = int(got.split()[0])
+    t_many = median_time(lambda: run([BIN, "gdb", "--vmlinux", vml, many, "--", "-nx", "-batch",
+                                      "-iex", "set index-cache directory " + warm_cache, "-ex", "info threads"]))
+    t_core = median_time(lambda: native_gdb(tcore, "info threads", cache=nwarm))
+    row("B5 info threads, %d threads (synthetic: fixture + 10,000 cloned tasks)" % n_many, t_many, t_core,
+        "native GDB, ELF core with %d threads (same frames)" % n_core)
+    os.unlink(many)
+    os.unlink(tcore)
 
     # B4: server-internal reads
     b4 = subprocess.run(["cargo", "bench", "-q", "--bench", "reads"], cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout
