@@ -52,12 +52,17 @@ impl<'a> PacketBuf<'a> {
         }
 
         // split buffer into body and checksum components
-        let mut parts = pkt_buf[1..].split(|b| *b == b'#');
-
-        let body = parts.next().unwrap(); // spit iter always returns at least one element
-        let checksum = parts
-            .next()
-            .ok_or(PacketParseError::MissingChecksum)?
+        //
+        // corestub patch: split at the first '#' only and take the two bytes
+        // after it. `pkt_buf` is the whole packet buffer (whatever an earlier,
+        // longer packet or reply left there follows the packet), and a second
+        // `split` item scanned on to the next '#', often to the buffer's end.
+        let hash = pkt_buf[1..]
+            .iter()
+            .position(|b| *b == b'#')
+            .ok_or(PacketParseError::MissingChecksum)?;
+        let (body, rest) = pkt_buf[1..].split_at(hash);
+        let checksum = rest[1..]
             .get(..2)
             .ok_or(PacketParseError::MalformedChecksum)?;
 
@@ -165,5 +170,43 @@ impl<'a> Packet<'a> {
             0x03 => Ok(Packet::Interrupt),
             _ => Err(PacketParseError::UnexpectedHeader(buf[0])),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// corestub patch: a packet is parsed up to its first '#' and the two
+    /// checksum bytes after it, whatever follows in the packet buffer.
+    #[test]
+    fn packet_buf_ignores_bytes_after_checksum() {
+        let mut buf = *b"$m10,4#2exxxxxxxxxxxxxxxx";
+        let pkt = PacketBuf::new(&mut buf).unwrap();
+        assert_eq!(pkt.into_body(), b"m10,4");
+
+        let mut buf = *b"$m10,4#2e#xx#";
+        assert_eq!(PacketBuf::new(&mut buf).unwrap().into_body(), b"m10,4");
+
+        let mut buf = *b"$m10,4#2f";
+        assert!(matches!(
+            PacketBuf::new(&mut buf),
+            Err(PacketParseError::ChecksumMismatched { .. })
+        ));
+        let mut buf = *b"$m10,4#2#";
+        assert!(matches!(
+            PacketBuf::new(&mut buf),
+            Err(PacketParseError::MalformedChecksum)
+        ));
+        let mut buf = *b"$m10,4#2";
+        assert!(matches!(
+            PacketBuf::new(&mut buf),
+            Err(PacketParseError::MalformedChecksum)
+        ));
+        let mut buf = *b"$m10,4";
+        assert!(matches!(
+            PacketBuf::new(&mut buf),
+            Err(PacketParseError::MissingChecksum)
+        ));
     }
 }
