@@ -51,18 +51,19 @@ impl<'a> PacketBuf<'a> {
             return Err(PacketParseError::EmptyBuf);
         }
 
-        // split buffer into body and checksum components. corestub patch:
-        // `pkt_buf` is the whole packet buffer (stale bytes after the
-        // packet), so look only at the two bytes after the first '#'
-        // instead of splitting up to the next '#' or the buffer's end
-        // (a 128 KiB scan per packet).
+        // split buffer into body and checksum components
+        //
+        // corestub patch: split at the first '#' only and take the two bytes
+        // after it. `pkt_buf` is the whole packet buffer (whatever an earlier,
+        // longer packet or reply left there follows the packet), and a second
+        // `split` item scanned on to the next '#', often to the buffer's end.
         let hash = pkt_buf[1..]
             .iter()
             .position(|b| *b == b'#')
             .ok_or(PacketParseError::MissingChecksum)?;
-        let body = &pkt_buf[1..1 + hash];
-        let checksum = pkt_buf
-            .get(2 + hash..4 + hash)
+        let (body, rest) = pkt_buf[1..].split_at(hash);
+        let checksum = rest[1..]
+            .get(..2)
             .ok_or(PacketParseError::MalformedChecksum)?;
 
         // validate the checksum
@@ -169,5 +170,43 @@ impl<'a> Packet<'a> {
             0x03 => Ok(Packet::Interrupt),
             _ => Err(PacketParseError::UnexpectedHeader(buf[0])),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// corestub patch: a packet is parsed up to its first '#' and the two
+    /// checksum bytes after it, whatever follows in the packet buffer.
+    #[test]
+    fn packet_buf_ignores_bytes_after_checksum() {
+        let mut buf = *b"$m10,4#2exxxxxxxxxxxxxxxx";
+        let pkt = PacketBuf::new(&mut buf).unwrap();
+        assert_eq!(pkt.into_body(), b"m10,4");
+
+        let mut buf = *b"$m10,4#2e#xx#";
+        assert_eq!(PacketBuf::new(&mut buf).unwrap().into_body(), b"m10,4");
+
+        let mut buf = *b"$m10,4#2f";
+        assert!(matches!(
+            PacketBuf::new(&mut buf),
+            Err(PacketParseError::ChecksumMismatched { .. })
+        ));
+        let mut buf = *b"$m10,4#2#";
+        assert!(matches!(
+            PacketBuf::new(&mut buf),
+            Err(PacketParseError::MalformedChecksum)
+        ));
+        let mut buf = *b"$m10,4#2";
+        assert!(matches!(
+            PacketBuf::new(&mut buf),
+            Err(PacketParseError::MalformedChecksum)
+        ));
+        let mut buf = *b"$m10,4";
+        assert!(matches!(
+            PacketBuf::new(&mut buf),
+            Err(PacketParseError::MissingChecksum)
+        ));
     }
 }

@@ -88,23 +88,28 @@ impl<'a, C: Connection + 'a> ResponseWriter<'a, C> {
         self.inner
     }
 
+    #[cfg(feature = "trace-pkt")]
+    fn trace_byte(&mut self, byte: u8) {
+        if self.rle_enabled {
+            match self.msg.as_slice() {
+                [.., c, b'*'] => {
+                    let c = *c;
+                    self.msg.pop();
+                    for _ in 0..(byte - 29) {
+                        self.msg.push(c);
+                    }
+                }
+                _ => self.msg.push(byte),
+            }
+        } else {
+            self.msg.push(byte)
+        }
+    }
+
     fn inner_write(&mut self, byte: u8) -> Result<(), Error<C::Error>> {
         #[cfg(feature = "trace-pkt")]
         if log_enabled!(log::Level::Trace) {
-            if self.rle_enabled {
-                match self.msg.as_slice() {
-                    [.., c, b'*'] => {
-                        let c = *c;
-                        self.msg.pop();
-                        for _ in 0..(byte - 29) {
-                            self.msg.push(c);
-                        }
-                    }
-                    _ => self.msg.push(byte),
-                }
-            } else {
-                self.msg.push(byte)
-            }
+            self.trace_byte(byte);
         }
 
         if !self.started {
@@ -114,6 +119,85 @@ impl<'a, C: Connection + 'a> ResponseWriter<'a, C> {
 
         self.checksum = self.checksum.wrapping_add(byte);
         self.inner.write(byte).map_err(Error)
+    }
+
+    /// corestub patch: `inner_write` for a slice of already run-length
+    /// encoded bytes: one checksum pass and one `Connection::write_all`.
+    fn inner_write_all(&mut self, buf: &[u8]) -> Result<(), Error<C::Error>> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+
+        #[cfg(feature = "trace-pkt")]
+        if log_enabled!(log::Level::Trace) {
+            for &byte in buf {
+                self.trace_byte(byte);
+            }
+        }
+
+        if !self.started {
+            self.started = true;
+            self.inner.write(b'$').map_err(Error)?;
+        }
+
+        self.checksum = buf.iter().fold(self.checksum, |a, &b| a.wrapping_add(b));
+        self.inner.write_all(buf).map_err(Error)
+    }
+
+    /// corestub patch: what `write` does for each byte of `data`, for a whole
+    /// slice: runs of equal bytes are counted at once and merged with the
+    /// pending run (`rle_char` x `rle_repeat`), stretches of runs too short
+    /// to encode are copied. Stores in `out` the bytes `write` would have
+    /// passed to `inner_write` and returns their count; the last run stays
+    /// pending, as in `write`. `out` must hold `data.len() + RLE_MAX_FLUSH`
+    /// bytes: `write` emits at most as many bytes for a run as it is long,
+    /// except for the pending run carried in from before `data`.
+    fn rle_encode(&mut self, data: &[u8], out: &mut [u8]) -> usize {
+        let mut n = 0;
+        let mut i = 0;
+        while i < data.len() {
+            let c = data[i];
+            let run = run_len(&data[i..], c);
+            i += run;
+            n += self.rle_run(c, run, &mut out[n..]);
+
+            // runs shorter than 4 are written as they are: copy them up to
+            // the next longer run, or up to the last run (which stays pending)
+            let lit_end = match data[i..]
+                .windows(4)
+                .position(|w| w[0] == w[1] && w[1] == w[2] && w[2] == w[3])
+            {
+                Some(p) => i + p,
+                None => data.len() - run_len_back(&data[i..]),
+            };
+            if lit_end > i {
+                n += rle_flush(self.rle_char, self.rle_repeat, &mut out[n..]);
+                self.rle_repeat = 0;
+                out[n..n + (lit_end - i)].copy_from_slice(&data[i..lit_end]);
+                n += lit_end - i;
+                i = lit_end;
+            }
+        }
+        n
+    }
+
+    /// corestub patch: `rle_encode` for `run` times `c`.
+    fn rle_run(&mut self, c: u8, run: usize, out: &mut [u8]) -> usize {
+        let mut n = 0;
+        let mut repeat = run;
+        if c == self.rle_char {
+            repeat += self.rle_repeat as usize;
+        } else {
+            n += rle_flush(self.rle_char, self.rle_repeat, out);
+        }
+        // `write` flushes a run when one more byte would not fit
+        while repeat > RLE_MAX_REPEAT as usize {
+            n += rle_flush(c, RLE_MAX_REPEAT, &mut out[n..]);
+            repeat -= RLE_MAX_REPEAT as usize;
+        }
+        self.rle_char = c;
+        self.rle_repeat = repeat as u8;
+        n
     }
 
     fn write(&mut self, byte: u8) -> Result<(), Error<C::Error>> {
@@ -196,9 +280,36 @@ impl<'a, C: Connection + 'a> ResponseWriter<'a, C> {
     }
 
     /// Write a byte-buffer as a hex string (i.e: two ascii chars / byte).
+    ///
+    /// corestub patch: encodes `data` a chunk at a time (table lookup),
+    /// run-length encodes each chunk in one pass and hands it to the
+    /// connection with one `write_all`, instead of one `write` per hex digit.
+    /// The bytes on the wire are the same as from `write_hex` per byte.
     pub fn write_hex_buf(&mut self, data: &[u8]) -> Result<(), Error<C::Error>> {
-        for b in data.iter() {
-            self.write_hex(*b)?;
+        const CHUNK: usize = 256;
+
+        let mut hex = [0; 2 * CHUNK];
+        let mut rle = [0; 2 * CHUNK + RLE_MAX_FLUSH];
+        for chunk in data.chunks(CHUNK) {
+            // a chunk of one byte whose two digits are equal (zeroed memory)
+            // is one run of one digit: no need to spell it out
+            let [hi, lo] = HEX_PAIRS[chunk[0] as usize];
+            if self.rle_enabled && hi == lo && run_len(chunk, chunk[0]) == chunk.len() {
+                let n = self.rle_run(hi, 2 * chunk.len(), &mut rle);
+                self.inner_write_all(&rle[..n])?;
+                continue;
+            }
+
+            let hex = &mut hex[..2 * chunk.len()];
+            for (digits, &b) in hex.chunks_exact_mut(2).zip(chunk) {
+                digits.copy_from_slice(&HEX_PAIRS[b as usize]);
+            }
+            if self.rle_enabled {
+                let n = self.rle_encode(hex, &mut rle);
+                self.inner_write_all(&rle[..n])?;
+            } else {
+                self.inner_write_all(hex)?;
+            }
         }
         Ok(())
     }
@@ -293,6 +404,81 @@ impl<'a, C: Connection + 'a> ResponseWriter<'a, C> {
     }
 }
 
+/// corestub patch: the two lowercase hex digits of every byte.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0; 2]; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = [HEX[b >> 4], HEX[b & 0xf]];
+        b += 1;
+    }
+    table
+};
+
+/// corestub patch: how many bytes at the start of `data` equal `c`, compared
+/// 16 at a time (zeroed memory, and its hex, is long runs).
+#[inline]
+fn run_len(data: &[u8], c: u8) -> usize {
+    const BLOCK: usize = 16;
+    let mut n = 0;
+    while let Some(block) = data.get(n..n + BLOCK) {
+        if block != [c; BLOCK] {
+            break;
+        }
+        n += BLOCK;
+    }
+    n + data[n..].iter().take_while(|&&b| b == c).count()
+}
+
+/// corestub patch: the length of the run `data` ends with.
+fn run_len_back(data: &[u8]) -> usize {
+    match data.last() {
+        Some(&c) => data.iter().rev().take_while(|&&b| b == c).count(),
+        None => 0,
+    }
+}
+
+/// corestub patch: the longest run `write` keeps pending: one more equal
+/// byte would make the repeat count past `~` (`' ' - 4 + repeat`).
+const RLE_MAX_REPEAT: u8 = b'~' - (b' ' - 4);
+
+/// corestub patch: the most bytes `rle_flush` emits (`c c c*"` for 8).
+const RLE_MAX_FLUSH: usize = 5;
+
+/// corestub patch: the bytes `write` emits for a finished run of `repeat`
+/// times `c` (the `loop` in `write`), stored at the start of `out`; returns
+/// their count.
+#[inline]
+fn rle_flush(c: u8, mut repeat: u8, out: &mut [u8]) -> usize {
+    let mut n = 0;
+    loop {
+        match repeat {
+            0 => {}
+            // RLE doesn't win, just output the byte
+            1..=3 => {
+                for _ in 0..repeat {
+                    out[n] = c;
+                    n += 1;
+                }
+            }
+            // RLE would output an invalid char ('#' or '$')
+            7 | 8 => {
+                out[n] = c;
+                n += 1;
+                repeat -= 1;
+                continue;
+            }
+            // RLE wins for repetitions >4
+            _ => {
+                out[n..n + 3].copy_from_slice(&[c, b'*', b' ' - 4 + repeat]);
+                n += 3;
+            }
+        }
+        return n;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,6 +523,91 @@ mod tests {
                 byte as char
             );
         }
+    }
+
+    /// corestub patch: one packet written by `write_hex_buf` (`fast`) or by
+    /// the per-byte path (`write_hex` per byte), after `prefix` (which
+    /// leaves a run pending).
+    fn hex_packet(rle: bool, prefix: &str, data: &[u8], fast: bool) -> (Vec<u8>, bool) {
+        let mut conn = MockConnection::new();
+        let mut writer = ResponseWriter::new(&mut conn, rle);
+        writer.write_str(prefix).unwrap();
+        if fast {
+            writer.write_hex_buf(data).unwrap();
+        } else {
+            for &b in data {
+                writer.write_hex(b).unwrap();
+            }
+        }
+        let started = writer.is_started();
+        writer.flush().unwrap();
+        (conn.data, started)
+    }
+
+    /// corestub patch: the bulk `write_hex_buf` puts the same bytes (and so
+    /// the same checksum) on the wire as the per-byte path, with and without
+    /// RLE: runs of every length around the RLE limits (4, 7/8, 98), runs
+    /// crossing the encoder's 256-byte chunks, uniform chunks (which skip
+    /// spelling out the digits), runs merging with a pending run from an
+    /// earlier write, and pseudo-random data.
+    #[test]
+    fn write_hex_buf_matches_per_byte_path() {
+        let mut inputs: Vec<Vec<u8>> = Vec::new();
+        inputs.push(Vec::new());
+        for len in 0..300 {
+            inputs.push(alloc::vec![0; len]);
+            inputs.push(alloc::vec![0x11; len]);
+        }
+        for len in [250, 255, 256, 257, 300, 511, 512, 513, 1000, 5000] {
+            let mut v = alloc::vec![0xab; len];
+            v.resize(v.len() + len, 0);
+            inputs.push(v);
+        }
+        // uniform chunks next to chunks ending or starting with the same digit
+        for (a, b) in [(0x10, 0x00), (0x00, 0x01), (0xff, 0xff), (0x00, 0x11)] {
+            for len in [255, 256, 257, 512] {
+                let mut v = alloc::vec![a; len];
+                v.resize(v.len() + len, b);
+                v.resize(v.len() + len, 0);
+                inputs.push(v);
+            }
+        }
+        let mut x: u32 = 12345;
+        for len in [1, 2, 3, 100, 256, 257, 4096, 65536] {
+            let mut v = Vec::new();
+            for i in 0..len {
+                x = x.wrapping_mul(1103515245).wrapping_add(12345);
+                let r = (x >> 16) as u8;
+                // random bytes, zeros, and random `0`/`1` digits (runs of
+                // every length)
+                v.push(match (i / 97) % 3 {
+                    0 => r,
+                    1 => 0,
+                    _ => r & 0x11,
+                });
+            }
+            inputs.push(v);
+        }
+        let prefixes = ["", "0", "00", "000000", "0000000", "aaaaaaaa", "x"];
+        for rle in [false, true] {
+            for prefix in prefixes {
+                for data in &inputs {
+                    let fast = hex_packet(rle, prefix, data, true);
+                    let slow = hex_packet(rle, prefix, data, false);
+                    assert!(
+                        fast == slow,
+                        "rle={} prefix={:?} len={}",
+                        rle,
+                        prefix,
+                        data.len()
+                    );
+                    assert_no_special_chars_in_body(&fast.0);
+                }
+            }
+        }
+        // long runs really are run-length encoded: 0x00 x 256 is 512 x `0`: 5 x 98 ("0*~") + 22 ("0*2")
+        let (pkt, _) = hex_packet(true, "", &[0; 256], true);
+        assert_eq!(pkt, b"$0*~0*~0*~0*~0*~0*2#c4");
     }
 
     /// RLE must not produce '#' in packet body.
