@@ -18,15 +18,9 @@ use corestub::addr::VirtAddr;
 use corestub::kernel::Kernel;
 use corestub::kernel::tasks::TaskReader;
 
-fn u16le(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes(b[o..o + 2].try_into().unwrap())
-}
-fn u32le(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-fn u64le(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
-}
+#[path = "common/le.rs"]
+mod le;
+use le::{u16le, u32le, u64le};
 
 /// (program header offset, paddr, filesz, memsz) of every PT_LOAD.
 fn loads(elf: &[u8]) -> Vec<(usize, u64, u64, u64)> {

@@ -30,15 +30,9 @@ const REGS: [&str; 27] = [
     "gs",
 ];
 
-fn u16le(b: &[u8], o: usize) -> u16 {
-    u16::from_le_bytes(b[o..o + 2].try_into().unwrap())
-}
-fn u32le(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap())
-}
-fn u64le(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap())
-}
+#[path = "common/le.rs"]
+mod le;
+use le::{u16le, u32le, u64le};
 
 struct Seg {
     vaddr: u64,
