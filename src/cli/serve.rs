@@ -193,7 +193,14 @@ pub fn run(a: ServeArgs) -> CliResult {
     if let Some(path) = a.unix {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::remove_file(&path);
-        let listener = std::os::unix::net::UnixListener::bind(&path)?;
+        // Created 0600 from the start: a umask around bind leaves no window
+        // in which another user could connect (chmod after bind would).
+        // SAFETY: umask only changes this process's file-creation mask; no
+        // other thread creates files during start-up.
+        let old = unsafe { libc::umask(0o177) };
+        let bound = std::os::unix::net::UnixListener::bind(&path);
+        unsafe { libc::umask(old) };
+        let listener = bound?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         banner(&format!("unix socket {}", path.display()));
         eprintln!("corestub:         target remote {}", path.display());
