@@ -69,13 +69,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // the clone source: kthreadd (pid 2), asleep with one thread
     let reader = TaskReader::new(&k)?;
-    let before = reader.all_tasks()?.len();
+    let tasks = reader.all_tasks()?;
+    let before = tasks.len();
     eprintln!("{before} tasks");
-    let src_task = reader
-        .all_tasks()?
-        .into_iter()
-        .find(|t| t.pid == 2)
-        .ok_or("no pid 2")?;
+    let src_task = tasks.into_iter().find(|t| t.pid == 2).ok_or("no pid 2")?;
     let mut image = vec![0u8; size as usize];
     k.read_virt(&space, VirtAddr(src_task.addr), &mut image)?;
     let init = k.symbol("init_task").ok_or("no init_task")?.0;

@@ -199,6 +199,7 @@ pub fn run(a: ServeArgs) -> CliResult {
         // other thread creates files during start-up.
         let old = unsafe { libc::umask(0o177) };
         let bound = std::os::unix::net::UnixListener::bind(&path);
+        // SAFETY: restores the mask saved above.
         unsafe { libc::umask(old) };
         let listener = bound?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;

@@ -119,18 +119,21 @@ pub fn serve_connection<A: ArchSupport>(
         .packet_buffer_size(PACKET_SIZE)
         .build()
         .map_err(|e| e.to_string())?;
-    match gdb.run_blocking::<EventLoop<A>>(&mut target) {
-        Ok(reason) => Ok(reason),
-        // GDB's `disconnect` (or its exit) just closes the pipe or socket:
-        // the normal end of a session, not an error worth a warning.
-        Err(e) => {
-            let msg = e.to_string();
-            match e.into_connection_error() {
-                Some((io, _)) if io.kind() == io::ErrorKind::UnexpectedEof => {
-                    Ok(DisconnectReason::Disconnect)
-                }
-                _ => Err(msg),
+    session_end(gdb.run_blocking::<EventLoop<A>>(&mut target))
+}
+
+/// How a client session ended. GDB's `disconnect` (or its exit) just closes
+/// the pipe or socket: the normal end of a session, not an error.
+pub(crate) fn session_end<T: std::fmt::Display>(
+    r: Result<DisconnectReason, gdbstub::stub::GdbStubError<T, io::Error>>,
+) -> Result<DisconnectReason, String> {
+    r.or_else(|e| {
+        let msg = e.to_string();
+        match e.into_connection_error() {
+            Some((io, _)) if io.kind() == io::ErrorKind::UnexpectedEof => {
+                Ok(DisconnectReason::Disconnect)
             }
+            _ => Err(msg),
         }
-    }
+    })
 }

@@ -495,6 +495,5 @@ pub fn serve_live_connection<A: ArchSupport>(
         .packet_buffer_size(PACKET_SIZE)
         .build()
         .map_err(|e| e.to_string())?;
-    gdb.run_blocking::<LiveLoop<A>>(&mut target)
-        .map_err(|e| e.to_string())
+    super::conn::session_end(gdb.run_blocking::<LiveLoop<A>>(&mut target))
 }
