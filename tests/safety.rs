@@ -32,6 +32,20 @@ fn listing(dir: &Path) -> Vec<String> {
     v
 }
 
+/// `pid`'s open fds and what they point at. An fd that closes while we list
+/// them is skipped: the server's threads open and close files (vmlinux
+/// lookup, /proc reads) at any moment, and a vanished fd holds nothing.
+fn open_fds(pid: u32) -> Vec<(String, PathBuf)> {
+    let mut fds = Vec::new();
+    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let Ok(e) = e else { continue };
+        if let Ok(target) = std::fs::read_link(e.path()) {
+            fds.push((e.file_name().to_string_lossy().into_owned(), target));
+        }
+    }
+    fds
+}
+
 /// Every mapping and open fd of `pid` that refers to `dump` is read-only.
 fn assert_read_only(pid: u32, dump: &Path) {
     let dump = std::fs::canonicalize(dump).unwrap();
@@ -44,14 +58,13 @@ fn assert_read_only(pid: u32, dump: &Path) {
         mapped += 1;
     }
     assert!(mapped > 0, "dump not mapped?\n{maps}");
-    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
-        let e = e.unwrap();
-        if std::fs::read_link(e.path()).ok().as_deref() == Some(dump.as_path()) {
-            let info = std::fs::read_to_string(format!(
-                "/proc/{pid}/fdinfo/{}",
-                e.file_name().to_string_lossy()
-            ))
-            .unwrap();
+    for (fd, target) in open_fds(pid) {
+        if target == dump {
+            // The fd may close between the listing and this read (warm-up
+            // threads open and close files); a closed fd is not a writable one.
+            let Ok(info) = std::fs::read_to_string(format!("/proc/{pid}/fdinfo/{fd}")) else {
+                continue;
+            };
             let flags = info
                 .lines()
                 .find_map(|l| l.strip_prefix("flags:"))
@@ -175,8 +188,7 @@ fn stdio_opens_no_socket() {
     }
     assert!(String::from_utf8_lossy(&got).contains("$T"), "{got:?}");
     let pid = child.id();
-    for e in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
-        let l = std::fs::read_link(e.unwrap().path()).unwrap();
+    for (_, l) in open_fds(pid) {
         assert!(
             !l.to_string_lossy().starts_with("socket:"),
             "stdio server opened {l:?}"
