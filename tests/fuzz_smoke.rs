@@ -1,13 +1,16 @@
 //! A bounded stand-in for `fuzz/run.sh` that runs in the normal test
 //! command: every fuzz harness (src/fuzz_harness.rs) over its seed corpus
 //! (fuzz/corpus/TARGET) and deterministic random mutations of it, for a
-//! fixed number of inputs. Each input must return (no panic) within 2 s.
+//! fixed number of inputs. Each input must return (no panic, no hang).
 //! `CORESTUB_FUZZ_SECS=N` turns each target into an N-second random run.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use corestub::fuzz_harness as h;
+
+/// Only a hang crosses this; speed is measured by bench/, not asserted.
+const HANG_GUARD: Duration = Duration::from_secs(30);
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -114,7 +117,7 @@ fn run(target: &str, inputs: usize, f: impl Fn(&[u8])) {
         let took = t.elapsed();
         slowest = slowest.max(took);
         assert!(
-            took < Duration::from_secs(2),
+            took < HANG_GUARD,
             "{target}: input #{n} ({} bytes) took {took:?}",
             input.len()
         );

@@ -1,13 +1,13 @@
 //! Protocol abuse against a running `corestub serve` on a real dump: huge
 //! and malformed `m` requests, invalid hex, bad checksums, oversized
 //! packets, clients that vanish mid-packet or never read. Every reply must
-//! come within 2 s, be a well-formed packet, and the server must keep
+//! come (before common::HANG_GUARD), be a well-formed packet, and the server must keep
 //! serving other clients (no panic, bounded memory).
 
 mod common;
 
 use std::net::Shutdown;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::server::{Server, frame};
 use corestub::kernel::Kernel;
@@ -18,7 +18,7 @@ fn timed<T>(what: &str, f: impl FnOnce() -> T) -> T {
     let t = Instant::now();
     let v = f();
     assert!(
-        t.elapsed() < Duration::from_secs(2),
+        t.elapsed() < common::HANG_GUARD,
         "{what}: took {:?}",
         t.elapsed()
     );

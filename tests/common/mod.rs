@@ -7,6 +7,11 @@ use std::process::{Command, Output};
 
 pub use corestub::fixtures::fixture;
 
+/// The longest any single step may take before a test calls it hung. Only a
+/// hang (a loop on hostile input, a lost reply) crosses it: speed is measured
+/// by bench/, never asserted, because a loaded CI machine can be 10x slower.
+pub const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(30);
+
 pub fn corestub_bin() -> &'static str {
     env!("CARGO_BIN_EXE_corestub")
 }

@@ -113,8 +113,8 @@ pub fn frame(body: &[u8]) -> Vec<u8> {
 impl Rsp {
     pub fn connect(addr: &str) -> Rsp {
         let s = TcpStream::connect(addr).expect("connect");
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+        s.set_read_timeout(Some(super::HANG_GUARD)).unwrap();
+        s.set_write_timeout(Some(super::HANG_GUARD)).unwrap();
         Rsp { s }
     }
 
