@@ -290,6 +290,27 @@ impl Kernel {
         self.vmcoreinfo.symbol(name).map(VirtAddr)
     }
 
+    /// `OFFSET(type.member)` as VMCOREINFO exports it, else the same member
+    /// from the vmlinux's DWARF: QEMU dumps without `-device vmcoreinfo`
+    /// (or of a kernel that panicked before its driver ran) and raw RAM have
+    /// no VMCOREINFO, as crash copes with from the debuginfo.
+    pub fn member_offset(&self, name: &str) -> Option<u64> {
+        if let Some(o) = self.vmcoreinfo.offset(name) {
+            return Some(o);
+        }
+        let (ty, path) = name.split_once('.')?;
+        self.debug_info()?.offset_of(ty, path).ok()
+    }
+
+    /// `SIZE(type)` from VMCOREINFO, else `sizeof` from DWARF (see
+    /// [`Kernel::member_offset`]).
+    pub fn type_size(&self, name: &str) -> Option<u64> {
+        if let Some(s) = self.vmcoreinfo.size(name) {
+            return Some(s);
+        }
+        self.debug_info()?.size_of(name).ok()
+    }
+
     /// DWARF layouts, when the vmlinux has debug info.
     pub fn debug_info(&self) -> Option<&dwarf::DebugInfo> {
         self.vmlinux.as_ref()?.debug_info().ok()

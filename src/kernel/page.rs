@@ -18,11 +18,9 @@ pub fn page_shift(k: &Kernel) -> u32 {
     k.paging.page_size().trailing_zeros()
 }
 
-/// `SIZE(page)`.
+/// `SIZE(page)` (VMCOREINFO, else DWARF).
 pub fn page_struct_size(k: &Kernel) -> u64 {
-    k.vmcoreinfo
-        .size("page")
-        .unwrap_or(DEFAULT_PAGE_STRUCT_SIZE)
+    k.type_size("page").unwrap_or(DEFAULT_PAGE_STRUCT_SIZE)
 }
 
 /// Reads an x86_64 base variable (`page_offset_base`, `vmemmap_base`): the
@@ -131,9 +129,10 @@ pub fn read_page(k: &Kernel, pa: PhysAddr) -> Result<PageInfo, String> {
         v[..n].copy_from_slice(s);
         Some(u64::from_le_bytes(v))
     };
-    let off = |name: &str| k.vmcoreinfo.offset(name);
+    let off = |name: &str| k.member_offset(name);
     let need = |name: &str, n: usize| -> Result<u64, String> {
-        let o = off(name).ok_or_else(|| format!("VMCOREINFO lacks OFFSET({name})"))?;
+        let o = off(name)
+            .ok_or_else(|| format!("neither VMCOREINFO nor DWARF gives OFFSET({name})"))?;
         at(o, n).ok_or_else(|| format!("OFFSET({name}) = {o} is past SIZE(page) = {size}"))
     };
     let mapping_off = off("page.mapping").unwrap_or(24);

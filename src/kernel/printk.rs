@@ -43,15 +43,13 @@ impl LogRecord {
 const MAX_RING_BYTES: u64 = 64 << 20;
 
 fn field(k: &Kernel, name: &str) -> Result<u64, String> {
-    k.vmcoreinfo
-        .offset(name)
-        .ok_or_else(|| format!("VMCOREINFO lacks OFFSET({name})"))
+    k.member_offset(name)
+        .ok_or_else(|| format!("neither VMCOREINFO nor the vmlinux's DWARF gives OFFSET({name})"))
 }
 
 fn size(k: &Kernel, name: &str) -> Result<u64, String> {
-    k.vmcoreinfo
-        .size(name)
-        .ok_or_else(|| format!("VMCOREINFO lacks SIZE({name})"))
+    k.type_size(name)
+        .ok_or_else(|| format!("neither VMCOREINFO nor the vmlinux's DWARF gives SIZE({name})"))
 }
 
 fn le(b: &[u8], off: u64, n: usize) -> u64 {
@@ -75,12 +73,14 @@ fn read_vec(k: &Kernel, va: u64, len: u64, what: &str) -> Result<Vec<u8>, String
 
 /// Reads every record still in the log, oldest first.
 pub fn read_log(k: &Kernel) -> Result<Vec<LogRecord>, String> {
-    if let Some(prb) = k.vmcoreinfo.symbol("prb") {
-        read_prb(k, prb)
-    } else if k.vmcoreinfo.symbol("log_buf").is_some() {
+    // Kernel::symbol: VMCOREINFO's SYMBOL() or, without VMCOREINFO, the
+    // vmlinux's symbol relocated by the detected KASLR offset.
+    if let Some(prb) = k.symbol("prb") {
+        read_prb(k, prb.0)
+    } else if k.symbol("log_buf").is_some() {
         read_legacy(k)
     } else {
-        Err("VMCOREINFO has neither SYMBOL(prb) nor SYMBOL(log_buf)".into())
+        Err("neither VMCOREINFO nor a vmlinux names prb or log_buf (give --vmlinux)".into())
     }
 }
 
@@ -167,9 +167,9 @@ fn read_prb(k: &Kernel, prb_sym: u64) -> Result<Vec<LogRecord>, String> {
 fn read_legacy(k: &Kernel) -> Result<Vec<LogRecord>, String> {
     let space = k.kernel_space();
     let sym = |n: &str| {
-        k.vmcoreinfo
-            .symbol(n)
-            .ok_or_else(|| format!("VMCOREINFO lacks SYMBOL({n})"))
+        k.symbol(n)
+            .map(|v| v.0)
+            .ok_or_else(|| format!("neither VMCOREINFO nor the vmlinux names {n}"))
     };
     let rd32 = |n: &str| -> Result<u64, String> {
         Ok(k.read_u32(&space, VirtAddr(sym(n)?))
