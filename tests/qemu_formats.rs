@@ -521,6 +521,62 @@ fn arm64_qemu_elf_serves() {
     assert!(out["comm"].contains("\"swapper/0"), "{all}");
 }
 
+/// arm64 dumps with VMCOREINFO hidden (QEMU notes carry no TTBR1/TCR_EL1):
+/// the kernel image is found in RAM with the vmlinux's symbols, and every
+/// number VMCOREINFO would have given (KASLR offset, kernel root, VA_BITS,
+/// PHYS_OFFSET, kimage_voffset, KERNELPACMASK, TCR_EL1_T1SZ) and the
+/// vmemmap base come out equal to what the intact dump's VMCOREINFO says.
+/// On the QEMU ELF and on the kdump ELF (a different boot and KASLR).
+#[test]
+fn arm64_without_vmcoreinfo_finds_the_kernel() {
+    let test = "arm64_without_vmcoreinfo_finds_the_kernel";
+    let Some(vmlinux) = fixture("arm64-6.1", "vmlinux", test) else {
+        return;
+    };
+    for name in ["qemu.elf", "elf-d31.vmcore"] {
+        let Some(path) = fixture("arm64-6.1", name, test) else {
+            return;
+        };
+        let with = Kernel::with_vmlinux(
+            dump::open(&path).unwrap(),
+            Some(Vmlinux::open(&vmlinux).unwrap()),
+        )
+        .unwrap();
+        let mut d = dump::open(&path).unwrap();
+        d.notes.vmcoreinfo = None;
+        let k = Kernel::with_vmlinux(d, Some(Vmlinux::open(&vmlinux).unwrap()))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+        let RootSource::Detected(how) = &k.root_source else {
+            panic!("{name}: {:?}", k.root_source)
+        };
+        assert!(how.contains("linear map checked"), "{name}: {how}");
+        assert_eq!(k.kaslr_offset, with.kaslr_offset, "{name}: {how}");
+        assert_eq!(k.kernel_root, with.kernel_root, "{name}: {how}");
+        for n in [
+            "VA_BITS",
+            "PHYS_OFFSET",
+            "kimage_voffset",
+            "KERNELPACMASK",
+            "TCR_EL1_T1SZ",
+        ] {
+            let want = with.vmcoreinfo.number(n).map(|v| v as u64);
+            assert!(want.is_some(), "{name}: VMCOREINFO lacks {n}");
+            assert_eq!(k.number(n), want, "{name}: {n} ({how})");
+        }
+        assert!(
+            read_banner(&k).starts_with("Linux version 6.1.0-56-cloud-arm64"),
+            "{name}"
+        );
+        // VMEMMAP_START from the kernel's formula, checked against the
+        // intact dump's NUMBER(VMEMMAP_START).
+        assert_eq!(
+            corestub::kernel::page::vmemmap(&k).unwrap(),
+            corestub::kernel::page::vmemmap(&with).unwrap(),
+            "{name}"
+        );
+    }
+}
+
 /// The brief's end-to-end variant: a copy of qemu-panic.elf whose
 /// VMCOREINFO note is renamed (as if QEMU ran without `-device
 /// vmcoreinfo`), through `corestub info`: the method is reported and the

@@ -100,6 +100,9 @@ pub struct Kernel {
     pub cpus: Vec<CpuContext>,
     /// The debug vmlinux, when one matching the dump was given or found.
     pub vmlinux: Option<symbols::Vmlinux>,
+    /// NUMBER()s VMCOREINFO lacked and detection derived (arm64 without
+    /// VMCOREINFO: VA_BITS, PHYS_OFFSET, ...); see [`Kernel::number`].
+    pub derived_numbers: Vec<(&'static str, u64)>,
 }
 
 impl Kernel {
@@ -115,6 +118,7 @@ impl Kernel {
     ) -> Result<Kernel, KernelError> {
         let arch = dump.arch;
         let mut detected_offset = None;
+        let mut derived_numbers = Vec::new();
         let vmcoreinfo = dump
             .notes
             .vmcoreinfo
@@ -141,26 +145,29 @@ impl Kernel {
                         phys_base,
                     )
                 } else {
-                    let d = kaslr::detect_x86_64(&dump, vmlinux.as_ref())
+                    let d = kaslr::x86_64::detect(&dump, vmlinux.as_ref())
                         .map_err(|e| KernelError::NoPageTables(path, e))?;
                     detected_offset = Some(d.kaslr_offset);
                     (
-                        Paging::X86_64(X86Paging::new(d.five_level)),
+                        d.paging,
                         d.root,
                         RootSource::Detected(d.method),
                         d.phys_base,
                     )
                 }
             }
+            Arch::Aarch64 if vmcoreinfo.number("VA_BITS").is_none() => {
+                let d = kaslr::aarch64::detect(dump.memory.as_ref(), vmlinux.as_ref())
+                    .map_err(|e| KernelError::NoPageTables(path, e))?;
+                detected_offset = Some(d.detected.kaslr_offset);
+                derived_numbers = d.numbers;
+                let d = d.detected;
+                (d.paging, d.root, RootSource::Detected(d.method), 0)
+            }
             Arch::Aarch64 => {
                 let num = |k: &str| vmcoreinfo.number(k).map(|v| v as u64);
                 let page_size = vmcoreinfo.page_size().unwrap_or(4096);
-                let va_bits = num("VA_BITS").ok_or_else(|| {
-                    KernelError::NoPageTables(
-                        path.clone(),
-                        "VMCOREINFO lacks NUMBER(VA_BITS)".into(),
-                    )
-                })?;
+                let va_bits = num("VA_BITS").unwrap_or(48);
                 let p = Arm64Paging::from_vmcoreinfo(
                     page_size,
                     va_bits,
@@ -215,6 +222,7 @@ impl Kernel {
             phys_base,
             cpus,
             vmlinux,
+            derived_numbers,
         })
     }
 
@@ -288,6 +296,18 @@ impl Kernel {
             return Some(VirtAddr(v.relocate(a, self.kaslr_offset)));
         }
         self.vmcoreinfo.symbol(name).map(VirtAddr)
+    }
+
+    /// `NUMBER(name)` from VMCOREINFO, else as detection derived it (arm64
+    /// dumps without VMCOREINFO: VA_BITS, PHYS_OFFSET, kimage_voffset,
+    /// KERNELPACMASK, TCR_EL1_T1SZ).
+    pub fn number(&self, name: &str) -> Option<u64> {
+        self.vmcoreinfo.number(name).map(|v| v as u64).or_else(|| {
+            self.derived_numbers
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|&(_, v)| v)
+        })
     }
 
     /// `OFFSET(type.member)` as VMCOREINFO exports it, else the same member

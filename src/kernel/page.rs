@@ -10,7 +10,7 @@ use crate::kernel::Kernel;
 const DEFAULT_PAGE_STRUCT_SIZE: u64 = 64;
 
 fn num(k: &Kernel, name: &str) -> Option<u64> {
-    k.vmcoreinfo.number(name).map(|v| v as u64)
+    k.number(name)
 }
 
 /// log2 of the page size.
@@ -35,14 +35,16 @@ fn x86_base_variable(k: &Kernel, name: &str) -> Result<u64, String> {
 
 /// arm64 `PHYS_OFFSET` (memstart_addr).
 fn arm64_phys_offset(k: &Kernel) -> Result<u64, String> {
-    num(k, "PHYS_OFFSET").ok_or_else(|| "VMCOREINFO lacks NUMBER(PHYS_OFFSET)".to_string())
+    num(k, "PHYS_OFFSET").ok_or_else(|| {
+        "VMCOREINFO lacks NUMBER(PHYS_OFFSET) and memstart_addr is unknown".to_string()
+    })
 }
 
 fn arm64_va_bits(k: &Kernel) -> Result<u32, String> {
     num(k, "VA_BITS")
         .map(|v| v as u32)
         .filter(|v| (36..=52).contains(v))
-        .ok_or_else(|| "VMCOREINFO lacks a plausible NUMBER(VA_BITS)".to_string())
+        .ok_or_else(|| "no plausible VA_BITS (VMCOREINFO or detected)".to_string())
 }
 
 /// Where the direct map starts and the physical address it starts at:
@@ -72,24 +74,62 @@ pub fn ptov(k: &Kernel, pa: PhysAddr) -> Result<VirtAddr, String> {
 
 /// `vmemmap`: the (possibly notional) address of the `struct page` of PFN 0.
 /// x86_64: the `vmemmap_base` variable. arm64: VMEMMAP_START −
-/// (PHYS_OFFSET >> PAGE_SHIFT) · SIZE(page), VMEMMAP_START from VMCOREINFO
-/// or −2^(VA_BITS − (PAGE_SHIFT − 6)) as Linux 6.x computes it.
+/// (PHYS_OFFSET >> PAGE_SHIFT) · SIZE(page), VMEMMAP_START from VMCOREINFO,
+/// else from whichever of the kernel's formulas (they changed in 5.11 and
+/// 6.9) has the dump's RAM described by mapped `struct page`s.
 pub fn vmemmap(k: &Kernel) -> Result<u64, String> {
     match k.arch {
         Arch::X86_64 => x86_base_variable(k, "vmemmap_base"),
         Arch::Aarch64 => {
             let shift = page_shift(k);
-            let start = match num(k, "VMEMMAP_START") {
-                Some(s) => s,
-                None => {
-                    let bits = arm64_va_bits(k)?;
-                    u64::MAX << (bits - (shift - 6))
-                }
-            };
+            let size = page_struct_size(k);
             let first_pfn = arm64_phys_offset(k)? >> shift;
-            Ok(start.wrapping_sub(first_pfn.wrapping_mul(page_struct_size(k))))
+            let vmemmap = |start: u64| start.wrapping_sub(first_pfn.wrapping_mul(size));
+            if let Some(s) = num(k, "VMEMMAP_START") {
+                return Ok(vmemmap(s));
+            }
+            let starts = arm64_vmemmap_starts(arm64_va_bits(k)?, shift, size);
+            let space = k.kernel_space();
+            let described = |base: u64| {
+                k.dump.memory.ranges().iter().take(4).all(|r| {
+                    [r.start.0, r.end() - 1].iter().all(|pa| {
+                        let page = base.wrapping_add((pa >> shift).wrapping_mul(size));
+                        k.paging
+                            .translate(k.dump.memory.as_ref(), &space, VirtAddr(page), None)
+                            .is_ok()
+                    })
+                })
+            };
+            let first = vmemmap(starts[0]);
+            Ok(starts
+                .into_iter()
+                .map(vmemmap)
+                .find(|&b| described(b))
+                .unwrap_or(first))
         }
     }
+}
+
+/// arm64 VMEMMAP_START as the kernel computes it, newest formula first:
+/// 6.9+ `-SZ_1G - ((_PAGE_END(VA_BITS_MIN) - PAGE_OFFSET) >> PAGE_SHIFT) *
+/// sizeof(struct page)`; 5.11–6.8 `-(1 << (VA_BITS - (PAGE_SHIFT - 6)))`;
+/// 5.4–5.10 `-(1 << (VA_BITS - PAGE_SHIFT - 1 + 6)) - SZ_2M`.
+fn arm64_vmemmap_starts(va_bits: u32, page_shift: u32, page_struct: u64) -> [u64; 3] {
+    // VA_BITS_MIN: 52-bit kernels fall back to 48 (47 with 16K pages).
+    let va_min = if va_bits == 52 {
+        if page_shift == 14 { 47 } else { 48 }
+    } else {
+        va_bits
+    };
+    let page_offset = u64::MAX << va_bits;
+    let page_end = u64::MAX << (va_min - 1);
+    let v6_9 = (u64::MAX << 30)
+        .wrapping_sub((page_end.wrapping_sub(page_offset) >> page_shift).wrapping_mul(page_struct));
+    let v5_11 = u64::MAX << (va_bits - (page_shift - 6));
+    let v5_4 = (0u64)
+        .wrapping_sub(1u64 << (va_bits - page_shift - 1 + 6))
+        .wrapping_sub(2 << 20);
+    [v6_9, v5_11, v5_4]
 }
 
 /// The address of the `struct page` describing `pa`'s page frame.
@@ -227,4 +267,21 @@ pub fn page_flag_names(k: &Kernel, flags: u64) -> Vec<String> {
         }
     }
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::arm64_vmemmap_starts;
+
+    #[test]
+    fn arm64_vmemmap_start_formulas() {
+        // 6.1, 4K pages, 48-bit: VMCOREINFO of the arm64 fixture says
+        // NUMBER(VMEMMAP_START)=0xfffffc0000000000 (the 5.11-6.8 formula).
+        assert_eq!(arm64_vmemmap_starts(48, 12, 64)[1], 0xffff_fc00_0000_0000);
+        // 6.12, 4K pages, 52-bit LPA2 (Debian's arm64 cloud kernel under
+        // QEMU): the struct pages of its RAM are mapped from here.
+        assert_eq!(arm64_vmemmap_starts(52, 12, 64)[0], 0xffff_c1ff_c000_0000);
+        // 5.4-5.10, 4K, 48-bit: -(1 << 41) - 2M.
+        assert_eq!(arm64_vmemmap_starts(48, 12, 64)[2], 0xffff_fdff_ffe0_0000);
+    }
 }

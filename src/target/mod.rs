@@ -66,13 +66,13 @@ impl ArchSupport for aarch64::Aarch64 {
     const TRIPLE: &'static str = "aarch64-unknown-linux-gnu";
 
     fn cpu_registers(kernel: &Kernel, cpu: &CpuContext) -> Regs<Self> {
-        let mask = kernel.vmcoreinfo.number("KERNELPACMASK").map(|m| m as u64);
+        let mask = kernel.number("KERNELPACMASK");
         aarch64::cpu_registers(cpu, mask)
     }
 
     fn task_registers(kernel: &Kernel) -> Regs<Self> {
         let mut regs = Regs::default();
-        let mask = kernel.vmcoreinfo.number("KERNELPACMASK").map(|m| m as u64);
+        let mask = kernel.number("KERNELPACMASK");
         aarch64::set_pac_masks(&mut regs, mask);
         regs
     }

@@ -1,6 +1,5 @@
-//! KASLR without VMCOREINFO (x86_64): QEMU dumps taken without
-//! `-device vmcoreinfo`, raw guest RAM. Done the way crash's kaslr_helper
-//! does it, with the page tables the CPUs were using:
+//! x86_64: done the way crash's kaslr_helper does it, with the page tables
+//! the CPUs were using:
 //!
 //! 1. **CR3 + image scan.** Any CPU's CR3 maps the kernel half. The kernel
 //!    image mapping at `__START_KERNEL_map` (0xffffffff80000000, 1 GiB of
@@ -20,11 +19,12 @@
 //! Every result is confirmed by reading `linux_banner` at its relocated
 //! address through the page tables when the vmlinux is known.
 
-use super::symbols::Vmlinux;
+use super::{BANNER, Detected, banner_ok, read, space};
 use crate::addr::{PageTableRoot, PhysAddr, VirtAddr};
 use crate::dump::{Dump, PhysicalMemory, QemuCpuState};
+use crate::kernel::symbols::Vmlinux;
+use crate::mmu::Paging;
 use crate::mmu::x86_64::X86Paging;
-use crate::mmu::{AddressSpace, Paging};
 
 /// x86_64 `__START_KERNEL_map`.
 pub const START_KERNEL_MAP: u64 = 0xffff_ffff_8000_0000;
@@ -36,46 +36,6 @@ pub const DEFAULT_TEXT: u64 = 0xffff_ffff_8100_0000;
 const PMD_SIZE: u64 = 2 << 20;
 const CR3_MASK: u64 = 0x000f_ffff_ffff_f000;
 const CR4_LA57: u64 = 1 << 12;
-const BANNER: &[u8] = b"Linux version ";
-
-/// What detection found.
-#[derive(Clone, Debug)]
-pub struct Detected {
-    pub root: PageTableRoot,
-    pub five_level: bool,
-    pub kaslr_offset: u64,
-    pub phys_base: i64,
-    /// How, for `corestub info`.
-    pub method: String,
-}
-
-fn space(root: PageTableRoot) -> AddressSpace {
-    AddressSpace {
-        kernel: root,
-        user: None,
-    }
-}
-
-fn read(
-    mem: &dyn PhysicalMemory,
-    paging: &Paging,
-    root: PageTableRoot,
-    va: u64,
-    buf: &mut [u8],
-) -> bool {
-    let mut done = 0;
-    while done < buf.len() {
-        let Ok(t) = paging.translate(mem, &space(root), VirtAddr(va + done as u64), None) else {
-            return false;
-        };
-        let n = (t.bytes_left_in_page() as usize).min(buf.len() - done);
-        if mem.read_phys(t.pa, &mut buf[done..done + n]).is_err() {
-            return false;
-        }
-        done += n;
-    }
-    true
-}
 
 /// The first mapped 2 MiB step of the kernel image mapping and its PA.
 fn image_start(
@@ -113,23 +73,9 @@ fn idt_divide_error(
     Some(lo | mid << 16 | hi << 32)
 }
 
-fn banner_ok(
-    mem: &dyn PhysicalMemory,
-    paging: &Paging,
-    root: PageTableRoot,
-    vmlinux: &Vmlinux,
-    offset: u64,
-) -> bool {
-    let Some(b) = vmlinux.addr("linux_banner") else {
-        return false;
-    };
-    let mut buf = [0u8; BANNER.len()];
-    read(mem, paging, root, b.wrapping_add(offset), &mut buf) && buf == BANNER
-}
-
 /// Finds the kernel page-table root, KASLR offset and phys_base of an
 /// x86_64 dump that has no VMCOREINFO.
-pub fn detect_x86_64(dump: &Dump, vmlinux: Option<&Vmlinux>) -> Result<Detected, String> {
+pub fn detect(dump: &Dump, vmlinux: Option<&Vmlinux>) -> Result<Detected, String> {
     let mem = dump.memory.as_ref();
     let cpu = dump
         .notes
@@ -174,7 +120,7 @@ fn from_cr3(
         let offset = text_va.wrapping_sub(DEFAULT_TEXT);
         return Ok(Detected {
             root: cr3,
-            five_level,
+            paging,
             kaslr_offset: offset,
             phys_base: phys_base_of(text_va, text_pa),
             method: format!(
@@ -224,7 +170,7 @@ fn from_cr3(
         .unwrap_or(cr3);
     Ok(Detected {
         root,
-        five_level,
+        paging,
         kaslr_offset: offset,
         phys_base,
         method: format!("no VMCOREINFO: CR3 of CPU {cpu} + {how}; linux_banner confirmed"),
@@ -261,7 +207,7 @@ fn from_banner_scan(mem: &dyn PhysicalMemory, v: &Vmlinux) -> Result<Detected, S
                     if text_pa.0 == expect_pa && banner_ok(mem, &paging, root, v, offset) {
                         return Ok(Detected {
                             root,
-                            five_level,
+                            paging,
                             kaslr_offset: offset,
                             phys_base: delta.wrapping_sub(offset) as i64,
                             method: format!(
