@@ -7,8 +7,12 @@
 # modsyms loads them all, like the kernel's lx-symbols but keeping the
 # vmlinux corestub loaded at its KASLR offset.
 
+import atexit
 import os
+import shutil
+import struct
 import sys
+import tempfile
 
 import gdb
 
@@ -17,9 +21,6 @@ if _dir not in sys.path:
     sys.path.insert(0, _dir)
 import corestub_common as cc  # noqa: E402
 
-# sections given to add-symbol-file besides .text (as lx-symbols does)
-SECTIONS = (".data", ".data..read_mostly", ".rodata", ".bss", ".text.hot", ".text.unlikely",
-            ".init.text", ".exit.text", ".rodata.str1.1", ".data..once")
 KO_SUFFIXES = (".ko.debug", ".ko")
 
 
@@ -125,12 +126,58 @@ def index_ko(dirs):
     return found
 
 
+_copies_dir = None
+
+
+def gdb_loadable(path):
+    """`path`, or a private copy of it with every section address zeroed.
+
+    Modules linked by 6.x's module.lds carry non-zero section addresses
+    (`.data`, `__patchable_function_entries`). With those, GDB 13 ignores
+    `add-symbol-file -s` for the DWARF symbols and puts every one relative
+    to .text: wrong addresses, silently (Debian 6.12 loop.ko, x86_64 and
+    arm64: loop_exit in .exit.text and max_loop in .data). Zeroing every
+    sh_addr, as in 6.1's modules, makes GDB lay out the sections as told.
+    GDB's own symfile.c only places a relocatable file's sections itself
+    when all of them are at 0. The copy lives until GDB exits."""
+    global _copies_dir
+    try:
+        with open(path, "rb") as f:
+            data = bytearray(f.read())
+    except OSError:
+        return path
+    if data[:4] != b"\x7fELF" or data[4] != 2:  # ELF64 only
+        return path
+    e = "<" if data[5] == 1 else ">"
+    if struct.unpack_from(e + "H", data, 16)[0] != 1:  # ET_REL
+        return path
+    shoff = struct.unpack_from(e + "Q", data, 0x28)[0]
+    shentsize, shnum = struct.unpack_from(e + "HH", data, 0x3a)
+    changed = False
+    for i in range(shnum):
+        at = shoff + i * shentsize + 0x10  # sh_addr
+        if at + 8 <= len(data) and struct.unpack_from(e + "Q", data, at)[0]:
+            struct.pack_into(e + "Q", data, at, 0)
+            changed = True
+    if not changed:
+        return path
+    if _copies_dir is None:
+        _copies_dir = tempfile.mkdtemp(prefix="corestub-ko-")
+        atexit.register(shutil.rmtree, _copies_dir, True)
+    out = os.path.join(_copies_dir, os.path.basename(path))
+    with open(out, "wb") as f:
+        f.write(data)
+    return out
+
+
 def add_symbol_file_cmd(mod, path, who="lsmod"):
     secs = sections(mod, who)
     text = secs.get(".text", mod.base)
     cmd = "add-symbol-file %s 0x%x" % (path, text)
-    for name in SECTIONS:
-        if name in secs:
+    # Every section the kernel placed, not lx-symbols' short list: GDB lays
+    # out the ones it is not told about at made-up addresses.
+    for name in sorted(secs):
+        if name != ".text" and name and not any(c.isspace() for c in name):
             cmd += " -s %s 0x%x" % (name, secs[name])
     return cmd
 
@@ -160,7 +207,7 @@ the module's section addresses. `modsyms` loads them all."""
                                                       "-" if m.refcnt is None else m.refcnt - 1))
             path = kos.get(m.name)
             if path:
-                cmds.append(add_symbol_file_cmd(m, path))
+                cmds.append(add_symbol_file_cmd(m, gdb_loadable(path)))
         if not mods:
             lines.append("(no modules loaded)")
         if cmds:
@@ -200,7 +247,7 @@ alone. Modules already loaded from the same file are skipped."""
             if os.path.realpath(path) in loaded:
                 gdb.write("%s: already loaded from %s\n" % (m.name, path))
                 continue
-            cmd = add_symbol_file_cmd(m, path, "modsyms")
+            cmd = add_symbol_file_cmd(m, gdb_loadable(path), "modsyms")
             gdb.write("loading %s at 0x%x: %s\n" % (m.name, m.base, path))
             confirm = gdb.parameter("confirm")
             gdb.execute("set confirm off")

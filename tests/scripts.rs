@@ -143,8 +143,10 @@ fn sys_map(text: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Builds a stand-in "virtio.ko" (a relocatable object with one function)
-/// to check that modsyms places module symbols at the module's .text.
+/// Builds a stand-in "virtio.ko" (a relocatable object with one function
+/// and one variable) to check that modsyms places module symbols at the
+/// module's .text and .data. (Real 6.12 modules, whose section addresses
+/// GDB mishandles, are checked by tests/qemu_other_kernel.rs.)
 fn fake_module_dir() -> Option<PathBuf> {
     let dir = std::env::temp_dir().join(format!("corestub-scripts-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("kernel/drivers")).ok()?;
@@ -207,6 +209,7 @@ fn check(set: &str, test: &str) {
         steps.push(("lsmod_dir".into(), format!("lsmod {}", d.display())));
         steps.push(("modsyms".into(), format!("modsyms {}", d.display())));
         steps.push(("fake_sym".into(), "info address corestub_fake_sym".into()));
+        steps.push(("fake_data".into(), "info address corestub_fake_data".into()));
     }
     steps.extend([
         (
@@ -419,6 +422,16 @@ fn check(set: &str, test: &str) {
         assert!(
             sym.contains(&format!("{addr:#x}")),
             "corestub_fake_sym should sit at virtio's .text {text_addr}: {sym}\n{all}"
+        );
+        let data_addr = line
+            .split(" -s .data ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap();
+        assert!(
+            step("fake_data").contains(data_addr),
+            "corestub_fake_data should sit at virtio's .data {data_addr}: {}\n{all}",
+            step("fake_data")
         );
     }
 
