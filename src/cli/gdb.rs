@@ -80,7 +80,6 @@ pub fn run(a: GdbArgs) -> CliResult {
     };
     let gdb = a.gdb.clone().unwrap_or_else(|| pick_gdb(k.arch));
     let exe = std::env::current_exe()?;
-    let dump = std::fs::canonicalize(a.dump.path())?;
     let handoff = if live {
         None
     } else {
@@ -138,8 +137,10 @@ pub fn run(a: GdbArgs) -> CliResult {
             serve.push_str(&sh_quote(&w));
         }
     } else {
-        serve.push(' ');
-        serve.push_str(&sh_quote(&dump.to_string_lossy()));
+        for part in &a.dump.dump {
+            serve.push(' ');
+            serve.push_str(&sh_quote(&std::fs::canonicalize(part)?.to_string_lossy()));
+        }
     }
     ex(format!("target remote | {serve}"));
     if let Some(dir) = scripts_dir() {

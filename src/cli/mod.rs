@@ -61,9 +61,10 @@ pub struct DumpArgs {
     /// symbolises every thread's frame and becomes very slow with hundreds).
     #[arg(long, value_enum)]
     pub threads: Option<Threads>,
-    /// The dump file (ELF vmcore, kdump-compressed, flattened).
-    #[arg(required_unless_present_any = ["raw_ram", "qemu_ram"])]
-    pub dump: Option<PathBuf>,
+    /// The dump file (ELF vmcore, kdump-compressed, flattened); for a
+    /// `makedumpfile --split` dump, every part (any order).
+    #[arg(required_unless_present_any = ["raw_ram", "qemu_ram"], value_name = "DUMP")]
+    pub dump: Vec<PathBuf>,
     #[command(flatten)]
     pub raw: raw::RawArgs,
     #[command(flatten)]
@@ -74,7 +75,8 @@ impl DumpArgs {
     /// The dump file, the raw RAM file, or a live guest's RAM file.
     pub fn path(&self) -> &std::path::Path {
         self.dump
-            .as_deref()
+            .first()
+            .map(PathBuf::as_path)
             .or(self.raw.raw_ram.as_deref())
             .or(self.live.qemu_ram.as_deref())
             .expect("clap requires a dump, --raw-ram or --qemu-ram")

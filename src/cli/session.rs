@@ -53,7 +53,7 @@ pub fn open_kernel(
     let path = args.path();
     let dump = match &args.raw.raw_ram {
         Some(ram) => dump::raw::open(ram, &args.raw.options()?)?,
-        None => dump::open(path)?,
+        None => dump::open_parts(&args.dump)?,
     };
     log::debug!("dump opened in {:?}", t0.elapsed());
     // Without VMCOREINFO the kernel layer needs the vmlinux to find KASLR.

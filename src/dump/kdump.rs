@@ -829,7 +829,7 @@ pub fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
         let lo = start_pfn.min(max_mapnr);
         let hi = end_pfn.clamp(lo, max_mapnr);
         quirks.push(format!(
-            "split dump: this file holds pfns {lo:#x}..{hi:#x} only (reading the other parts is not supported)"
+            "split dump: this file holds pfns {lo:#x}..{hi:#x} only (give every part, in any order, to read the rest)"
         ));
         (lo, hi)
     } else {
@@ -1044,6 +1044,7 @@ pub fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
         quirks,
         incomplete,
         machine: (!machine.is_empty()).then_some(machine),
+        split_pfns: split.then_some((pfn_lo, pfn_hi)),
     };
     Ok(Dump {
         path: path.to_path_buf(),

@@ -11,6 +11,7 @@ pub mod kdump;
 pub mod live;
 pub mod notes;
 pub mod raw;
+pub mod split;
 
 use std::fmt;
 use std::fs::File;
@@ -112,6 +113,8 @@ pub struct FormatInfo {
     pub incomplete: Option<String>,
     /// Machine name from the format header (utsname), if any.
     pub machine: Option<String>,
+    /// `makedumpfile --split`: the pfn range `start..end` this file holds.
+    pub split_pfns: Option<(u64, u64)>,
 }
 
 /// An opened dump: physical memory plus the notes that came with it.
@@ -148,6 +151,15 @@ pub fn map_readonly(path: &Path) -> Result<memmap2::Mmap, DumpError> {
 /// Opens a dump file of any supported format, chosen by its magic bytes.
 pub fn open(path: &Path) -> Result<Dump, DumpError> {
     open_map(path, map_readonly(path)?)
+}
+
+/// Opens one dump, or the parts of a `makedumpfile --split` dump given
+/// together (in any order), as one.
+pub fn open_parts(paths: &[PathBuf]) -> Result<Dump, DumpError> {
+    match paths {
+        [one] => open(one),
+        _ => split::join(paths.iter().map(|p| open(p)).collect::<Result<_, _>>()?),
+    }
 }
 
 /// Opens a dump held in memory (a read-only anonymous copy of `bytes`),

@@ -41,6 +41,9 @@ struct Spec {
     vmcoreinfo_in_notes: bool,
     vmcoreinfo: String,
     phys_base: i64,
+    /// `makedumpfile --split`: this part's pfn range (bitmaps stay global,
+    /// descriptors and data cover only the range).
+    split: Option<(u64, u64)>,
 }
 
 /// A recognisable page: `seed` in every 8th byte, position elsewhere.
@@ -97,6 +100,7 @@ impl Spec {
             vmcoreinfo: "OSRELEASE=6.1.0-test\nPAGESIZE=4096\nNUMBER(phys_base)=-278921216\n"
                 .into(),
             phys_base: -0x10a00000,
+            split: None,
         }
     }
 }
@@ -152,8 +156,14 @@ fn build(spec: &Spec) -> (Vec<u8>, Layout) {
     let bitmap_blocks = 2 * half_blocks;
     let bitmap_off = (1 + sub_hdr_size) * bs;
     let desc_base = bitmap_off + bitmap_blocks * bs;
-    let mut pages: Vec<&Page> = spec.pages.iter().collect();
-    pages.sort_by_key(|p| p.pfn);
+    let mut all: Vec<&Page> = spec.pages.iter().collect();
+    all.sort_by_key(|p| p.pfn);
+    let (lo, hi) = spec.split.unwrap_or((0, u64::MAX));
+    let pages: Vec<&Page> = all
+        .iter()
+        .copied()
+        .filter(|p| (lo..hi).contains(&p.pfn))
+        .collect();
     let data_start = desc_base + pages.len() * 24;
     let mut v = vec![0u8; data_start];
 
@@ -198,7 +208,7 @@ fn build(spec: &Spec) -> (Vec<u8>, Layout) {
     put(&mut v, off_vi, spec.vmcoreinfo.as_bytes());
     let sub: Vec<u64> = vec![
         spec.phys_base as u64,
-        31, // dump_level (low word), split 0
+        31 | (spec.split.is_some() as u64) << 32, // dump_level, split
         0,
         0,
         off_vi as u64,
@@ -207,8 +217,8 @@ fn build(spec: &Spec) -> (Vec<u8>, Layout) {
         notes.len() as u64,
         0,
         0,
-        0,
-        spec.max_mapnr,
+        spec.split.map_or(0, |s| s.0),
+        spec.split.map_or(spec.max_mapnr, |s| s.1),
         spec.max_mapnr,
     ];
     for (i, w) in sub.iter().enumerate() {
@@ -218,7 +228,7 @@ fn build(spec: &Spec) -> (Vec<u8>, Layout) {
     // bitmaps
     let half = half_blocks * bs;
     let set = |v: &mut Vec<u8>, base: usize, pfn: u64| v[base + pfn as usize / 8] |= 1 << (pfn % 8);
-    for p in &pages {
+    for p in &all {
         set(&mut v, bitmap_off, p.pfn);
         set(&mut v, bitmap_off + half, p.pfn);
     }
@@ -901,4 +911,58 @@ fn lzo_decoder_round_trips_and_rejects_garbage() {
             .collect();
         let _ = lzo1x_decompress(&g, &mut out);
     }
+}
+
+/// `makedumpfile --split`: three parts of one dump, given out of order,
+/// read as the whole; a read crossing from one part into the next; a
+/// missing part is a reported gap, a repeated or foreign file an error.
+#[test]
+fn split_parts_join_into_one_dump() {
+    let whole = Spec::new();
+    let cuts = [(0, 5), (5, 18), (18, whole.max_mapnr)];
+    let part = |(lo, hi): (u64, u64)| {
+        let spec = Spec {
+            split: Some((lo, hi)),
+            ..Spec::new()
+        };
+        open_bytes(&build(&spec).0).unwrap()
+    };
+    let one = part(cuts[1]);
+    assert_eq!(one.format.split_pfns, Some(cuts[1]));
+    assert!(read(&one, 0, 8).is_err(), "pfn 0 is another part's");
+
+    let d = super::super::split::join(vec![part(cuts[2]), part(cuts[0]), part(cuts[1])]).unwrap();
+    check_contents(&d, &whole);
+    assert!(
+        d.format.name.ends_with("split in 3 files"),
+        "{}",
+        d.format.name
+    );
+    assert!(d.format.quirks.is_empty(), "{:?}", d.format.quirks);
+    assert_eq!(d.format.stored_pages, Some(whole.pages.len() as u64));
+    // pfn 4 (part 0) → 5 (part 1) in one read
+    let span = read(&d, 4 * 4096 + 4000, 200).unwrap();
+    let p = |pfn| &whole.pages.iter().find(|p| p.pfn == pfn).unwrap().data;
+    assert_eq!(&span[..96], &p(4)[4000..]);
+    assert_eq!(&span[96..], &p(5)[..104]);
+    assert!(matches!(read(&d, 6 * 4096, 8), Err(MemError::Excluded(_))));
+
+    // a part missing: its pages are not in the dump, and info says which
+    let d = super::super::split::join(vec![part(cuts[0]), part(cuts[2])]).unwrap();
+    assert!(
+        d.format
+            .quirks
+            .iter()
+            .any(|q| q.contains("0x5..0x12 are in no part")),
+        "{:?}",
+        d.format.quirks
+    );
+    assert!(read(&d, 5 * 4096, 8).is_err());
+    assert_eq!(read(&d, 19 * 4096, 4096).unwrap(), *p(19));
+
+    let e = super::super::split::join(vec![part(cuts[0]), part(cuts[0])]).unwrap_err();
+    assert!(e.to_string().contains("overlap"), "{e}");
+    let e = super::super::split::join(vec![part(cuts[0]), open_bytes(&build(&whole).0).unwrap()])
+        .unwrap_err();
+    assert!(e.to_string().contains("not a part"), "{e}");
 }
