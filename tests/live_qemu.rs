@@ -20,144 +20,23 @@
 //! SKIP, or failure under CORESTUB_REQUIRE_FIXTURES=1. Every process the
 //! test starts is killed by PID on the way out (guards), failure included.
 
-use std::io::Write;
+mod common;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::corestub_bin;
+use common::guest::{Proc, TempDir, busybox, comm, descendants, have, initramfs, signal, wait_for};
 use corestub::qmp::Qmp;
 
+const TEST: &str = "live_qemu";
 const KVER: &str = "6.1.0-56-cloud-amd64";
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 
-fn corestub_bin() -> &'static str {
-    env!("CARGO_BIN_EXE_corestub")
-}
-
-fn required() -> bool {
-    std::env::var("CORESTUB_REQUIRE_FIXTURES").is_ok_and(|v| v == "1")
-}
-
 /// Skips loudly, or fails when fixtures are required.
 fn skip(why: &str) {
-    assert!(
-        !required(),
-        "live_qemu: {why} and CORESTUB_REQUIRE_FIXTURES=1"
-    );
-    eprintln!("SKIP live_qemu: {why}");
-}
-
-fn have(cmd: &str, arg: &str) -> bool {
-    Command::new(cmd)
-        .arg(arg)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-/// PIDs of every descendant of `pid` (children first), from /proc.
-fn descendants(pid: u32) -> Vec<u32> {
-    let mut parent_of: Vec<(u32, u32)> = Vec::new();
-    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            continue;
-        };
-        let Some(rest) = stat.rsplit(") ").next() else {
-            continue;
-        };
-        if let Some(pp) = rest.split_whitespace().nth(1).and_then(|v| v.parse().ok()) {
-            parent_of.push((p, pp));
-        }
-    }
-    let mut out = Vec::new();
-    let mut frontier = vec![pid];
-    while let Some(q) = frontier.pop() {
-        for &(c, pp) in &parent_of {
-            if pp == q && !out.contains(&c) {
-                out.push(c);
-                frontier.push(c);
-            }
-        }
-    }
-    out
-}
-
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
-fn signal(pid: u32, sig: i32) {
-    // SAFETY: kill(2) on a PID this test started.
-    unsafe {
-        libc::kill(pid as i32, sig);
-    }
-}
-
-/// A process this test started: on drop, it and all its descendants are
-/// killed by PID and reaped.
-struct Proc {
-    child: Child,
-    name: &'static str,
-}
-
-impl Proc {
-    fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
-        let child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
-        Proc { child, name }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Waits up to `t` for exit; the exit status if it did.
-    fn wait_timeout(&mut self, t: Duration) -> Option<std::process::ExitStatus> {
-        let end = Instant::now() + t;
-        loop {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return Some(s);
-            }
-            if Instant::now() > end {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        if self.alive() {
-            for d in descendants(self.pid()).into_iter().rev() {
-                signal(d, libc::SIGKILL);
-            }
-            eprintln!("live_qemu: killing {} (pid {})", self.name, self.pid());
-            let _ = self.child.kill();
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// A temporary directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
+    common::guest::skip(TEST, why)
 }
 
 /// The fixtures' kernel image, from Debian's package (cached).
@@ -209,57 +88,9 @@ fn vmlinuz() -> Option<PathBuf> {
     Some(out)
 }
 
-/// A statically linked busybox (busybox-static), or None.
-fn busybox() -> Option<Vec<u8>> {
-    let b = std::fs::read("/bin/busybox").ok()?;
-    // dynamic executables name their loader (PT_INTERP) near the start
-    let head = &b[..b.len().min(4096)];
-    let dynamic = head
-        .windows(8)
-        .any(|w| w == b"/lib64/l" || w == b"/lib/ld-");
-    (!dynamic).then_some(b)
-}
-
-/// cpio "newc" archive writer (what the kernel unpacks as initramfs).
-struct Cpio {
-    out: Vec<u8>,
-    ino: u32,
-}
-
-impl Cpio {
-    fn entry(&mut self, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) {
-        self.ino += 1;
-        let hdr = format!(
-            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
-            self.ino,
-            mode,
-            0,
-            0,
-            1,
-            0,
-            data.len(),
-            0,
-            0,
-            rdev.0,
-            rdev.1,
-            name.len() + 1,
-            0
-        );
-        self.out.extend_from_slice(hdr.as_bytes());
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.push(0);
-        while !self.out.len().is_multiple_of(4) {
-            self.out.push(0);
-        }
-        self.out.extend_from_slice(data);
-        while !self.out.len().is_multiple_of(4) {
-            self.out.push(0);
-        }
-    }
-}
-
-fn initramfs(busybox: &[u8], marker: &str) -> Vec<u8> {
-    let init = format!(
+/// /init: two sleepers, the marker in the kernel log, then a READY line.
+fn init_script(marker: &str) -> String {
+    format!(
         "#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
@@ -272,29 +103,7 @@ echo {marker} > /dev/kmsg
 echo LIVE-READY {marker}
 while true; do sleep 1000; done
 "
-    );
-    let mut c = Cpio {
-        out: Vec::new(),
-        ino: 0,
-    };
-    for d in [".", "bin", "proc", "sys", "dev", "tmp"] {
-        c.entry(d, 0o040755, (0, 0), &[]);
-    }
-    c.entry("dev/console", 0o020600, (5, 1), &[]);
-    c.entry("bin/busybox", 0o100755, (0, 0), busybox);
-    c.entry("init", 0o100755, (0, 0), init.as_bytes());
-    c.entry("TRAILER!!!", 0, (0, 0), &[]);
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&c.out).unwrap();
-    gz.finish().unwrap()
-}
-
-fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
-    let end = Instant::now() + timeout;
-    while !f() {
-        assert!(Instant::now() < end, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    )
 }
 
 fn status(qmp: &Qmp) -> String {
@@ -399,13 +208,9 @@ fn live_qemu_guest() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let _tmp = TempDir(dir.clone());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let marker = format!("CORESTUB-LIVE-MARKER-{}-{nanos:08x}", std::process::id());
+    let marker = common::guest::marker("CORESTUB-LIVE-MARKER");
     let initrd = dir.join("initrd.gz");
-    std::fs::write(&initrd, initramfs(&bb, &marker)).unwrap();
+    std::fs::write(&initrd, initramfs(&bb, &init_script(&marker))).unwrap();
     let ram = dir.join("guest.ram");
     let console = dir.join("console.log");
     let qmp_test = dir.join("qmp-test.sock");

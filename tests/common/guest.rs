@@ -1,0 +1,221 @@
+//! Helpers for tests that boot QEMU guests: a process guard that kills a
+//! child and its descendants, a temporary directory, a busybox initramfs
+//! writer and the SKIP rule for missing tools.
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// True under `CORESTUB_REQUIRE_FIXTURES=1` (CI): nothing may be skipped.
+pub fn required() -> bool {
+    std::env::var("CORESTUB_REQUIRE_FIXTURES").is_ok_and(|v| v == "1")
+}
+
+/// Skips `test` loudly, or fails when fixtures are required.
+pub fn skip(test: &str, why: &str) {
+    assert!(!required(), "{test}: {why} and CORESTUB_REQUIRE_FIXTURES=1");
+    eprintln!("SKIP {test}: {why}");
+}
+
+/// True if `cmd arg` runs and exits 0 (e.g. `have("gdb", "--version")`).
+pub fn have(cmd: &str, arg: &str) -> bool {
+    Command::new(cmd)
+        .arg(arg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// PIDs of every descendant of `pid` (children first), from /proc.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut parent_of: Vec<(u32, u32)> = Vec::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(p) = e.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
+        let Some(rest) = stat.rsplit(") ").next() else {
+            continue;
+        };
+        if let Some(pp) = rest.split_whitespace().nth(1).and_then(|v| v.parse().ok()) {
+            parent_of.push((p, pp));
+        }
+    }
+    let mut out = Vec::new();
+    let mut frontier = vec![pid];
+    while let Some(q) = frontier.pop() {
+        for &(c, pp) in &parent_of {
+            if pp == q && !out.contains(&c) {
+                out.push(c);
+                frontier.push(c);
+            }
+        }
+    }
+    out
+}
+
+/// A process's command name from /proc (empty if gone).
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+pub fn signal(pid: u32, sig: i32) {
+    // SAFETY: kill(2) on a PID this test started.
+    unsafe {
+        libc::kill(pid as i32, sig);
+    }
+}
+
+/// A process this test started: on drop, it and all its descendants are
+/// killed by PID and reaped.
+pub struct Proc {
+    pub child: Child,
+    pub name: &'static str,
+}
+
+impl Proc {
+    pub fn spawn(name: &'static str, cmd: &mut Command) -> Proc {
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        Proc { child, name }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `t` for exit; the exit status if it did.
+    pub fn wait_timeout(&mut self, t: Duration) -> Option<std::process::ExitStatus> {
+        let end = Instant::now() + t;
+        loop {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            if Instant::now() > end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if self.alive() {
+            for d in descendants(self.pid()).into_iter().rev() {
+                signal(d, libc::SIGKILL);
+            }
+            eprintln!("killing {} (pid {})", self.name, self.pid());
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// A temporary directory removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A statically linked busybox (busybox-static), or None.
+pub fn busybox() -> Option<Vec<u8>> {
+    let b = std::fs::read("/bin/busybox").ok()?;
+    // dynamic executables name their loader (PT_INTERP) near the start
+    let head = &b[..b.len().min(4096)];
+    let dynamic = head
+        .windows(8)
+        .any(|w| w == b"/lib64/l" || w == b"/lib/ld-");
+    (!dynamic).then_some(b)
+}
+
+/// cpio "newc" archive writer (what the kernel unpacks as initramfs).
+struct Cpio {
+    out: Vec<u8>,
+    ino: u32,
+}
+
+impl Cpio {
+    fn entry(&mut self, name: &str, mode: u32, rdev: (u32, u32), data: &[u8]) {
+        self.ino += 1;
+        let hdr = format!(
+            "070701{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}{:08x}",
+            self.ino,
+            mode,
+            0,
+            0,
+            1,
+            0,
+            data.len(),
+            0,
+            0,
+            rdev.0,
+            rdev.1,
+            name.len() + 1,
+            0
+        );
+        self.out.extend_from_slice(hdr.as_bytes());
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.push(0);
+        while !self.out.len().is_multiple_of(4) {
+            self.out.push(0);
+        }
+        self.out.extend_from_slice(data);
+        while !self.out.len().is_multiple_of(4) {
+            self.out.push(0);
+        }
+    }
+}
+
+/// A gzipped initramfs: /bin/busybox, /dev/console, empty /proc /sys /dev
+/// /tmp, and `init` (a `#!/bin/busybox sh` script) as /init.
+pub fn initramfs(busybox: &[u8], init: &str) -> Vec<u8> {
+    let mut c = Cpio {
+        out: Vec::new(),
+        ino: 0,
+    };
+    for d in [".", "bin", "proc", "sys", "dev", "tmp"] {
+        c.entry(d, 0o040755, (0, 0), &[]);
+    }
+    c.entry("dev/console", 0o020600, (5, 1), &[]);
+    c.entry("bin/busybox", 0o100755, (0, 0), busybox);
+    c.entry("init", 0o100755, (0, 0), init.as_bytes());
+    c.entry("TRAILER!!!", 0, (0, 0), &[]);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&c.out).unwrap();
+    gz.finish().unwrap()
+}
+
+/// A marker unique to this run, for the guest to log and the test to find.
+pub fn marker(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{prefix}-{}-{nanos:08x}", std::process::id())
+}
+
+/// Polls `f` every 100 ms; panics after `timeout` (a hang guard).
+pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < end, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
