@@ -31,7 +31,24 @@ pub fn run(a: InfoArgs) -> CliResult {
     let ram: u64 = k.dump.memory.ranges().iter().map(|r| r.len).sum();
     let levels = match &k.paging {
         Paging::X86_64(p) => format!("{}-level", p.levels),
-        Paging::Aarch64(p) => format!("{p:?}"),
+        // e.g. "4K pages, 52-bit VAs (LPA2)": what crash's `help -m` says
+        Paging::Aarch64(p) => {
+            let va = if p.kernel_va_bits() == p.user_va_bits() {
+                format!("{}-bit VAs", p.kernel_va_bits())
+            } else {
+                format!(
+                    "{}-bit kernel / {}-bit user VAs",
+                    p.kernel_va_bits(),
+                    p.user_va_bits()
+                )
+            };
+            let pa52 = match p.pa52() {
+                corestub::mmu::aarch64::Pa52Mode::None => "",
+                corestub::mmu::aarch64::Pa52Mode::Lpa => " (LPA)",
+                corestub::mmu::aarch64::Pa52Mode::Lpa2 => " (LPA2)",
+            };
+            format!("{}K pages, {va}{pa52}", p.page_size() >> 10)
+        }
     };
     // QEMU numbers its notes by vCPU: pr_pid is a PID only in kdump notes.
     let panic_task = s
