@@ -11,5 +11,6 @@ _here = os.path.dirname(os.path.abspath(__file__))
 # the scripts share corestub_common.py
 if _here not in sys.path:
     sys.path.insert(0, _here)
-for _name in ("dmesg.py", "task.py", "arm64_pac.py", "ps.py", "trapinfo.py", "lsmod.py", "sys.py"):
+# entry_unwind after arm64_pac: the unwinder registered last is asked first
+for _name in ("dmesg.py", "task.py", "arm64_pac.py", "entry_unwind.py", "ps.py", "trapinfo.py", "lsmod.py", "sys.py"):
     gdb.execute("source " + os.path.join(_here, _name))

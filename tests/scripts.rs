@@ -201,6 +201,9 @@ fn check(set: &str, test: &str) {
         ("ps".into(), "ps".into()),
         ("trapinfo".into(), "trapinfo".into()),
         ("trapinfo_pid".into(), format!("trapinfo {panic_pid}")),
+        // the panicking thread's outermost frames: through the syscall
+        // entry (entry_unwind.py) to the user pc, then a zero pc
+        ("bt_outer".into(), "bt -3".into()),
         ("sys".into(), "sys".into()),
         ("lsmod".into(), "lsmod".into()),
         ("help".into(), "help ps".into()),
@@ -382,6 +385,27 @@ fn check(set: &str, test: &str) {
             "{k}:\n{ti}"
         );
     }
+
+    // The backtrace goes through the syscall entry from its pt_regs: the
+    // frame after entry_SYSCALL_64 / el0t_64_sync is the user pc trapinfo
+    // read from the same pt_regs, and it ends there, with no garbage read
+    // off the user stack and no "corrupt stack".
+    let user_pc = step("trapinfo")
+        .split([' ', '\n'])
+        .find_map(|w| w.strip_prefix(if x86 { "ip=" } else { "pc=" }))
+        .map(|v| u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap())
+        .unwrap_or_else(|| panic!("no user pc in trapinfo:\n{}", step("trapinfo")));
+    let bt = step("bt_outer");
+    let lines: Vec<&str> = bt.lines().filter(|l| l.starts_with('#')).collect();
+    assert_eq!(lines.len(), 3, "bt -3:\n{bt}");
+    let entry = if x86 { "entry_SYSCALL_64" } else { "el0t_64_sync" };
+    assert!(lines[0].contains(&format!(" in {entry} ")), "bt -3:\n{bt}");
+    assert!(
+        lines[1].contains(&format!("0x{user_pc:016x} in ?? ()")),
+        "user pc {user_pc:#x} after {entry}:\n{bt}"
+    );
+    assert!(lines[2].contains("0x0000000000000000 in ?? ()"), "bt -3:\n{bt}");
+    assert!(!bt.contains("corrupt stack"), "bt -3:\n{bt}");
 
     // sys banner
     let sys = sys_map(&step("sys"));
