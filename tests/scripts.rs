@@ -398,13 +398,20 @@ fn check(set: &str, test: &str) {
     let bt = step("bt_outer");
     let lines: Vec<&str> = bt.lines().filter(|l| l.starts_with('#')).collect();
     assert_eq!(lines.len(), 3, "bt -3:\n{bt}");
-    let entry = if x86 { "entry_SYSCALL_64" } else { "el0t_64_sync" };
+    let entry = if x86 {
+        "entry_SYSCALL_64"
+    } else {
+        "el0t_64_sync"
+    };
     assert!(lines[0].contains(&format!(" in {entry} ")), "bt -3:\n{bt}");
     assert!(
         lines[1].contains(&format!("0x{user_pc:016x} in ?? ()")),
         "user pc {user_pc:#x} after {entry}:\n{bt}"
     );
-    assert!(lines[2].contains("0x0000000000000000 in ?? ()"), "bt -3:\n{bt}");
+    assert!(
+        lines[2].contains("0x0000000000000000 in ?? ()"),
+        "bt -3:\n{bt}"
+    );
     assert!(!bt.contains("corrupt stack"), "bt -3:\n{bt}");
 
     // sys banner

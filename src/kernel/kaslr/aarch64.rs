@@ -63,20 +63,20 @@ fn phys_u64(mem: &dyn PhysicalMemory, pa: u64) -> Option<u64> {
     Some(u64::from_le_bytes(b))
 }
 
-/// Physical addresses where the kernel image (its `_text`) may be.
-fn image_candidates(mem: &dyn PhysicalMemory, banner_rel: u64) -> Vec<u64> {
-    let mut found = Vec::new();
-    let mut buf = [0u8; BANNER.len()];
-    for r in mem.ranges() {
-        let mut text = r.start.0.next_multiple_of(LOAD_ALIGN);
-        while text + banner_rel + BANNER.len() as u64 <= r.end() {
-            if mem.read_phys(PhysAddr(text + banner_rel), &mut buf).is_ok() && buf == BANNER {
-                found.push(text);
-            }
-            text += LOAD_ALIGN;
-        }
-    }
-    found
+/// Physical addresses where the kernel image (its `_text`) may be, lowest
+/// first, found lazily: detection stops at the first that checks out.
+fn image_candidates(mem: &dyn PhysicalMemory, banner_rel: u64) -> impl Iterator<Item = u64> + '_ {
+    mem.ranges().iter().flat_map(move |r| {
+        let first = r.start.0.next_multiple_of(LOAD_ALIGN);
+        let end = r.end();
+        (0..)
+            .map(move |i| first + i * LOAD_ALIGN)
+            .take_while(move |&text| text + banner_rel + BANNER.len() as u64 <= end)
+            .filter(move |&text| {
+                let mut buf = [0u8; BANNER.len()];
+                mem.read_phys(PhysAddr(text + banner_rel), &mut buf).is_ok() && buf == BANNER
+            })
+    })
 }
 
 /// Page sizes to try: the Image header's, if the header survived boot.
@@ -115,15 +115,10 @@ pub fn detect(
     // The kernel maps (and reserves) its image from _stext: the 64 KiB
     // header before it is neither mapped nor kept.
     let stext_rel = v.addr("_stext").unwrap_or(text).wrapping_sub(text);
-    let candidates = image_candidates(mem, banner_rel);
-    if candidates.is_empty() {
-        return Err(
-            "no VMCOREINFO, and linux_banner was not found in RAM at any 64 KiB-aligned load address of the kernel image (wrong vmlinux?)"
-                .into(),
-        );
-    }
+    let mut candidates = Vec::new();
     let mut fallback = None;
-    for &text_pa in &candidates {
+    for text_pa in image_candidates(mem, banner_rel) {
+        candidates.push(text_pa);
         let Some(voff) = phys_u64(mem, text_pa + voffset_rel) else {
             continue;
         };
@@ -201,6 +196,12 @@ pub fn detect(
             }
             fallback.get_or_insert(found);
         }
+    }
+    if candidates.is_empty() {
+        return Err(
+            "no VMCOREINFO, and linux_banner was not found in RAM at any 64 KiB-aligned load address of the kernel image (wrong vmlinux?)"
+                .into(),
+        );
     }
     fallback.ok_or_else(|| {
         format!(
