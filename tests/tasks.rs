@@ -265,3 +265,113 @@ fn arm64_tasks_are_threads() {
     // page 0 of busybox: the ELF magic through the task's own TTBR0
     assert!(all.contains("0102464c457f"), "{all}");
 }
+
+/// Undoes RSP run-length encoding (`X*n`: n − 29 more X) and binary
+/// escaping (`}` then byte ^ 0x20), in that order, as GDB does.
+fn rsp_decode(body: &[u8]) -> Vec<u8> {
+    let mut rle = Vec::new();
+    let mut i = 0;
+    while i < body.len() {
+        if body[i] == b'*' && i + 1 < body.len() {
+            let last = *rle.last().expect("run without a byte");
+            rle.extend(std::iter::repeat_n(last, body[i + 1] as usize - 29));
+            i += 2;
+        } else {
+            rle.push(body[i]);
+            i += 1;
+        }
+    }
+    let mut out = Vec::new();
+    let mut it = rle.into_iter();
+    while let Some(b) = it.next() {
+        out.push(if b == b'}' { it.next().unwrap() ^ 0x20 } else { b });
+    }
+    out
+}
+
+/// `qXfer:threads:read` (gdbstub patch 8) lists exactly the threads of
+/// qfThreadInfo, in order, each with the text qThreadExtraInfo gives it,
+/// so GDB can drop its per-thread qThreadExtraInfo round trips.
+#[test]
+fn thread_list_xml_matches_per_thread_queries() {
+    let test = "thread_list_xml_matches_per_thread_queries";
+    let (Some(dump), Some(vmlinux)) = (
+        fixture("x86_64-6.1", "kdump-zlib-d31.kdump", test),
+        fixture("x86_64-6.1", "vmlinux", test),
+    ) else {
+        return;
+    };
+    let srv = common::server::Server::start(&dump, &["--vmlinux", vmlinux.to_str().unwrap()]);
+    let mut c = srv.connect();
+    let sup = c.request(b"qSupported:multiprocess+;xmlRegisters=i386").unwrap();
+    assert!(
+        String::from_utf8_lossy(&sup).contains("qXfer:threads:read+"),
+        "{}",
+        String::from_utf8_lossy(&sup)
+    );
+    let mut ids = Vec::new();
+    let mut r = c.request(b"qfThreadInfo").unwrap();
+    while r.first() == Some(&b'm') {
+        ids.extend(String::from_utf8_lossy(&r[1..]).split(',').map(str::to_string));
+        r = c.request(b"qsThreadInfo").unwrap();
+    }
+    assert!(ids.len() > 70, "CPU and task threads: {ids:?}");
+
+    // read the document the way GDB 13 does, 4 KiB at a time
+    let mut doc = Vec::new();
+    loop {
+        let r = c
+            .request(format!("qXfer:threads:read::{:x},1000", doc.len()).as_bytes())
+            .unwrap();
+        let data = rsp_decode(&r[1..]);
+        assert!(data.len() <= 0x1000);
+        doc.extend_from_slice(&data);
+        match r[0] {
+            b'l' => break,
+            b'm' => assert!(!data.is_empty()),
+            _ => panic!("{}", String::from_utf8_lossy(&r)),
+        }
+    }
+    let doc = String::from_utf8(doc).unwrap();
+    let threads: Vec<(&str, &str)> = doc
+        .split("<thread id=\"")
+        .skip(1)
+        .map(|t| {
+            let (id, rest) = t.split_once("\">").unwrap();
+            (id, rest.split_once("</thread>").unwrap().0)
+        })
+        .collect();
+    // `p<pid>.<tid>` in hex; gdbstub pads qfThreadInfo's to even digits
+    let num = |id: &str| -> (u64, u64) {
+        let (p, t) = id.trim_start_matches('p').split_once('.').unwrap();
+        (
+            u64::from_str_radix(p, 16).unwrap(),
+            u64::from_str_radix(t, 16).unwrap(),
+        )
+    };
+    assert_eq!(
+        threads.iter().map(|t| num(t.0)).collect::<Vec<_>>(),
+        ids.iter().map(|i| num(i)).collect::<Vec<_>>(),
+        "{doc}"
+    );
+    let unescape = |s: &str| {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&")
+    };
+    for (id, text) in &threads {
+        let hex = c
+            .request(format!("qThreadExtraInfo,{id}").as_bytes())
+            .unwrap();
+        let hex = String::from_utf8(rsp_decode(&hex)).unwrap();
+        let want: Vec<u8> = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        assert_eq!(unescape(text).as_bytes(), &want[..], "thread {id}");
+    }
+    assert!(doc.contains("[panic]"), "{doc}");
+    // past the end: an empty last chunk
+    let r = c.request(b"qXfer:threads:read::ffffff,1000").unwrap();
+    assert_eq!(r, b"l");
+}

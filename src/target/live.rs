@@ -292,6 +292,12 @@ impl<A: ArchSupport> MultiThreadBase for LiveTarget<A> {
         self.inner().is_thread_alive(t)
     }
 
+    /// The thread list with its labels in one `qXfer:threads:read` (gdbstub
+    /// patch 8) instead of a `qThreadExtraInfo` per thread.
+    fn use_threads_xml(&self) -> bool {
+        true
+    }
+
     fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
         Some(self)
     }

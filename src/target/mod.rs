@@ -222,6 +222,12 @@ impl<A: ArchSupport> MultiThreadBase for DumpTarget<A> {
         Ok(self.thread(t).is_some())
     }
 
+    /// The thread list with its labels in one `qXfer:threads:read` (gdbstub
+    /// patch 8) instead of a `qThreadExtraInfo` per thread.
+    fn use_threads_xml(&self) -> bool {
+        true
+    }
+
     fn initial_stop_thread(&mut self) -> Result<Option<Tid>, Self::Error> {
         Ok(self.session.panic_cpu.map(|c| tid(c + 1)))
     }

@@ -96,6 +96,7 @@ macro_rules! commands {
                     fn support_no_ack_mode(&mut self) -> Option<()>;
                     fn support_x_upcase_packet(&mut self) -> Option<()>;
                     fn support_thread_extra_info(&mut self) -> Option<()>;
+                    fn support_threads_xml(&mut self) -> Option<()>;
                 }
 
                 impl<T: Target> Hack for T {
@@ -176,6 +177,15 @@ macro_rules! commands {
                         match self.base_ops() {
                             BaseOps::SingleThread(_) => None,
                             BaseOps::MultiThread(ops) => ops.support_thread_extra_info().map(drop),
+                        }
+                    }
+
+                    // corestub patch (PATCHES.md, 8)
+                    fn support_threads_xml(&mut self) -> Option<()> {
+                        use crate::target::ext::base::BaseOps;
+                        match self.base_ops() {
+                            BaseOps::SingleThread(_) => None,
+                            BaseOps::MultiThread(ops) => ops.use_threads_xml().then_some(()),
                         }
                     }
                 }
@@ -333,6 +343,10 @@ commands! {
 
     thread_extra_info use 'a {
         "qThreadExtraInfo" => _qThreadExtraInfo::qThreadExtraInfo<'a>,
+    }
+
+    threads_xml use 'a {
+        "qXfer:threads:read" => _qXfer_threads_read::qXferThreadsRead<'a>,
     }
 
     lldb_register_info {

@@ -44,6 +44,7 @@ mod section_offsets;
 mod single_register_access;
 mod target_xml;
 mod thread_extra_info;
+mod threads_xml;
 mod tracepoints;
 mod wasm;
 mod x_upcase_packet;
@@ -108,6 +109,10 @@ pub(crate) struct GdbStubImpl<T: Target, C: Connection> {
     current_mem_tid: Tid,
     current_resume_tid: SpecificIdKind,
     features: ProtocolFeatures,
+    /// corestub patch (PATCHES.md, 8): the `qXfer:threads:read` document,
+    /// built when GDB asks for offset 0 and served from here for the rest
+    /// (GDB 13 reads it 4 KiB at a time).
+    threads_xml: alloc::vec::Vec<u8>,
 }
 
 pub enum HandlerStatus {
@@ -134,6 +139,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             current_mem_tid: SINGLE_THREAD_TID,
             current_resume_tid: SpecificIdKind::WithId(SINGLE_THREAD_TID),
             features: ProtocolFeatures::empty(),
+            threads_xml: alloc::vec::Vec::new(),
         }
     }
 
@@ -235,6 +241,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             Command::ExecFile(cmd) => self.handle_exec_file(res, target, cmd),
             Command::Auxv(cmd) => self.handle_auxv(res, target, cmd),
             Command::ThreadExtraInfo(cmd) => self.handle_thread_extra_info(res, target, cmd),
+            Command::ThreadsXml(cmd) => self.handle_threads_xml(res, target, cmd),
             Command::LldbRegisterInfo(cmd) => self.handle_lldb_register_info(res, target, cmd),
             Command::LibrariesSvr4(cmd) => self.handle_libraries_svr4(res, target, cmd),
             Command::Libraries(cmd) => self.handle_libraries(res, target, cmd),

@@ -253,6 +253,13 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                     res.write_str(";qXfer:libraries:read+")?;
                 }
 
+                // corestub patch (PATCHES.md, 8)
+                if let BaseOps::MultiThread(ops) = target.base_ops() {
+                    if ops.use_threads_xml() {
+                        res.write_str(";qXfer:threads:read+")?;
+                    }
+                }
+
                 HandlerStatus::Handled
             }
 

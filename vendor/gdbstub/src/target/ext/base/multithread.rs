@@ -122,6 +122,18 @@ pub trait MultiThreadBase: Target {
         None
     }
 
+    /// corestub patch (PATCHES.md, 8): answer `qXfer:threads:read` with the
+    /// thread list as XML, each thread's [`thread_extra_info`] (if
+    /// supported) as its text. GDB then needs no `qThreadExtraInfo` per
+    /// thread: one to a few packets instead of one per thread for `info
+    /// threads`. Off by default (upstream behaviour).
+    ///
+    /// [`thread_extra_info`]: crate::target::ext::thread_extra_info::ThreadExtraInfo::thread_extra_info
+    #[inline(always)]
+    fn use_threads_xml(&self) -> bool {
+        false
+    }
+
     /// Support for providing thread extra information.
     #[inline(always)]
     fn support_thread_extra_info(
