@@ -134,9 +134,14 @@ impl Drop for TempDir {
     }
 }
 
-/// A statically linked busybox (busybox-static), or None.
+/// The host's statically linked busybox (busybox-static), or None.
 pub fn busybox() -> Option<Vec<u8>> {
-    let b = std::fs::read("/bin/busybox").ok()?;
+    static_busybox(std::path::Path::new("/bin/busybox"))
+}
+
+/// The busybox at `path` if it is statically linked, else None.
+pub fn static_busybox(path: &std::path::Path) -> Option<Vec<u8>> {
+    let b = std::fs::read(path).ok()?;
     // dynamic executables name their loader (PT_INTERP) near the start
     let head = &b[..b.len().min(4096)];
     let dynamic = head
@@ -186,6 +191,13 @@ impl Cpio {
 /// A gzipped initramfs: /bin/busybox, /dev/console, empty /proc /sys /dev
 /// /tmp, and `init` (a `#!/bin/busybox sh` script) as /init.
 pub fn initramfs(busybox: &[u8], init: &str) -> Vec<u8> {
+    initramfs_with(busybox, init, &[])
+}
+
+/// [`initramfs`] plus `files`, each (path without a leading /, contents)
+/// in the root directory or one of the directories above (e.g. a module
+/// for /init to insmod).
+pub fn initramfs_with(busybox: &[u8], init: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut c = Cpio {
         out: Vec::new(),
         ino: 0,
@@ -196,6 +208,9 @@ pub fn initramfs(busybox: &[u8], init: &str) -> Vec<u8> {
     c.entry("dev/console", 0o020600, (5, 1), &[]);
     c.entry("bin/busybox", 0o100755, (0, 0), busybox);
     c.entry("init", 0o100755, (0, 0), init.as_bytes());
+    for (name, data) in files {
+        c.entry(name, 0o100644, (0, 0), data);
+    }
     c.entry("TRAILER!!!", 0, (0, 0), &[]);
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     gz.write_all(&c.out).unwrap();
