@@ -16,7 +16,10 @@
 #   with the user's registers (`frame N`, `info registers`), and the
 #   backtrace ends there (a zero pc after it), unless symbols for that user
 #   code were loaded.
-# arm64 kernel threads end at ret_from_fork the same way (a zero pc).
+# arm64 kernel threads end at ret_from_fork the same way (a zero pc). IRQ-stack
+# switches (x86_64 6.x call_on_irqstack, arm64 call_on_irq_stack) are followed
+# back to the interrupted stack; GDB itself then stops if that stack lies
+# below the IRQ stack ("previous frame inner"), which no unwinder can change.
 # `set corestub-entry-unwind off` turns it off.
 
 import re
@@ -34,6 +37,12 @@ X86_ENTRY = re.compile(r"^(asm_exc_\w+|asm_sysvec_\w+|asm_common_interrupt|asm_s
 # arm64 vectors: el{0t,1t,1h}_{64,32}_{sync,irq,fiq,error} (5.13+), el{0,1}_{sync,irq,...} before
 ARM64_ENTRY = re.compile(r"^(el[01][th]_(64|32)_(sync|irq|fiq|error)"
                          r"|el[01]_(sync|irq|fiq|error)(_compat|_invalid)?)$")
+
+# C handlers that run their work on the IRQ stack (6.x call_on_irqstack,
+# inline asm): `movq %rsp, (tos); movq tos, %rsp; call ...`. In their frame
+# the stack pointer GDB computes is that IRQ stack top, which holds the
+# interrupted stack pointer.
+X86_IRQSTACK_CALLERS = re.compile(r"^(sysvec_\w+|common_interrupt|spurious_interrupt)$")
 
 X86_KERNEL_CS = (0x10,)
 X86_USER_CS = (0x33, 0x23)
@@ -76,10 +85,14 @@ def _function(pc):
         b = gdb.block_for_pc(pc)
     except RuntimeError:
         b = None
-    while b is not None and b.function is None:
+    # the outermost function: inlined ones have blocks of their own
+    name = None
+    while b is not None and not b.is_static and not b.is_global:
+        if b.function is not None:
+            name = b.function.name
         b = b.superblock
-    if b is not None:
-        return b.function.name
+    if name is not None:
+        return name
     # entry_64.S has line info but no DW_TAG_subprogram: "0x... <sym+off>"
     try:
         text = gdb.format_address(pc)
@@ -94,11 +107,27 @@ def _ulong(v):
     return gdb.Value(v & MASK64).cast(gdb.lookup_type("unsigned long"))
 
 
+# registers GDB holds in 32 bits (it checks the size of every saved value)
+_REG32 = ("eflags", "cs", "ss", "cpsr")
+
+
 def _save(info, pending_frame, reg, v):
-    """Saves `v` for `reg` in the register's own size (GDB checks it)."""
-    size = pending_frame.read_register(reg).type.sizeof
+    """Saves `v` for `reg` in the register's own size."""
+    size = 4 if reg in _REG32 else 8
     t = gdb.lookup_type("unsigned int") if size == 4 else gdb.lookup_type("unsigned long")
     info.add_saved_register(reg, gdb.Value(v & ((1 << (8 * size)) - 1)).cast(t))
+
+
+def _carry_pauth(info, pending_frame):
+    """arm64: the PAC masks are per-CPU constants; hand them on (fetched
+    now: a lazy value that turns out unavailable would fail the unwind)."""
+    for reg in ("pauth_dmask", "pauth_cmask", "pauth_dmask_high", "pauth_cmask_high"):
+        try:
+            v = pending_frame.read_register(reg)
+            v.fetch_lazy()
+            info.add_saved_register(reg, v)
+        except (gdb.error, ValueError):
+            pass
 
 
 def _regs(addr):
@@ -151,6 +180,8 @@ class EntryUnwinder(Unwinder):
                 return None  # user symbols loaded: GDB unwinds it
             return self._end_of_user(pending_frame, pc, sp, "rip", "rsp")
         name = _function(pc)
+        if name is not None and X86_IRQSTACK_CALLERS.match(name):
+            return self._x86_off_irq_stack(pending_frame, pc, sp)
         if name is None or not X86_ENTRY.match(name):
             return None
         regs = _regs(sp)
@@ -164,6 +195,34 @@ class EntryUnwinder(Unwinder):
             _user_frames[(int(regs["ip"]) & MASK64, int(regs["sp"]) & MASK64)] = sp
         return info
 
+    def _x86_off_irq_stack(self, pending_frame, pc, sp):
+        """A sysvec_*/common_interrupt frame on the IRQ stack: follow the
+        saved stack pointer back to the interrupted stack, where the entry
+        stub's return address sits just below its pt_regs."""
+        inf = gdb.selected_inferior()
+        orig = int.from_bytes(bytes(inf.read_memory(sp, 8)), "little")
+        if orig < (1 << 63) or abs(orig - sp) < (16 << 10):
+            return None  # not a stack switch: GDB's CFI is right
+        try:
+            words = bytes(inf.read_memory(orig, 64 * 8))
+        except gdb.MemoryError:  # the top of the stack: read to its page end
+            words = bytes(inf.read_memory(orig, ((orig | 0xFFF) + 1 - orig) & ~7))
+        for i in range(len(words) // 8):
+            ret = int.from_bytes(words[8 * i:8 * i + 8], "little")
+            if ret < (1 << 63):
+                continue
+            name = _function(ret)
+            if name is None or not X86_ENTRY.match(name):
+                continue
+            regs_at = orig + 8 * (i + 1)
+            if int(_regs(regs_at)["cs"]) & 0xFFFF not in X86_KERNEL_CS + X86_USER_CS:
+                continue
+            info = pending_frame.create_unwind_info(_FrameId(_ulong(sp), _ulong(pc)))
+            _save(info, pending_frame, "rip", ret)
+            _save(info, pending_frame, "rsp", regs_at)
+            return info
+        return None
+
     def _arm64(self, pending_frame):
         pc = int(pending_frame.read_register("pc")) & MASK64
         sp = int(pending_frame.read_register("sp")) & MASK64
@@ -172,6 +231,23 @@ class EntryUnwinder(Unwinder):
                 return None  # user symbols loaded: GDB unwinds it
             return self._end_of_user(pending_frame, pc, sp, "pc", "sp")
         name = _function(pc)
+        if name == "call_on_irq_stack":
+            # switched to the IRQ stack after pushing a frame record {x29,
+            # x30} on the interrupted stack and pointing x29 at it
+            fp = int(pending_frame.read_register("x29")) & MASK64
+            rec = bytes(gdb.selected_inferior().read_memory(fp, 16))
+            prev_fp = int.from_bytes(rec[0:8], "little")
+            lr = int.from_bytes(rec[8:16], "little")
+            if not (lr >> 55) & 1:
+                return None
+            lr |= 0xFF80000000000000  # strip a PAC: kernel text is at the top
+            info = pending_frame.create_unwind_info(_FrameId(_ulong(sp), _ulong(pc)))
+            _save(info, pending_frame, "pc", lr)
+            _save(info, pending_frame, "x30", lr)
+            _save(info, pending_frame, "x29", prev_fp)
+            _save(info, pending_frame, "sp", fp + 16)
+            _carry_pauth(info, pending_frame)
+            return info
         if name in ("ret_from_fork", "__secondary_switched"):
             # the bottom of kernel threads and secondary CPUs: GDB would say "previous
             # frame identical (corrupt stack?)"; end it like x86_64's
@@ -193,6 +269,7 @@ class EntryUnwinder(Unwinder):
         _save(info, pending_frame, "sp", int(regs["sp"]))
         _save(info, pending_frame, "pc", int(regs["pc"]))
         _save(info, pending_frame, "cpsr", pstate)
+        _carry_pauth(info, pending_frame)
         if pstate & 0xF == 0:  # EL0
             _user_frames[(int(regs["pc"]) & MASK64, int(regs["sp"]) & MASK64)] = sp
         return info

@@ -359,6 +359,10 @@ fn check_gdb_x86(args: &[String], what: &str) {
     steps.push(("user".into(), format!("x/s {USER_VA:#x}")));
     steps.push(("t2".into(), "thread 2".into()));
     steps.push(("bt".into(), "bt".into()));
+    // CPU 0, stopped by the panic's reboot IPI while idle: through the IRQ
+    // stack and the entry stub's pt_regs (gdb-scripts/entry_unwind.py)
+    steps.push(("t1".into(), "thread 1".into()));
+    steps.push(("bt1".into(), "bt".into()));
     let (out, all) = gdb(args, &steps);
     let threads = &out["threads"];
     for cpu in 0..4 {
@@ -391,6 +395,16 @@ fn check_gdb_x86(args: &[String], what: &str) {
     }
     assert!(out["user"].contains(USER_PAGE), "{what}:\n{all}");
     assert!(out["bt"].contains(" panic ("), "{what}: {}", out["bt"]);
+    let bt1 = &out["bt1"];
+    let at = |f: &str| {
+        bt1.find(f)
+            .unwrap_or_else(|| panic!("{what}: no {f} in CPU 0's bt:\n{bt1}"))
+    };
+    assert!(
+        at("stop_this_cpu") < at("asm_sysvec_reboot") && at("asm_sysvec_reboot") < at("do_idle"),
+        "{what}: CPU 0's bt:\n{bt1}"
+    );
+    assert!(!bt1.contains("corrupt stack"), "{what}: CPU 0's bt:\n{bt1}");
 }
 
 #[test]

@@ -284,7 +284,11 @@ fn rsp_decode(body: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     let mut it = rle.into_iter();
     while let Some(b) = it.next() {
-        out.push(if b == b'}' { it.next().unwrap() ^ 0x20 } else { b });
+        out.push(if b == b'}' {
+            it.next().unwrap() ^ 0x20
+        } else {
+            b
+        });
     }
     out
 }
@@ -303,7 +307,9 @@ fn thread_list_xml_matches_per_thread_queries() {
     };
     let srv = common::server::Server::start(&dump, &["--vmlinux", vmlinux.to_str().unwrap()]);
     let mut c = srv.connect();
-    let sup = c.request(b"qSupported:multiprocess+;xmlRegisters=i386").unwrap();
+    let sup = c
+        .request(b"qSupported:multiprocess+;xmlRegisters=i386")
+        .unwrap();
     assert!(
         String::from_utf8_lossy(&sup).contains("qXfer:threads:read+"),
         "{}",
@@ -312,7 +318,11 @@ fn thread_list_xml_matches_per_thread_queries() {
     let mut ids = Vec::new();
     let mut r = c.request(b"qfThreadInfo").unwrap();
     while r.first() == Some(&b'm') {
-        ids.extend(String::from_utf8_lossy(&r[1..]).split(',').map(str::to_string));
+        ids.extend(
+            String::from_utf8_lossy(&r[1..])
+                .split(',')
+                .map(str::to_string),
+        );
         r = c.request(b"qsThreadInfo").unwrap();
     }
     assert!(ids.len() > 70, "CPU and task threads: {ids:?}");
