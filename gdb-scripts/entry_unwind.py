@@ -78,9 +78,24 @@ class _FrameId(object):
         self.pc = pc
 
 
+_names = {}
+
+
 def _function(pc):
     """The name of the function (or, for assembly without DWARF functions,
-    the ELF symbol) at `pc`, or None."""
+    the ELF symbol) at `pc`, or None. Cached: GDB asks for every frame of
+    every backtrace, and most tasks share their return addresses."""
+    try:
+        return _names[pc]
+    except KeyError:
+        pass
+    if len(_names) > 100000:
+        _names.clear()
+    _names[pc] = name = _lookup_function(pc)
+    return name
+
+
+def _lookup_function(pc):
     try:
         b = gdb.block_for_pc(pc)
     except RuntimeError:
@@ -131,8 +146,11 @@ def _carry_pauth(info, pending_frame):
 
 
 def _regs(addr):
+    """The pt_regs at `addr`, read in one go (one memory packet)."""
     t = gdb.lookup_type("struct pt_regs")
-    return gdb.Value(addr).cast(t.pointer()).dereference()
+    v = gdb.Value(addr).cast(t.pointer()).dereference()
+    v.fetch_lazy()
+    return v
 
 
 class EntryUnwinder(Unwinder):
