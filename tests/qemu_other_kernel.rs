@@ -1,12 +1,14 @@
 //! corestub on dumps of kernels, paging modes and a CPU count the checked-in
 //! fixtures (Debian 6.1, x86_64 4-level and arm64 48-bit VAs, 4 CPUs) do
-//! not cover: Debian's 6.12 cloud kernels from bookworm-backports, booted
-//! under QEMU TCG with **3 CPUs**, one test per architecture:
+//! not cover: Debian's 6.12 kernels from bookworm-backports, booted under
+//! QEMU TCG with **3 CPUs**, one test per configuration:
 //! - x86_64: **5-level paging** (`-cpu qemu64,+la57,-cx16`; without CX16
 //!   because QEMU 7.2's TCG CMPXCHG16B breaks about one 6.12 boot in four);
 //! - arm64: **52-bit VAs with LPA2**, 4K pages (the cloud-arm64 kernel is
 //!   built with ARM64_VA_BITS_52; `-cpu max` has LPA2, so it runs with 5
-//!   levels of tables).
+//!   levels of tables);
+//! - arm64-16k: Debian's generic arm64 kernel with **16K pages**, also
+//!   52-bit VAs with LPA2 (4 levels; 1 GB of debug package, ~75 s cold).
 //!
 //! Each guest's busybox /init insmods a real module (loop.ko, which has no
 //! dependencies), starts two sleepers, writes a marker to the kernel log
@@ -102,11 +104,13 @@ enum Busybox {
 
 /// What differs between the two guests.
 struct Arch {
-    /// `x86_64`, `arm64`: the test's label and the cache's `NAME-6.12/`.
+    /// `x86_64`, `arm64`, `arm64-16k`: the test's label and the cache's
+    /// `NAME-6.12/`.
     name: &'static str,
-    /// Debian's architecture: package suffix (`:arm64`) and kernel flavour
-    /// (`cloud-arm64`).
+    /// Debian's architecture: package suffix (`:arm64`).
     deb: &'static str,
+    /// Debian's kernel flavour (`cloud-arm64`, `arm64-16k`).
+    flavour: &'static str,
     /// The ELF e_machine of its binaries (the busybox is checked).
     elf_machine: u16,
     qemu: &'static str,
@@ -131,6 +135,7 @@ struct Arch {
 const X86_64: Arch = Arch {
     name: "x86_64",
     deb: "amd64",
+    flavour: "cloud-amd64",
     elf_machine: 62,
     qemu: "qemu-system-x86_64",
     qemu_package: "qemu-system-x86",
@@ -163,6 +168,7 @@ const X86_64: Arch = Arch {
 const ARM64: Arch = Arch {
     name: "arm64",
     deb: "arm64",
+    flavour: "cloud-arm64",
     elf_machine: 183,
     qemu: "qemu-system-aarch64",
     qemu_package: "qemu-system-arm",
@@ -190,6 +196,21 @@ const ARM64: Arch = Arch {
          linux_banner confirmed, linear map checked",
     ],
     flags: ("PSTATE", |f| f & 0x80 == 0), // the I of DAIF
+};
+
+/// Debian's generic arm64 kernel with 16 KiB pages: also ARM64_VA_BITS_52,
+/// so LPA2 with the 16K granule (4 levels of tables, 47-bit fallback).
+const ARM64_16K: Arch = Arch {
+    name: "arm64-16k",
+    flavour: "arm64-16k",
+    marker: "CORESTUB-16K-MARKER",
+    paging: "16K pages, 52-bit VAs (LPA2)",
+    root_from: &[
+        "no VMCOREINFO: kernel image found at physical",
+        "(linux_banner), kimage_voffset read there; 52-bit VAs (52 at run time), 16K pages; \
+         linux_banner confirmed, linear map checked",
+    ],
+    ..ARM64
 };
 
 impl Arch {
@@ -389,7 +410,7 @@ fn fetch_kernel(a: &Arch) -> Result<Kernel, String> {
         .filter_map(|l| l.split(" - ").next())
         .map(|n| n.trim().to_string())
         .collect();
-    let flavour = format!("cloud-{}", a.deb);
+    let flavour = a.flavour;
     let release = names
         .iter()
         .filter_map(|n| {
@@ -1007,4 +1028,9 @@ fn qemu_612_x86_64_la57_three_cpus() {
 #[test]
 fn qemu_612_arm64_lpa2_three_cpus() {
     check(&ARM64)
+}
+
+#[test]
+fn qemu_612_arm64_16k_lpa2_three_cpus() {
+    check(&ARM64_16K)
 }
