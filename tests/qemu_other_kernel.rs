@@ -907,6 +907,36 @@ fn check(a: &Arch) {
         .map(|r| r.1.clone())
         .unwrap_or_else(|| panic!("pid {sleeper} not in `ps {sleeper}`:\n{all}"));
 
+    // Without --vmlinux: the release in the banner found in RAM names the
+    // vmlinux (here `vmlinux-RELEASE` beside the dump, one of the places
+    // looked in; /usr/lib/debug/boot/ is another), as `corestub gdb DUMP`
+    // needs for a dump without VMCOREINFO or build-id.
+    {
+        let dir =
+            std::env::temp_dir().join(format!("corestub-612-{}-{}", a.name, std::process::id()));
+        let _dir = common::guest::TempDir(dir.clone());
+        std::fs::create_dir_all(&dir).unwrap();
+        let beside = dir.join(format!("vmlinux-{}", k.release));
+        std::os::unix::fs::symlink(&k.vmlinux, &beside).unwrap();
+        std::os::unix::fs::symlink(guest.join(KDUMP), dir.join(KDUMP)).unwrap();
+        let out = run(Command::new(corestub_bin())
+            .args(["info", "--json"])
+            .arg(dir.join(KDUMP)));
+        assert!(out.status.success(), "{label} without --vmlinux: {out:?}");
+        let info: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(
+            info["vmlinux"].as_str(),
+            Some(beside.to_str().unwrap()),
+            "{label}: vmlinux not found by the banner's release: {info:#}"
+        );
+        assert!(
+            info["kernel_root_from"]
+                .as_str()
+                .is_some_and(|r| r.contains("linux_banner confirmed")),
+            "{label}: {info:#}"
+        );
+    }
+
     for name in [ELF, KDUMP] {
         let t = Instant::now();
         let dump = guest.join(name);

@@ -58,7 +58,16 @@ pub fn open_kernel(
     log::debug!("dump opened in {:?}", t0.elapsed());
     // Without VMCOREINFO the kernel layer needs the vmlinux to find KASLR.
     let early = match dump.notes.vmcoreinfo {
-        None => vmlinux::resolve(args.vmlinux.as_deref(), path, None, None)?,
+        None => {
+            // no VMCOREINFO, no build-id: the release in the banner names
+            // the vmlinux (/usr/lib/debug/boot/vmlinux-RELEASE, ...)
+            let release = match args.vmlinux {
+                None => corestub::kernel::kaslr::banner_release(dump.memory.as_ref()),
+                Some(_) => None,
+            };
+            log::debug!("no VMCOREINFO; release from the banner: {release:?}");
+            vmlinux::resolve(args.vmlinux.as_deref(), path, release.as_deref(), None)?
+        }
         Some(_) => None,
     };
     let (early_path, early_vmlinux) = match early {

@@ -73,3 +73,129 @@ fn banner_ok(
     let mut buf = [0u8; BANNER.len()];
     read(mem, paging, root, b.wrapping_add(offset), &mut buf) && buf == BANNER
 }
+
+/// The kernel release named by the first "Linux version RELEASE " found in
+/// physical memory (the image's `linux_banner`, or its copy in the log):
+/// how `corestub gdb DUMP` finds the vmlinux of a dump without VMCOREINFO.
+/// Reads page by page, lowest address first, and stops at the first hit.
+pub fn banner_release(mem: &dyn PhysicalMemory) -> Option<String> {
+    const PAGE: usize = 4096;
+    // room for a banner cut by a page edge: "Linux version " + a release
+    const CARRY: usize = 96;
+    let finder = memchr::memmem::Finder::new(BANNER);
+    let mut buf = vec![0u8; CARRY + PAGE];
+    for r in mem.ranges() {
+        let mut carried = 0;
+        let mut pa = r.start.0;
+        while pa < r.end() {
+            let n = ((r.end() - pa) as usize).min(PAGE);
+            if mem
+                .read_phys(crate::addr::PhysAddr(pa), &mut buf[carried..carried + n])
+                .is_err()
+            {
+                carried = 0; // a hole or an excluded page breaks the text
+                pa += n as u64;
+                continue;
+            }
+            let have = carried + n;
+            let mut from = 0;
+            while let Some(i) = finder.find(&buf[from..have]) {
+                let at = from + i + BANNER.len();
+                let rest = &buf[at..have];
+                match rest.iter().position(|&c| c == b' ') {
+                    Some(end)
+                        if (1..65).contains(&end)
+                            && rest[0].is_ascii_digit()
+                            && rest[..end].iter().all(|c| c.is_ascii_graphic()) =>
+                    {
+                        return Some(String::from_utf8_lossy(&rest[..end]).into_owned());
+                    }
+                    // cut by the end of what was read: the carry brings it back
+                    None if BANNER.len() + rest.len() <= CARRY => break,
+                    _ => from = at,
+                }
+            }
+            let keep = have.min(CARRY);
+            buf.copy_within(have - keep..have, 0);
+            carried = keep;
+            pa += n as u64;
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::banner_release;
+    use crate::addr::PhysAddr;
+    use crate::dump::{MemError, PhysRange, PhysicalMemory};
+
+    /// RAM from 0 with one unreadable page (an excluded page of a filtered
+    /// dump).
+    struct Ram {
+        bytes: Vec<u8>,
+        hole: u64,
+        ranges: Vec<PhysRange>,
+    }
+
+    impl PhysicalMemory for Ram {
+        fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
+            let (a, b) = (pa.0, pa.0 + buf.len() as u64);
+            if a < self.hole + 4096 && b > self.hole {
+                return Err(MemError::Excluded(PhysAddr(self.hole)));
+            }
+            let s = self
+                .bytes
+                .get(a as usize..b as usize)
+                .ok_or(MemError::NotInDump(pa))?;
+            buf.copy_from_slice(s);
+            Ok(())
+        }
+        fn ranges(&self) -> &[PhysRange] {
+            &self.ranges
+        }
+    }
+
+    fn ram(put: &[(usize, &[u8])], hole: u64) -> Ram {
+        let mut bytes = vec![0u8; 6 * 4096];
+        for (at, b) in put {
+            bytes[*at..*at + b.len()].copy_from_slice(b);
+        }
+        let len = bytes.len() as u64;
+        Ram {
+            bytes,
+            hole,
+            ranges: vec![PhysRange {
+                start: PhysAddr(0),
+                len,
+            }],
+        }
+    }
+
+    #[test]
+    fn release_from_the_first_banner() {
+        let banner: &[u8] = b"Linux version 6.12.95+deb12-cloud-amd64 (debian-kernel@lists) #1";
+        // across a page edge, after a non-release mention; a later one is
+        // not looked at
+        let m = ram(
+            &[
+                (100, b"Linux version unknown "),
+                (2 * 4096 - 20, banner),
+                (5 * 4096, b"Linux version 9.9.9 (other)"),
+            ],
+            3 * 4096,
+        );
+        assert_eq!(
+            banner_release(&m).as_deref(),
+            Some("6.12.95+deb12-cloud-amd64")
+        );
+        // the only banner right after an excluded page
+        let m = ram(&[(4 * 4096, banner)], 3 * 4096);
+        assert_eq!(
+            banner_release(&m).as_deref(),
+            Some("6.12.95+deb12-cloud-amd64")
+        );
+        // none
+        assert_eq!(banner_release(&ram(&[(10, b"Linux versio")], 4096)), None);
+    }
+}
