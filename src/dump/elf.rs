@@ -6,6 +6,10 @@
 //! rest reads as zeros, as crash does), zero-size segments, unaligned
 //! offsets. A segment whose file data lies past the end of the file
 //! (truncated copy) still serves the part that is there.
+//!
+//! The file is a [`Source`]: the mapped file, or the file a flattened
+//! stream (`makedumpfile -F -E`) reassembles to, read through its record
+//! index without rebuilding it.
 
 use std::path::Path;
 
@@ -13,6 +17,7 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
 
+use super::kdump::Source;
 use super::{Dump, DumpError, FormatInfo, MemError, Notes, PhysRange, PhysicalMemory};
 use crate::addr::{Arch, PhysAddr};
 
@@ -26,7 +31,7 @@ struct Segment {
 }
 
 pub struct ElfMemory {
-    map: memmap2::Mmap,
+    src: Source,
     /// Sorted by `start`, non-empty segments only.
     segments: Vec<Segment>,
     ranges: Vec<PhysRange>,
@@ -54,14 +59,12 @@ impl PhysicalMemory for ElfMemory {
             if file_n > 0 {
                 // p_offset is untrusted: near u64::MAX the sum overflows
                 let off = seg.offset.saturating_add(in_seg);
-                let src = usize::try_from(off)
-                    .ok()
-                    .and_then(|o| self.map.get(o..o.checked_add(file_n)?))
-                    .ok_or(MemError::Truncated {
-                        pa: PhysAddr(cur),
-                        offset: off,
+                self.src
+                    .read_at(off, &mut out[..file_n])
+                    .map_err(|missing| MemError::Truncated {
+                        pa: PhysAddr(cur + (missing.saturating_sub(off)).min(file_n as u64)),
+                        offset: missing,
                     })?;
-                out[..file_n].copy_from_slice(src);
             }
             out[file_n..].fill(0);
             done += n;
@@ -84,7 +87,33 @@ fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> DumpError {
 }
 
 pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
-    let data: &[u8] = &map;
+    open_source(path, Source::Mapped(map))
+}
+
+/// The ELF header and program headers, copied (a few KiB) so that they
+/// parse the same from a mapping or a flattened stream.
+fn headers(path: &Path, src: &Source) -> Result<Vec<u8>, DumpError> {
+    const EHDR: u64 = 64;
+    let short = |o| corrupt(path, o, "file ends inside the ELF header");
+    let mut e = [0u8; EHDR as usize];
+    src.read_at(0, &mut e).map_err(short)?;
+    let u16_at = |o: usize| u16::from_le_bytes([e[o], e[o + 1]]) as u64;
+    let phoff = u64::from_le_bytes(e[0x20..0x28].try_into().expect("8 bytes"));
+    let need = phoff
+        .checked_add(u16_at(0x36) * u16_at(0x38))
+        .filter(|&n| n <= src.stored_len().max(EHDR))
+        .unwrap_or(EHDR)
+        .max(EHDR);
+    // a lying e_phoff gets the program-header error from the parser below
+    let need = need.min(src.len());
+    src.to_vec(0, need as usize)
+        .map_err(|o| corrupt(path, o, "file ends inside the program headers"))
+}
+
+pub(super) fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
+    let head = headers(path, &src)?;
+    let data: &[u8] = &head;
+    let file_len = src.len();
     match FileKind::parse(data) {
         Ok(FileKind::Elf64) => {}
         Ok(k) => {
@@ -120,11 +149,13 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
             elf::PT_NOTE => {
                 let off = ph.p_offset(endian);
                 let size = ph.p_filesz(endian);
-                let blob = usize::try_from(off)
+                // notes are small; a size past what the file stores is a lie
+                let blob = usize::try_from(size)
                     .ok()
-                    .and_then(|o| data.get(o..)?.get(..usize::try_from(size).ok()?));
+                    .filter(|&n| (n as u64) <= src.stored_len())
+                    .and_then(|n| src.to_vec(off, n).ok());
                 match blob {
-                    Some(b) => notes.parse_into(b, arch, off),
+                    Some(b) => notes.parse_into(&b, arch, off),
                     None => notes.warnings.push(format!(
                         "PT_NOTE at file offset {off:#x} (size {size:#x}) lies past the end of the file"
                     )),
@@ -145,13 +176,13 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
                 if s.memsz == 0 {
                     continue;
                 }
-                if s.offset.saturating_add(s.filesz) > data.len() as u64 && incomplete.is_none() {
+                if s.offset.saturating_add(s.filesz) > file_len && incomplete.is_none() {
                     incomplete = Some(format!(
                         "file is truncated: PT_LOAD for {:#x}..{:#x} needs file bytes up to {:#x}, the file has {:#x}",
                         s.start,
                         s.start.saturating_add(s.memsz),
                         s.offset.saturating_add(s.filesz),
-                        data.len()
+                        file_len
                     ));
                 }
                 segments.push(s);
@@ -196,7 +227,7 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
         arch,
         format,
         memory: Box::new(ElfMemory {
-            map,
+            src,
             segments,
             ranges,
         }),

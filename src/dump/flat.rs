@@ -18,11 +18,12 @@
 //!
 //! The reassembled content is a kdump-compressed file (read by
 //! [`super::kdump`] through [`Source::Flat`]) or, for `makedumpfile -F -E`,
-//! an ELF vmcore, which is not supported yet (a clear error).
+//! an ELF vmcore (read by [`super::elf`] the same way).
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use super::elf;
 use super::kdump::{self, Source};
 use super::{Dump, DumpError};
 
@@ -339,15 +340,8 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
     let mut magic = [0u8; 8];
     let n = (flat.len().min(8)) as usize;
     let _ = flat.read_at(0, &mut magic[..n]);
-    if magic.starts_with(b"\x7fELF") {
-        return Err(DumpError::UnknownFormat {
-            path: path.to_path_buf(),
-            reason: "flattened ELF vmcore (makedumpfile -F -E) is not supported yet; \
-                     rebuild it with `makedumpfile -R out.vmcore < file` and open out.vmcore"
-                .into(),
-        });
-    }
-    if &magic != kdump::SIGNATURE_KDUMP && &magic != kdump::SIGNATURE_DISKDUMP {
+    let elf = magic.starts_with(b"\x7fELF");
+    if !elf && &magic != kdump::SIGNATURE_KDUMP && &magic != kdump::SIGNATURE_DISKDUMP {
         return Err(corrupt(
             path,
             HEADER_SIZE,
@@ -365,7 +359,11 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
         note.push_str(", overlapping (later records win)");
     }
     let incomplete = flat.incomplete().map(str::to_owned);
-    let mut dump = kdump::open_source(path, Source::Flat(flat))?;
+    let mut dump = if elf {
+        elf::open_source(path, Source::Flat(flat))?
+    } else {
+        kdump::open_source(path, Source::Flat(flat))?
+    };
     dump.format.name = format!("flattened {}", dump.format.name);
     dump.format.quirks.push(format!("flattened stream: {note}"));
     if let Some(why) = incomplete {
@@ -380,6 +378,7 @@ pub fn open(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::addr::PhysAddr;
 
     fn anon(bytes: &[u8]) -> memmap2::Mmap {
         let mut m = memmap2::MmapMut::map_anon(bytes.len().max(1)).unwrap();
@@ -473,11 +472,37 @@ mod tests {
         assert!(f.incomplete().is_some());
     }
 
+    /// `makedumpfile -F -E`: an ELF vmcore in records (out of order, as
+    /// makedumpfile's two streams interleave) reads exactly as the file.
     #[test]
-    fn flattened_elf_is_a_clear_error() {
-        let stream = flatten(&[(0, b"\x7fELF\x02\x01\x01\0rest")], true);
-        let err = open(Path::new("t.flat"), anon(&stream)).unwrap_err();
-        assert!(err.to_string().contains("not supported yet"), "{err}");
+    fn flattened_elf_reads_as_the_elf() {
+        let file = crate::fuzz_harness::synthetic_elf();
+        let plain = super::super::open_bytes(Path::new("t.elf"), &file).unwrap();
+        let mut records: Vec<(u64, &[u8])> = file
+            .chunks(1000)
+            .enumerate()
+            .map(|(i, c)| ((i * 1000) as u64, c))
+            .collect();
+        records.reverse();
+        let stream = flatten(&records, true);
+        let d = open(Path::new("t.flat"), anon(&stream)).unwrap();
+        assert_eq!(d.format.name, "flattened ELF vmcore");
+        assert_eq!(d.notes.vmcoreinfo, plain.notes.vmcoreinfo);
+        assert_eq!(d.notes.cpus.len(), plain.notes.cpus.len());
+        assert_eq!(d.memory.ranges(), plain.memory.ranges());
+        for r in plain.memory.ranges() {
+            let mut pa = r.start.0;
+            while pa < r.end() {
+                let n = (r.end() - pa).min(4096) as usize;
+                let (mut a, mut b) = (vec![0u8; n], vec![0u8; n]);
+                assert_eq!(
+                    plain.memory.read_phys(PhysAddr(pa), &mut a).is_ok(),
+                    d.memory.read_phys(PhysAddr(pa), &mut b).is_ok()
+                );
+                assert_eq!(a, b, "pa {pa:#x}");
+                pa += n as u64;
+            }
+        }
         let stream = flatten(&[(0, b"garbage!")], true);
         assert!(open(Path::new("t.flat"), anon(&stream)).is_err());
     }

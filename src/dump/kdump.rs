@@ -93,7 +93,7 @@ impl Source {
     /// Bytes actually stored (the mapping's length). A flattened stream's
     /// reassembled length comes from its record offsets and can be far
     /// larger; whatever is copied at open must fit in this.
-    fn stored_len(&self) -> u64 {
+    pub(super) fn stored_len(&self) -> u64 {
         match self {
             Source::Mapped(m) => m.len() as u64,
             Source::Flat(f) => f.stored_len(),
@@ -132,7 +132,7 @@ impl Source {
 
     /// An owned copy of `[off, off+len)`, for header-sized data at open.
     /// The caller has checked `len` against [`Source::len`].
-    fn to_vec(&self, off: u64, len: usize) -> Result<Vec<u8>, u64> {
+    pub(super) fn to_vec(&self, off: u64, len: usize) -> Result<Vec<u8>, u64> {
         let end = off.checked_add(len as u64).ok_or(off)?;
         if end > self.len() {
             return Err(off.max(self.len()));
