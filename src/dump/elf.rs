@@ -17,7 +17,7 @@ use object::elf;
 use object::read::elf::{FileHeader, ProgramHeader};
 use object::{Endianness, FileKind};
 
-use super::kdump::Source;
+use super::source::Source;
 use super::{Dump, DumpError, FormatInfo, MemError, Notes, PhysRange, PhysicalMemory};
 use crate::addr::{Arch, PhysAddr};
 

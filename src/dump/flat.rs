@@ -24,7 +24,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::elf;
-use super::kdump::{self, Source};
+use super::kdump;
+use super::source::Source;
 use super::{Dump, DumpError};
 
 /// The flattened-format signature at offset 0.

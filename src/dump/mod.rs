@@ -11,6 +11,7 @@ pub mod kdump;
 pub mod live;
 pub mod notes;
 pub mod raw;
+pub mod source;
 pub mod split;
 
 use std::fmt;
