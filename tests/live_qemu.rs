@@ -27,7 +27,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::corestub_bin;
-use common::guest::{Proc, TempDir, busybox, comm, descendants, have, initramfs, signal, wait_for};
+use common::guest::{
+    INIT_PREAMBLE, Proc, TempDir, busybox, cmd_ok, comm, descendants, downloaded, extract, have,
+    initramfs, signal, wait_for,
+};
 use corestub::qmp::Qmp;
 
 const TEST: &str = "live_qemu";
@@ -48,56 +51,33 @@ fn vmlinuz() -> Option<PathBuf> {
     }
     std::fs::create_dir_all(&dir).ok()?;
     let pkg = format!("linux-image-{KVER}");
-    let ok = Command::new("apt-get")
-        .args(["download", &pkg])
-        .current_dir(&dir)
-        .status()
-        .is_ok_and(|s| s.success());
-    let deb = std::fs::read_dir(&dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            let n = p.file_name().unwrap_or_default().to_string_lossy();
-            n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb")
-        });
-    let (true, Some(deb)) = (ok, deb) else {
-        eprintln!("live_qemu: apt-get download {pkg} failed");
-        return None;
-    };
-    let x = dir.join("extract");
-    let _ = std::fs::remove_dir_all(&x);
-    let ok = Command::new("dpkg-deb")
-        .arg("-x")
-        .arg(&deb)
-        .arg(&x)
-        .status()
-        .is_ok_and(|s| s.success());
-    let img = x.join(format!("boot/vmlinuz-{KVER}"));
-    if !ok || !img.is_file() {
-        eprintln!(
-            "live_qemu: dpkg-deb -x {} gave no {}",
-            deb.display(),
-            img.display()
-        );
+    let fetched = cmd_ok(
+        Command::new("apt-get")
+            .args(["download", &pkg])
+            .current_dir(&dir),
+        &format!("apt-get download {pkg}"),
+    )
+    .and_then(|_| downloaded(&dir, &pkg))
+    .and_then(|deb| {
+        let member = format!("./boot/vmlinuz-{KVER}");
+        let got = extract(&deb, &dir, std::slice::from_ref(&member));
+        let _ = std::fs::remove_file(&deb);
+        got?;
+        std::fs::rename(dir.join(&member), &out).map_err(|e| format!("{member}: {e}"))?;
+        let _ = std::fs::remove_dir_all(dir.join("boot"));
+        Ok(())
+    });
+    if let Err(e) = fetched {
+        eprintln!("{TEST}: {e}");
         return None;
     }
-    std::fs::rename(&img, &out).ok()?;
-    let _ = std::fs::remove_dir_all(&x);
-    let _ = std::fs::remove_file(&deb);
     Some(out)
 }
 
 /// /init: two sleepers, the marker in the kernel log, then a READY line.
 fn init_script(marker: &str) -> String {
     format!(
-        "#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-sleep 100001 &
+        "{INIT_PREAMBLE}sleep 100001 &
 sleep 100002 &
 echo {marker} > /dev/kmsg
 echo LIVE-READY {marker}

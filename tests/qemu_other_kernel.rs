@@ -70,7 +70,10 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::guest::{Proc, have, initramfs_with, static_busybox, wait_for};
+use common::guest::{
+    INIT_PREAMBLE, Proc, cmd_ok, downloaded, extract, have, initramfs_with, static_busybox,
+    wait_for,
+};
 use common::{corestub_bin, gdb_steps, run};
 use corestub::qmp::Qmp;
 use serde_json::{Value, json};
@@ -293,62 +296,6 @@ fn cached_kernel(a: &Arch) -> Option<Kernel> {
         .max_by_key(|k| version_key(&k.release))
 }
 
-/// Runs `cmd`; Ok(its stderr) if it exits 0, else Err(status + stderr).
-fn cmd_ok(cmd: &mut Command, what: &str) -> Result<String, String> {
-    let out = cmd
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("{what}: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stderr).to_string())
-    } else {
-        Err(format!(
-            "{what}: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        ))
-    }
-}
-
-/// `dpkg-deb --fsys-tarfile DEB | tar -x -C DIR MEMBERS…`.
-fn extract(deb: &Path, dir: &Path, members: &[String]) -> Result<(), String> {
-    let mut dpkg = Command::new("dpkg-deb")
-        .arg("--fsys-tarfile")
-        .arg(deb)
-        .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("dpkg-deb: {e}"))?;
-    let tar = Command::new("tar")
-        .arg("-x")
-        .arg("-C")
-        .arg(dir)
-        .args(members)
-        .stdin(dpkg.stdout.take().unwrap())
-        .status();
-    let dpkg = dpkg.wait();
-    match (dpkg, tar) {
-        (Ok(d), Ok(t)) if d.success() && t.success() => Ok(()),
-        (d, t) => Err(format!(
-            "extracting {members:?} from {}: dpkg-deb {d:?}, tar {t:?}",
-            deb.display()
-        )),
-    }
-}
-
-/// The `PKG_*.deb` that `apt-get download` left in `dir`.
-fn downloaded(dir: &Path, pkg: &str) -> Result<PathBuf, String> {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            let n = p.file_name().unwrap_or_default().to_string_lossy();
-            n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb")
-        })
-        .ok_or_else(|| format!("apt-get download left no {pkg}_*.deb"))
-}
-
 /// Fetches the newest 6.12 cloud kernel, its debug vmlinux and loop.ko
 /// (plain and debug) from bookworm-backports into the cache; a release
 /// directory made before loop.ko was needed is completed. Err: why not
@@ -564,13 +511,7 @@ fn download_busybox(a: &Arch, to: &Path) -> Result<Vec<u8>, String> {
 /// (`INIT-MODULES loop[    3.570816] …` was seen on arm64).
 fn init_script(marker: &str) -> String {
     format!(
-        "#!/bin/busybox sh
-/bin/busybox --install -s /bin
-export PATH=/bin
-mount -t proc proc /proc
-mount -t sysfs sysfs /sys
-mount -t devtmpfs devtmpfs /dev 2>/dev/null
-insmod /loop.ko
+        "{INIT_PREAMBLE}insmod /loop.ko
 echo \"INIT-MODULES $(cut -d' ' -f1 /proc/modules)\" > /dev/kmsg
 sleep 100001 &
 sleep 100002 &

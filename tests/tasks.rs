@@ -266,23 +266,11 @@ fn arm64_tasks_are_threads() {
     assert!(all.contains("0102464c457f"), "{all}");
 }
 
-/// Undoes RSP run-length encoding (`X*n`: n − 29 more X) and binary
-/// escaping (`}` then byte ^ 0x20), in that order, as GDB does.
+/// Undoes RSP run-length encoding ([`common::server::unrle`]) and then
+/// binary escaping (`}` then byte ^ 0x20), as GDB does.
 fn rsp_decode(body: &[u8]) -> Vec<u8> {
-    let mut rle = Vec::new();
-    let mut i = 0;
-    while i < body.len() {
-        if body[i] == b'*' && i + 1 < body.len() {
-            let last = *rle.last().expect("run without a byte");
-            rle.extend(std::iter::repeat_n(last, body[i + 1] as usize - 29));
-            i += 2;
-        } else {
-            rle.push(body[i]);
-            i += 1;
-        }
-    }
     let mut out = Vec::new();
-    let mut it = rle.into_iter();
+    let mut it = common::server::unrle(body).into_iter();
     while let Some(b) = it.next() {
         out.push(if b == b'}' {
             it.next().unwrap() ^ 0x20

@@ -138,27 +138,24 @@ pub fn join(mut parts: Vec<Dump>) -> Result<Dump, DumpError> {
         ..first.format.clone()
     };
     let ranges = first.memory.ranges().to_vec();
-    let mut rest = parts.into_iter();
-    let head = rest.next().expect("checked non-empty");
-    let mut joined = vec![head.format.split_pfns.unwrap_or_default()];
-    let mut mems = vec![head.memory];
-    for p in rest {
-        joined.push(p.format.split_pfns.unwrap_or_default());
-        mems.push(p.memory);
+    let (path, arch) = (first.path.clone(), first.arch);
+    let mut notes = None;
+    let mut pieces = Vec::with_capacity(n);
+    for p in parts {
+        let (lo, hi) = p.format.split_pfns.unwrap_or_default();
+        pieces.push((lo.saturating_mul(bs)..hi.saturating_mul(bs), p.memory));
+        // every part carries the same notes: keep the first's
+        notes.get_or_insert(p.notes);
     }
     let memory = SplitMemory {
-        parts: joined
-            .into_iter()
-            .zip(mems)
-            .map(|((lo, hi), m)| (lo.saturating_mul(bs)..hi.saturating_mul(bs), m))
-            .collect(),
+        parts: pieces,
         ranges,
     };
     Ok(Dump {
-        path: head.path,
-        arch: head.arch,
+        path,
+        arch,
         format,
         memory: Box::new(memory),
-        notes: head.notes,
+        notes: notes.expect("checked non-empty"),
     })
 }

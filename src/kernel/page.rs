@@ -9,10 +9,6 @@ use crate::kernel::Kernel;
 /// kernel without debug options that grow it).
 const DEFAULT_PAGE_STRUCT_SIZE: u64 = 64;
 
-fn num(k: &Kernel, name: &str) -> Option<u64> {
-    k.number(name)
-}
-
 /// log2 of the page size.
 pub fn page_shift(k: &Kernel) -> u32 {
     k.paging.page_size().trailing_zeros()
@@ -35,13 +31,13 @@ fn x86_base_variable(k: &Kernel, name: &str) -> Result<u64, String> {
 
 /// arm64 `PHYS_OFFSET` (memstart_addr).
 fn arm64_phys_offset(k: &Kernel) -> Result<u64, String> {
-    num(k, "PHYS_OFFSET").ok_or_else(|| {
+    k.number("PHYS_OFFSET").ok_or_else(|| {
         "VMCOREINFO lacks NUMBER(PHYS_OFFSET) and memstart_addr is unknown".to_string()
     })
 }
 
 fn arm64_va_bits(k: &Kernel) -> Result<u32, String> {
-    num(k, "VA_BITS")
+    k.number("VA_BITS")
         .map(|v| v as u32)
         .filter(|v| (36..=52).contains(v))
         .ok_or_else(|| "no plausible VA_BITS (VMCOREINFO or detected)".to_string())
@@ -85,7 +81,7 @@ pub fn vmemmap(k: &Kernel) -> Result<u64, String> {
             let size = page_struct_size(k);
             let first_pfn = arm64_phys_offset(k)? >> shift;
             let vmemmap = |start: u64| start.wrapping_sub(first_pfn.wrapping_mul(size));
-            if let Some(s) = num(k, "VMEMMAP_START") {
+            if let Some(s) = k.number("VMEMMAP_START") {
                 return Ok(vmemmap(s));
             }
             let starts = arm64_vmemmap_starts(arm64_va_bits(k)?, shift, size);
@@ -233,9 +229,9 @@ pub fn page_flag_names(k: &Kernel, flags: u64) -> Vec<String> {
         "hwpoison",
     ]
     .iter()
-    .filter_map(|n| Some((n.to_string(), num(k, &format!("PG_{n}"))?)))
+    .filter_map(|n| Some((n.to_string(), k.number(&format!("PG_{n}"))?)))
     .chain(
-        num(k, "PG_head_mask")
+        k.number("PG_head_mask")
             .filter(|m| m.is_power_of_two())
             .map(|m| ("head".to_string(), m.trailing_zeros() as u64)),
     )

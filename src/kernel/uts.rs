@@ -17,16 +17,9 @@ pub struct Utsname {
 const FIELD: usize = 65;
 
 pub fn read(k: &Kernel) -> Option<Utsname> {
-    let base = match (
-        k.vmcoreinfo.symbol("init_uts_ns"),
-        k.vmcoreinfo.offset("uts_namespace.name"),
-    ) {
-        (Some(s), Some(o)) => s + o,
-        // no VMCOREINFO (raw RAM, QEMU without vmcoreinfo): vmlinux + DWARF
-        _ => {
-            k.symbol("init_uts_ns")?.0 + k.debug_info()?.offset_of("uts_namespace", "name").ok()?
-        }
-    };
+    // VMCOREINFO's SYMBOL/OFFSET, else the vmlinux and its DWARF (raw RAM,
+    // QEMU without vmcoreinfo)
+    let base = k.symbol("init_uts_ns")?.0 + k.member_offset("uts_namespace.name")?;
     let mut b = [0u8; FIELD * 6];
     k.read_virt(&k.kernel_space(), VirtAddr(base), &mut b)
         .ok()?;

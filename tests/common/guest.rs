@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -190,6 +190,16 @@ impl Cpio {
 
 /// A gzipped initramfs: /bin/busybox, /dev/console, empty /proc /sys /dev
 /// /tmp, and `init` (a `#!/bin/busybox sh` script) as /init.
+/// The start of every test guest's busybox /init: applets installed and
+/// /proc, /sys, /dev mounted.
+pub const INIT_PREAMBLE: &str = "#!/bin/busybox sh
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev 2>/dev/null
+";
+
 pub fn initramfs(busybox: &[u8], init: &str) -> Vec<u8> {
     initramfs_with(busybox, init, &[])
 }
@@ -233,4 +243,60 @@ pub fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
         assert!(Instant::now() < end, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// Runs `cmd`; Ok(its stderr) if it exits 0, else Err(status + stderr).
+pub fn cmd_ok(cmd: &mut Command, what: &str) -> Result<String, String> {
+    let out = cmd
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("{what}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stderr).to_string())
+    } else {
+        Err(format!(
+            "{what}: {}\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+/// `dpkg-deb --fsys-tarfile DEB | tar -x -C DIR MEMBERS…`.
+pub fn extract(deb: &Path, dir: &Path, members: &[String]) -> Result<(), String> {
+    let mut dpkg = Command::new("dpkg-deb")
+        .arg("--fsys-tarfile")
+        .arg(deb)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("dpkg-deb: {e}"))?;
+    let tar = Command::new("tar")
+        .arg("-x")
+        .arg("-C")
+        .arg(dir)
+        .args(members)
+        .stdin(dpkg.stdout.take().unwrap())
+        .status();
+    let dpkg = dpkg.wait();
+    match (dpkg, tar) {
+        (Ok(d), Ok(t)) if d.success() && t.success() => Ok(()),
+        (d, t) => Err(format!(
+            "extracting {members:?} from {}: dpkg-deb {d:?}, tar {t:?}",
+            deb.display()
+        )),
+    }
+}
+
+/// The `PKG_*.deb` that `apt-get download` left in `dir`.
+pub fn downloaded(dir: &Path, pkg: &str) -> Result<PathBuf, String> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy();
+            n.starts_with(&format!("{pkg}_")) && n.ends_with(".deb")
+        })
+        .ok_or_else(|| format!("apt-get download left no {pkg}_*.deb"))
 }
