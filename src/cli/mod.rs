@@ -1,6 +1,7 @@
 //! The command line (clap). Names are fixed by the project's docs:
 //! `corestub serve`, `corestub gdb`, `corestub lldb`, `corestub info`.
 
+mod debuginfod;
 mod gdb;
 mod handoff;
 mod info;

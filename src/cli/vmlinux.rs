@@ -4,19 +4,18 @@ use std::path::{Path, PathBuf};
 
 use corestub::kernel::symbols::Vmlinux;
 
+use super::debuginfod::{self, BuildId};
+
 /// Where distributions and users put vmlinux files.
-fn candidates(dump: &Path, release: Option<&str>, build_id: Option<&str>) -> Vec<PathBuf> {
+fn candidates(dump: &Path, release: Option<&str>, build_id: Option<&BuildId>) -> Vec<PathBuf> {
     let mut v = Vec::new();
-    if let Some(id) = build_id.filter(|id| id.len() > 2) {
+    if let Some(id) = build_id {
+        let (dir, rest) = id.as_str().split_at(2);
         v.push(PathBuf::from(format!(
-            "/usr/lib/debug/.build-id/{}/{}.debug",
-            &id[..2],
-            &id[2..]
+            "/usr/lib/debug/.build-id/{dir}/{rest}.debug"
         )));
         v.push(PathBuf::from(format!(
-            "/usr/lib/debug/.build-id/{}/{}",
-            &id[..2],
-            &id[2..]
+            "/usr/lib/debug/.build-id/{dir}/{rest}"
         )));
     }
     if let Some(r) = release {
@@ -57,7 +56,15 @@ pub fn resolve(
         }
         return Ok(Some((p.to_path_buf(), v)));
     }
-    for c in candidates(dump, release, dump_build_id) {
+    let id = dump_build_id.and_then(|t| {
+        let id = BuildId::parse(t);
+        if id.is_none() {
+            log::warn!("the dump's build-id {t:?} is not hex: ignored");
+        }
+        id
+    });
+    let dump_build_id = id.as_ref().map(BuildId::as_str);
+    for c in candidates(dump, release, id.as_ref()) {
         if !c.is_file() {
             continue;
         }
@@ -74,5 +81,51 @@ pub fn resolve(
         }
         log::info!("{}: build-id does not match, skipped", c.display());
     }
-    Ok(None)
+    match id {
+        Some(id) => from_debuginfod(&id),
+        None => Ok(None),
+    }
+}
+
+/// The debug file for `id` from the debuginfod cache, else fetched from
+/// `$DEBUGINFOD_URLS`. No servers configured is not an error (the caller
+/// explains a missing vmlinux); a server that was asked and failed is.
+fn from_debuginfod(id: &BuildId) -> Result<Option<(PathBuf, Vmlinux)>, String> {
+    let matching = |p: &Path| -> Result<Vmlinux, String> {
+        let v = Vmlinux::open(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        match v.build_id() {
+            Some(got) if got.eq_ignore_ascii_case(id.as_str()) => Ok(v),
+            got => Err(format!(
+                "{}: build-id {} is not the dump's {}",
+                p.display(),
+                got.unwrap_or("(none)"),
+                id.as_str()
+            )),
+        }
+    };
+    if let Some(p) = debuginfod::cached(id) {
+        match matching(&p) {
+            Ok(v) => return Ok(Some((p, v))),
+            Err(e) => log::warn!("debuginfod cache: {e}"),
+        }
+    }
+    if debuginfod::server_urls().is_empty() {
+        return Ok(None);
+    }
+    // a server that lacks the kernel is reported, not fatal: the session
+    // still has CPU threads and memory without symbols
+    match debuginfod::fetch(id, &|p| matching(p).map(|_| ())) {
+        Ok(path) => {
+            let v = matching(&path)?;
+            log::info!("vmlinux from debuginfod: {}", path.display());
+            Ok(Some((path, v)))
+        }
+        Err(e) => {
+            log::warn!(
+                "no debug vmlinux for build-id {} from debuginfod: {e}",
+                id.as_str()
+            );
+            Ok(None)
+        }
+    }
 }
