@@ -217,6 +217,8 @@ pub fn spawn_signal_thread(live: Arc<Live>) {
             return;
         }
         live.shutdown();
+        // process::exit runs no destructors: hang up on QEMU explicitly.
+        live.qmp.close();
         eprintln!("corestub: signal {sig}: guest released, exiting");
         std::process::exit(128 + sig);
     });
