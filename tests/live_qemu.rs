@@ -223,7 +223,8 @@ fn second_session(qmp: &Qmp, guest: &Guest, log: &str) {
 
 /// Part 4: two corestub sessions one after the other on the same QMP socket,
 /// the second `--no-pause`, `BETWEEN_SESSIONS` after the first ended:
-/// a. `corestub serve` (pausing) attached by GDB, detached, then SIGTERM;
+/// a. `corestub serve` (pausing, its stderr a pipe nobody reads any more)
+///    attached by GDB, detached, then SIGTERM: it must exit;
 /// b. `corestub gdb` (pausing) with GDB attached, then SIGTERM to
 ///    `corestub gdb`: GDB and its `target remote |` child (which holds the
 ///    QMP connection) must end with it and the guest run again; an
@@ -231,7 +232,6 @@ fn second_session(qmp: &Qmp, guest: &Guest, log: &str) {
 fn back_to_back_sessions(qmp: &Qmp, guest: &Guest) {
     // a.
     let sock = guest.dir.join("corestub-first.sock");
-    let serve_log = guest.dir.join("serve-first.log");
     let mut serve = Proc::spawn(
         "corestub serve",
         Command::new(corestub_bin())
@@ -246,11 +246,15 @@ fn back_to_back_sessions(qmp: &Qmp, guest: &Guest) {
             .arg(&sock)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&serve_log).unwrap()),
+            .stderr(Stdio::piped()),
     );
-    wait_for("corestub's unix socket", Duration::from_secs(60), || {
-        sock.exists()
-    });
+    // its banner ends with the `target remote` line; then whoever read its
+    // stderr goes away: its last words must not keep it from exiting
+    let banner = std::io::BufReader::new(serve.child.stderr.take().unwrap());
+    let ready = std::io::BufRead::lines(banner)
+        .map_while(Result::ok)
+        .any(|l| l.contains("target remote"));
+    assert!(ready && sock.exists(), "corestub serve did not start");
     let out = Command::new("gdb")
         .args(["-nx", "-batch", "-iex", "set height 0"])
         .arg("-ex")
