@@ -224,10 +224,22 @@ impl Qmp {
     }
 }
 
+impl Qmp {
+    /// Hangs up: QEMU sees the end of this client at once (and may greet
+    /// the next one), even while another descriptor of the socket is still
+    /// open somewhere (our reader thread's, or one a process inherited):
+    /// shutdown(2) acts on the socket, close(2) only on a descriptor.
+    pub fn close(&self) {
+        let w = match self.writer.lock() {
+            Ok(w) => w,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let _ = w.shutdown(std::net::Shutdown::Both);
+    }
+}
+
 impl Drop for Qmp {
     fn drop(&mut self) {
-        if let Ok(w) = self.writer.lock() {
-            let _ = w.shutdown(std::net::Shutdown::Both);
-        }
+        self.close();
     }
 }

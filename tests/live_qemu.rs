@@ -13,6 +13,16 @@
 //!    STOP event meanwhile.
 //! 3. SIGINT and SIGTERM to an attached `corestub serve` leave the guest
 //!    running.
+//! 4. two sessions back to back on one QMP socket, the
+//!    second `--no-pause` 8 s after the first ended: after `corestub
+//!    serve` attached by GDB, detached and SIGTERMed; after `corestub gdb`
+//!    SIGTERMed while GDB is attached (GDB and its pipe child must end
+//!    too, the guest run again). The second must get QEMU's greeting.
+//! 5. QEMU >= 8.2's `kdump-raw-*` formats (plain diskdump files): the paused
+//!    guest dumped as ELF and as each kdump-raw-* QEMU offers; each is read
+//!    as a plain kdump-compressed file with its codec, page for page equal
+//!    to the ELF, and served to GDB (threads, bt, the marker in dmesg).
+//!    Skipped, loudly, on an older QEMU.
 //!
 //! Needs qemu-system-x86_64, busybox-static, gdb, the x86_64 vmlinux
 //! fixture, and Debian's linux-image-6.1.0-56-cloud-amd64 (fetched with
@@ -22,16 +32,20 @@
 
 mod common;
 
-use std::path::PathBuf;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::corestub_bin;
 use common::guest::{
     INIT_PREAMBLE, Proc, TempDir, busybox, cmd_ok, comm, descendants, downloaded, extract, have,
     initramfs, signal, wait_for,
 };
+use common::qemu_dump::{check_raw_info, compare_notes, compare_pages, raw_formats};
+use common::{corestub_bin, gdb_steps};
+use corestub::dump;
 use corestub::qmp::Qmp;
+use serde_json::json;
 
 const TEST: &str = "live_qemu";
 const KVER: &str = "6.1.0-56-cloud-amd64";
@@ -160,6 +174,244 @@ impl Guest {
                 .stderr(f),
         );
         (p, path)
+    }
+}
+
+/// How long the second session waits after the first ended (as a user
+/// would), longer than corestub's 5 s wait for QEMU's greeting.
+const BETWEEN_SESSIONS: Duration = Duration::from_secs(8);
+
+/// A `--no-pause` session `BETWEEN_SESSIONS` after another ended on the
+/// same QMP socket: it must get QEMU's greeting and serve (jiffies advance
+/// between two reads, no STOP).
+fn second_session(qmp: &Qmp, guest: &Guest, log: &str) {
+    std::thread::sleep(BETWEEN_SESSIONS);
+    qmp.drain_events();
+    let (mut gdb, log) = guest.gdb(
+        &["--no-pause"],
+        &[
+            ("j1", "p jiffies"),
+            ("sleep", "shell sleep 1"),
+            ("j2", "p jiffies"),
+        ],
+        log,
+    );
+    let st = gdb.wait_timeout(Duration::from_secs(90));
+    let out = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        !out.contains("no greeting"),
+        "the first session left QEMU's monitor busy:\n{out}"
+    );
+    assert!(
+        st.is_some_and(|s| s.success()),
+        "second session: {st:?}\n{out}"
+    );
+    let (j1, j2) = (
+        printed_values(step(&out, "j1")),
+        printed_values(step(&out, "j2")),
+    );
+    assert!(
+        matches!((j1.first(), j2.first()), (Some(a), Some(b)) if b > a),
+        "second session: jiffies must advance: {j1:?} {j2:?}\n{out}"
+    );
+    let mut events = Vec::new();
+    while let Some(ev) = qmp.next_event(Duration::from_millis(100)) {
+        events.push(ev.name);
+    }
+    assert!(!events.iter().any(|e| e == "STOP"), "{events:?}");
+}
+
+/// Part 4: two corestub sessions one after the other on the same QMP socket,
+/// the second `--no-pause`, `BETWEEN_SESSIONS` after the first ended:
+/// a. `corestub serve` (pausing, its stderr a pipe nobody reads any more)
+///    attached by GDB, detached, then SIGTERM: it must exit;
+/// b. `corestub gdb` (pausing) with GDB attached, then SIGTERM to
+///    `corestub gdb`: GDB and its `target remote |` child (which holds the
+///    QMP connection) must end with it and the guest run again; an
+///    orphaned GDB kept the connection and QEMU greeted no one else.
+fn back_to_back_sessions(qmp: &Qmp, guest: &Guest) {
+    // a.
+    let sock = guest.dir.join("corestub-first.sock");
+    let mut serve = Proc::spawn(
+        "corestub serve",
+        Command::new(corestub_bin())
+            .arg("serve")
+            .arg("--qemu-ram")
+            .arg(&guest.ram)
+            .arg("--qmp")
+            .arg(&guest.qmp_corestub)
+            .arg("--vmlinux")
+            .arg(&guest.vmlinux)
+            .arg("--unix")
+            .arg(&sock)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped()),
+    );
+    // its banner ends with the `target remote` line; then whoever read its
+    // stderr goes away: its last words must not keep it from exiting
+    let banner = std::io::BufReader::new(serve.child.stderr.take().unwrap());
+    let ready = std::io::BufRead::lines(banner)
+        .map_while(Result::ok)
+        .any(|l| l.contains("target remote"));
+    assert!(ready && sock.exists(), "corestub serve did not start");
+    let out = Command::new("gdb")
+        .args(["-nx", "-batch", "-iex", "set height 0"])
+        .arg("-ex")
+        .arg(format!("target remote {}", sock.display()))
+        .args(["-ex", "info threads 1-2", "-ex", "detach"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("gdb");
+    let gdb_out = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        gdb_out.contains("CPU 1") && gdb_out.contains("detached"),
+        "GDB on the first session:\n{gdb_out}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(status(qmp), "running", "detach must resume the guest");
+    signal(serve.pid(), libc::SIGTERM);
+    assert!(
+        serve.wait_timeout(Duration::from_secs(30)).is_some(),
+        "corestub serve did not exit on SIGTERM"
+    );
+    second_session(qmp, guest, "gdb-second-a.log");
+
+    // b.
+    let log = guest.dir.join("gdb-first-b.log");
+    let f = std::fs::File::create(&log).unwrap();
+    let mut first = Proc::spawn(
+        "corestub gdb",
+        Command::new(corestub_bin())
+            .arg("gdb")
+            .arg("--qemu-ram")
+            .arg(&guest.ram)
+            .arg("--qmp")
+            .arg(&guest.qmp_corestub)
+            .arg("--vmlinux")
+            .arg(&guest.vmlinux)
+            .args(["--", "-nx", "-iex", "set height 0"])
+            .stdin(Stdio::piped())
+            .stdout(f.try_clone().unwrap())
+            .stderr(f),
+    );
+    // GDB reads its commands from our pipe and waits for more: attached
+    let mut commands = first.child.stdin.take().unwrap();
+    commands
+        .write_all(b"info threads 1-2\necho @@ATTACHED\\n\n")
+        .unwrap();
+    wait_for("GDB to attach", Duration::from_secs(90), || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("@@ATTACHED"))
+    });
+    assert_eq!(status(qmp), "paused", "attach must pause the guest");
+    let family = descendants(first.pid());
+    signal(first.pid(), libc::SIGTERM);
+    let st = first.wait_timeout(Duration::from_secs(30));
+    assert_eq!(
+        st.and_then(|s| s.code()),
+        Some(128 + libc::SIGTERM),
+        "corestub gdb must end on SIGTERM, GDB with it"
+    );
+    wait_for(
+        "GDB and corestub's pipe child to end with corestub gdb",
+        Duration::from_secs(30),
+        || family.iter().all(|&p| comm(p).is_empty()),
+    );
+    drop(commands);
+    assert_eq!(
+        status(qmp),
+        "running",
+        "SIGTERM to corestub gdb must resume the guest; log:\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    second_session(qmp, guest, "gdb-second-b.log");
+}
+
+/// `dump-guest-memory` of the whole guest (no paging) to `path` in
+/// `format`. Synchronous: QEMU's detached dumps report "completed" before
+/// their thread has cleaned up, and a dump started at that moment can fail
+/// (seen with QEMU 10.0). 256 MiB take a few seconds, well inside the
+/// QMP client's reply timeout.
+fn dump_guest_memory(qmp: &Qmp, format: &str, path: &Path) {
+    qmp.execute(
+        "dump-guest-memory",
+        Some(json!({
+            "paging": false,
+            "protocol": format!("file:{}", path.display()),
+            "format": format,
+        })),
+    )
+    .unwrap_or_else(|e| panic!("dump-guest-memory {format}: {e}"));
+}
+
+/// Part 5: with the guest paused, an ELF dump and every `kdump-raw-*` dump QEMU
+/// offers (QEMU >= 8.2; none before), all of the same moment. Each raw one
+/// is a plain kdump-compressed file with its codec (`corestub info`), has
+/// the ELF's notes and every page of it, and serves GDB: vCPU and task
+/// threads, backtraces, the marker in dmesg. The guest runs again after.
+fn kdump_raw_dumps(qmp: &Qmp, guest: &Guest) {
+    let cap = qmp
+        .execute("query-dump-guest-memory-capability", None)
+        .expect("query-dump-guest-memory-capability");
+    let formats = raw_formats(&cap);
+    if formats.is_empty() {
+        eprintln!("SKIP {TEST}: kdump-raw-*: this QEMU offers none (QEMU >= 8.2 does): {cap}");
+        return;
+    }
+    qmp.stop().expect("stop");
+    wait_for("the guest to pause", Duration::from_secs(30), || {
+        status(qmp) == "paused"
+    });
+    let elf_path = guest.dir.join("qemu.elf");
+    dump_guest_memory(qmp, "elf", &elf_path);
+    let mut raws = Vec::new();
+    for f in &formats {
+        let path = guest.dir.join(format!("qemu-{f}.kdump"));
+        dump_guest_memory(qmp, f, &path);
+        raws.push((f, path));
+    }
+    qmp.cont().expect("cont");
+    assert_eq!(status(qmp), "running");
+    eprintln!("{TEST}: dumped elf and {formats:?}");
+
+    let elf = dump::open(&elf_path).expect("QEMU's ELF");
+    for (f, path) in &raws {
+        check_raw_info(path, f);
+        let raw = dump::open(path).unwrap_or_else(|e| panic!("{f}: {e}"));
+        compare_notes(&raw, &elf);
+        compare_pages(&raw, &elf);
+        drop(raw);
+        let (steps, all) = gdb_steps(
+            path,
+            &guest.vmlinux,
+            &[
+                ("threads", "info threads"),
+                ("bt", "thread apply 1-2 bt"),
+                ("dmesg", "dmesg"),
+            ],
+        );
+        let step = |k: &str| steps.get(k).cloned().unwrap_or_default();
+        let threads = step("threads");
+        assert!(
+            threads.contains("CPU 0") && threads.contains("CPU 1") && !threads.contains("CPU 2"),
+            "{f}: two vCPU threads:\n{all}"
+        );
+        assert!(
+            threads.matches(" sleep [S]").count() >= 2,
+            "{f}: the init script's sleepers as task threads:\n{all}"
+        );
+        let bt = step("bt");
+        for t in ["Thread 1 ", "Thread 2 "] {
+            let i = bt
+                .find(t)
+                .unwrap_or_else(|| panic!("{f}: no {t}in bt:\n{all}"));
+            assert!(bt[i..].contains("#1 "), "{f}: bt {t}:\n{all}");
+        }
+        assert!(!bt.contains("#0  0x0000000000000000"), "{f}: {bt}");
+        assert!(
+            step("dmesg").contains(&guest.marker),
+            "{f}: marker in dmesg:\n{all}"
+        );
     }
 }
 
@@ -430,6 +682,16 @@ fn live_qemu_guest() {
         );
     }
     eprintln!("live_qemu: signals in {:.1?}", t3.elapsed());
+
+    // 4. two sessions back to back on one QMP socket
+    let t4 = Instant::now();
+    back_to_back_sessions(&qmp, &guest);
+    eprintln!("live_qemu: back-to-back sessions in {:.1?}", t4.elapsed());
+
+    // 5. QEMU >= 8.2's kdump-raw-* dumps of the paused guest, against its ELF
+    let t5 = Instant::now();
+    kdump_raw_dumps(&qmp, &guest);
+    eprintln!("live_qemu: kdump-raw dumps in {:.1?}", t5.elapsed());
 
     let _ = qmp.execute("quit", None);
     let _ = qemu.wait_timeout(Duration::from_secs(10));

@@ -6,6 +6,7 @@ use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use corestub::addr::Arch;
 use corestub::target::Session;
@@ -169,6 +170,7 @@ pub fn run(a: GdbArgs) -> CliResult {
     unsafe {
         libc::signal(libc::SIGINT, libc::SIG_IGN);
     }
+    end_gdb_with_us(child.id());
     if let (Some((ours, child_end)), Some(kernel)) = (handoff, kernel.take()) {
         // Only GDB and its children hold the other end now: when they are
         // all gone, recv_fds sees EOF.
@@ -178,9 +180,49 @@ pub fn run(a: GdbArgs) -> CliResult {
     }
     let status = child.wait()?;
     serve::report_stats();
-    Ok(ExitCode::from(
-        status.code().unwrap_or(1).clamp(0, 255) as u8
-    ))
+    let code = match FORWARDED.load(Ordering::SeqCst) {
+        0 => status.code().unwrap_or(1),
+        sig => 128 + sig,
+    };
+    Ok(ExitCode::from(code.clamp(0, 255) as u8))
+}
+
+/// GDB's PID, for [`forward_to_gdb`].
+static GDB_PID: AtomicI32 = AtomicI32::new(0);
+/// The termination signal forwarded to GDB, if any (our exit status).
+static FORWARDED: AtomicI32 = AtomicI32::new(0);
+
+extern "C" fn forward_to_gdb(sig: libc::c_int) {
+    FORWARDED.store(sig, Ordering::SeqCst);
+    let pid = GDB_PID.load(Ordering::SeqCst);
+    if pid > 0 {
+        // SAFETY: kill(2) is async-signal-safe; `pid` is our child GDB.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+}
+
+/// SIGTERM or SIGHUP to `corestub gdb` ends GDB too (we then exit with its
+/// status), instead of killing only this waiting parent: an orphaned GDB
+/// keeps its `target remote |` child, and for a live guest that child
+/// keeps the QMP connection (QEMU greets no other client: the next
+/// corestub gets "no greeting") and the guest paused. GDB ends on SIGTERM
+/// like on `quit`: it detaches and SIGTERMs its pipe child, which resumes
+/// the guest and exits.
+fn end_gdb_with_us(gdb: u32) {
+    let Ok(pid) = i32::try_from(gdb) else {
+        return;
+    };
+    GDB_PID.store(pid, Ordering::SeqCst);
+    let handler = forward_to_gdb as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    for sig in [libc::SIGTERM, libc::SIGHUP] {
+        // SAFETY: installs a handler that only calls kill(2); GDB, already
+        // started, keeps its own dispositions.
+        unsafe {
+            libc::signal(sig, handler);
+        }
+    }
 }
 
 /// Warms the session, then serves every pair of pipes GDB's `target remote

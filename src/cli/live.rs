@@ -2,6 +2,7 @@
 //! SOCKET`), and the signal handling that keeps corestub from leaving a
 //! guest paused when it exits.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -217,7 +218,14 @@ pub fn spawn_signal_thread(live: Arc<Live>) {
             return;
         }
         live.shutdown();
-        eprintln!("corestub: signal {sig}: guest released, exiting");
+        // process::exit runs no destructors: hang up on QEMU explicitly.
+        live.qmp.close();
+        // Not eprintln!: with stderr a closed pipe it panics, this thread
+        // dies, and the process (signals blocked) never exits.
+        let _ = writeln!(
+            std::io::stderr(),
+            "corestub: signal {sig}: guest released, exiting"
+        );
         std::process::exit(128 + sig);
     });
 }

@@ -153,7 +153,10 @@ impl Live {
         if run.owned_pause {
             match self.qmp.cont() {
                 Ok(()) => log::info!("guest resumed (released)"),
-                Err(e) => eprintln!("corestub: could not resume the guest: {e}"),
+                // not eprintln!, which panics when stderr is a closed pipe
+                Err(e) => {
+                    let _ = writeln!(io::stderr(), "corestub: could not resume the guest: {e}");
+                }
             }
             run.owned_pause = false;
         }
