@@ -3,20 +3,22 @@
 use std::path::{Path, PathBuf};
 
 use corestub::kernel::symbols::Vmlinux;
+use corestub::kernel::vmcoreinfo::is_build_id;
 
 /// Where distributions and users put vmlinux files.
 fn candidates(dump: &Path, release: Option<&str>, build_id: Option<&str>) -> Vec<PathBuf> {
     let mut v = Vec::new();
-    if let Some(id) = build_id.filter(|id| id.len() > 2) {
+    // The id comes from the dump: only a hex one names a file (`split_at`
+    // on anything else could cut a character in two).
+    if let Some((dir, file)) = build_id
+        .filter(|id| id.len() > 2 && is_build_id(id))
+        .map(|id| id.split_at(2))
+    {
         v.push(PathBuf::from(format!(
-            "/usr/lib/debug/.build-id/{}/{}.debug",
-            &id[..2],
-            &id[2..]
+            "/usr/lib/debug/.build-id/{dir}/{file}.debug"
         )));
         v.push(PathBuf::from(format!(
-            "/usr/lib/debug/.build-id/{}/{}",
-            &id[..2],
-            &id[2..]
+            "/usr/lib/debug/.build-id/{dir}/{file}"
         )));
     }
     if let Some(r) = release {
@@ -75,4 +77,28 @@ pub fn resolve(
         log::info!("{}: build-id does not match, skipped", c.display());
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_id_paths_only_for_hex_ids() {
+        let dump = Path::new("/nonexistent/vmcore");
+        let c = candidates(dump, None, Some("3b0aff12"));
+        assert_eq!(
+            c[0],
+            PathBuf::from("/usr/lib/debug/.build-id/3b/0aff12.debug")
+        );
+        // A non-ASCII or non-hex id (a damaged dump) names no build-id path
+        // and does not panic.
+        for bad in ["\u{e9}\u{e9}\u{e9}", "3\u{e9}0a", "zz00"] {
+            let c = candidates(dump, None, Some(bad));
+            assert!(
+                c.iter().all(|p| !p.starts_with("/usr/lib/debug/.build-id")),
+                "{bad:?}: {c:?}"
+            );
+        }
+    }
 }

@@ -126,6 +126,9 @@ impl Kernel {
             .map(VmcoreInfo::parse)
             .unwrap_or_default();
         let path = dump.path.display().to_string();
+        if let Some(w) = vmcoreinfo.bad_build_id() {
+            log::warn!("{path}: {w}");
+        }
         let (paging, kernel_root, root_source, phys_base) = match arch {
             Arch::X86_64 => {
                 let five = vmcoreinfo.number("pgtable_l5_enabled").unwrap_or(0) != 0;

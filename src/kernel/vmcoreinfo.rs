@@ -32,6 +32,11 @@ fn parse_dec(s: &str) -> Option<i64> {
         .or_else(|| s.parse::<u64>().ok().map(|v| v as i64))
 }
 
+/// A GNU build-id as VMCOREINFO writes it: non-empty, even-length hex.
+pub fn is_build_id(s: &str) -> bool {
+    !s.is_empty() && s.len().is_multiple_of(2) && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 impl VmcoreInfo {
     /// Parses the note text. Malformed lines are skipped, never fatal.
     pub fn parse(text: &str) -> Self {
@@ -89,8 +94,21 @@ impl VmcoreInfo {
         self.get("OSRELEASE")
     }
 
+    /// `BUILD-ID`: the kernel's GNU build-id, lowercase or uppercase hex of
+    /// even length. A value that is not one (damaged dump) is `None`: it
+    /// names no file, and [`VmcoreInfo::bad_build_id`] says why.
     pub fn build_id(&self) -> Option<&str> {
-        self.get("BUILD-ID")
+        self.get("BUILD-ID").filter(|v| is_build_id(v))
+    }
+
+    /// A warning for a `BUILD-ID` that is present but not hex, so the
+    /// caller can say it was ignored.
+    pub fn bad_build_id(&self) -> Option<String> {
+        let v = self.get("BUILD-ID").filter(|v| !is_build_id(v))?;
+        Some(format!(
+            "VMCOREINFO BUILD-ID {:?} is not an even-length hex string; ignored",
+            v.escape_debug().to_string()
+        ))
     }
 
     pub fn page_size(&self) -> Option<u64> {
@@ -128,5 +146,19 @@ mod tests {
         assert_eq!(v.osrelease(), Some("6.1.0-56-cloud-amd64"));
         assert_eq!(v.crash_time(), Some(1763765155));
         assert_eq!(v.symbol("nope"), None);
+    }
+
+    #[test]
+    fn build_id_must_be_even_length_hex() {
+        let ok = VmcoreInfo::parse("BUILD-ID=3B0aff\n");
+        assert_eq!(ok.build_id(), Some("3B0aff"));
+        assert_eq!(ok.bad_build_id(), None);
+        for bad in ["3b\u{e9}0a", "\u{e9}", "3b0", "xyz0", ""] {
+            let v = VmcoreInfo::parse(&format!("BUILD-ID={bad}\n"));
+            assert_eq!(v.build_id(), None, "{bad:?}");
+            let w = v.bad_build_id().expect("a warning");
+            assert!(w.contains("BUILD-ID") && w.contains("ignored"), "{w}");
+        }
+        assert_eq!(VmcoreInfo::parse("OSRELEASE=6.1\n").bad_build_id(), None);
     }
 }
