@@ -48,8 +48,10 @@ pub struct Notes {
     pub vmcoreinfo: Option<String>,
     /// Number of NT_FPREGSET notes seen (register contents not used yet).
     pub fpregsets: usize,
-    /// The NT_PRSTATUS notes are numbered by vCPU (QEMU: pr_pid = CPU index
-    /// + 1), so `CpuNote::pid` is not a Linux PID and must not be shown as one.
+    /// The NT_PRSTATUS notes are numbered by vCPU (QEMU: pr_pid is the CPU
+    /// index plus one), so `CpuNote::pid` is not a Linux PID and must not be
+    /// shown as one. Set by each opener (it knows who wrote the file); the
+    /// one place every layer above asks (`Kernel::notes_carry_pids`).
     pub vcpu_numbered: bool,
     /// Problems found while parsing (truncated note, odd sizes); not fatal.
     pub warnings: Vec<String>,

@@ -362,11 +362,10 @@ impl Kernel {
     }
 
     /// True when NT_PRSTATUS pr_pid fields are Linux PIDs (kdump), false
-    /// when they number vCPUs (QEMU writes cpu index + 1).
+    /// when they number vCPUs (QEMU writes cpu index + 1): as the dump's
+    /// opener decided ([`crate::dump::Notes::vcpu_numbered`]).
     pub fn notes_carry_pids(&self) -> bool {
-        self.dump.notes.qemu_cpus.is_empty()
-            && !(self.cpus.len() > 1
-                && self.cpus.iter().all(|c| c.note_pid as usize == c.index + 1))
+        !self.dump.notes.vcpu_numbered
     }
 
     /// The panicking CPU when no symbol table is available: the first CPU

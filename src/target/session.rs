@@ -139,12 +139,10 @@ impl Session {
             Some(t) if t.pid == 0 => s.push_str(" idle"),
             Some(t) => s.push_str(&format!(" {}/{}", t.comm, t.pid)),
             // without DWARF: kdump notes carry the PID (QEMU's carry vCPU+1)
-            None if self.kernel.dump.notes.qemu_cpus.is_empty() => {
-                match self.kernel.cpus[i].note_pid {
-                    0 => s.push_str(" idle"),
-                    pid => s.push_str(&format!(" pid {pid}")),
-                }
-            }
+            None if self.kernel.notes_carry_pids() => match self.kernel.cpus[i].note_pid {
+                0 => s.push_str(" idle"),
+                pid => s.push_str(&format!(" pid {pid}")),
+            },
             None => {}
         }
         if Some(i) == self.panic_cpu {
