@@ -37,10 +37,38 @@ impl ReadError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why the kernel layer could not answer: what was asked (a member, an
+/// address) and the reason, kept typed so callers can tell "no vmlinux"
+/// from "a vmlinux without DWARF" from "unreadable memory".
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KernelError {
     #[error("{0}: cannot find the kernel page tables: {1}")]
     NoPageTables(String, String),
+    #[error(
+        "no debug vmlinux for this dump: pass --vmlinux (the kernel's -dbg vmlinux, with DWARF)"
+    )]
+    NoVmlinux,
+    /// The vmlinux is there but its DWARF is not usable (stripped, damaged).
+    #[error("{}: {source}", path.display())]
+    Dwarf {
+        path: std::path::PathBuf,
+        #[source]
+        source: dwarf::DwarfError,
+    },
+    /// A struct member (or type) the kernel's DWARF does not have.
+    #[error("{member}: {source}")]
+    Member {
+        member: String,
+        #[source]
+        source: dwarf::DwarfError,
+    },
+    /// Kernel memory that could not be read, and what it was.
+    #[error("{what} at {}: {source}", source.va())]
+    Read {
+        what: String,
+        #[source]
+        source: ReadError,
+    },
 }
 
 /// How the kernel page-table root and KASLR offset were found.
@@ -334,9 +362,37 @@ impl Kernel {
         self.debug_info()?.size_of(name).ok()
     }
 
-    /// DWARF layouts, when the vmlinux has debug info.
+    /// DWARF layouts, when the vmlinux has debug info (see
+    /// [`Kernel::dwarf`] for why not).
     pub fn debug_info(&self) -> Option<&dwarf::DebugInfo> {
-        self.vmlinux.as_ref()?.debug_info().ok()
+        self.dwarf().ok()
+    }
+
+    /// DWARF layouts, or why there are none: no vmlinux, or a vmlinux
+    /// without (usable) DWARF, naming the file.
+    pub fn dwarf(&self) -> Result<&dwarf::DebugInfo, KernelError> {
+        let v = self.vmlinux.as_ref().ok_or(KernelError::NoVmlinux)?;
+        v.debug_info().map_err(|e| match e {
+            symbols::VmlinuxError::Dwarf { path, source } => KernelError::Dwarf { path, source },
+            other => KernelError::Dwarf {
+                path: v.path().to_path_buf(),
+                source: dwarf::DwarfError::Malformed {
+                    offset: 0,
+                    reason: other.to_string(),
+                },
+            },
+        })
+    }
+
+    /// Byte offset of `path` (`thread.sp`) in struct/union `ty`, from DWARF,
+    /// or why not (naming the member).
+    pub fn dwarf_offset(&self, ty: &str, path: &str) -> Result<u64, KernelError> {
+        self.dwarf()?
+            .offset_of(ty, path)
+            .map_err(|source| KernelError::Member {
+                member: format!("{ty}.{path}"),
+                source,
+            })
     }
 
     /// Per-CPU base of `cpu` (`__per_cpu_offset[cpu]`).
