@@ -85,7 +85,17 @@ fn x86_64_build_id_arch_symbols() {
     assert_eq!((s.name, off), ("sysrq_handle_crash", 4));
     let (s, off) = vm.symbolize(vm.addr("panic").unwrap()).unwrap();
     assert_eq!((s.name, off), ("panic", 0));
-    assert!(vm.symbolize(0x1000).is_none() || vm.symbolize(0x1000).unwrap().0.addr <= 0x1000);
+    // A sized symbol covers [addr, addr + size) and nothing past it: the
+    // byte after `panic` is another symbol's (or none), never `panic+size`.
+    for name in ["panic", "sysrq_handle_crash"] {
+        let sym = vm.symbol(name).unwrap();
+        assert!(sym.size > 0, "{name} has no size");
+        let (s, off) = vm.symbolize(sym.addr + sym.size - 1).unwrap();
+        assert_eq!((s.name, off), (name, sym.size - 1));
+        if let Some((s, _)) = vm.symbolize(sym.addr + sym.size) {
+            assert_ne!(s.name, name, "{name}: symbolized past its end");
+        }
+    }
 }
 
 #[test]
