@@ -166,9 +166,18 @@ impl Kernel {
                     .symbol("init_top_pgt")
                     .or_else(|| vmcoreinfo.symbol("swapper_pg_dir"));
                 if let Some(sym) = sym {
+                    // PA = VA - __START_KERNEL_map + phys_base (signed)
                     let pa = sym
-                        .wrapping_sub(X86_START_KERNEL_MAP)
-                        .wrapping_add(phys_base as u64);
+                        .checked_sub(X86_START_KERNEL_MAP)
+                        .and_then(|o| o.checked_add_signed(phys_base))
+                        .ok_or_else(|| {
+                            KernelError::NoPageTables(
+                                path.clone(),
+                                format!(
+                                    "VMCOREINFO's kernel page table {sym:#x} with phys_base {phys_base:#x} is not a physical address"
+                                ),
+                            )
+                        })?;
                     (
                         paging,
                         PageTableRoot(PhysAddr(pa)),
@@ -215,8 +224,13 @@ impl Kernel {
                     ));
                 };
                 // The kernel image is mapped at PA = VA - kimage_voffset.
-                let root = p
-                    .kernel_root_from_swapper_pg_dir(PhysAddr(swapper.wrapping_sub(voff)), va_bits);
+                let pa = swapper.checked_sub(voff).ok_or_else(|| {
+                    KernelError::NoPageTables(
+                        path.clone(),
+                        format!("SYMBOL(swapper_pg_dir) {swapper:#x} is below NUMBER(kimage_voffset) {voff:#x}"),
+                    )
+                })?;
+                let root = p.kernel_root_from_swapper_pg_dir(PhysAddr(pa), va_bits);
                 (Paging::Aarch64(p), root, RootSource::Vmcoreinfo, 0)
             }
         };
@@ -324,7 +338,7 @@ impl Kernel {
         if let Some(v) = &self.vmlinux
             && let Some(a) = v.addr(name)
         {
-            return Some(VirtAddr(v.relocate(a, self.kaslr_offset)));
+            return v.relocate(a, self.kaslr_offset).map(VirtAddr);
         }
         self.vmcoreinfo.symbol(name).map(VirtAddr)
     }

@@ -380,12 +380,13 @@ impl VmlinuxFile {
 
     /// The run-time address of link-time `addr` given the KASLR offset
     /// (`KERNELOFFSET` in VMCOREINFO): unchanged for zero-based per-CPU
-    /// offsets, else shifted.
-    pub fn relocate(&self, addr: u64, kaslr_offset: u64) -> u64 {
+    /// offsets, else shifted; `None` if the shift leaves the address space
+    /// (the offset came from a damaged dump).
+    pub fn relocate(&self, addr: u64, kaslr_offset: u64) -> Option<u64> {
         if self.percpu_zero_based() && self.is_percpu(addr) {
-            addr
+            Some(addr)
         } else {
-            addr.wrapping_add(kaslr_offset)
+            addr.checked_add(kaslr_offset)
         }
     }
 
