@@ -1,4 +1,4 @@
-//! corestub command line: `serve`, `gdb`, `info`.
+//! corestub command line: `serve`, `gdb`, `lldb`, `info` (see `cli`).
 
 mod cli;
 

@@ -535,6 +535,26 @@ fn arm64_qemu_elf_serves() {
     assert!(out["comm"].contains("\"swapper/0"), "{all}");
 }
 
+/// Without a vmlinux (no task list) CPU threads are labelled from the
+/// notes, whose pr_pid on QEMU dumps is the vCPU number + 1: never shown as
+/// a PID ("CPU 0 pid 1" was what arm64 QEMU dumps got).
+#[test]
+fn arm64_qemu_elf_without_vmlinux_shows_no_note_pids() {
+    let test = "arm64_qemu_elf_without_vmlinux_shows_no_note_pids";
+    let Some(elf) = fixture("arm64-6.1", "qemu.elf", test) else {
+        return;
+    };
+    let kernel = corestub::kernel::Kernel::new(dump::open(&elf).unwrap()).unwrap();
+    assert!(!kernel.notes_carry_pids());
+    let s =
+        corestub::target::session::Session::new(kernel, corestub::target::session::ThreadMode::All);
+    for cpu in 0..4 {
+        let label = s.cpu_label(cpu);
+        assert!(label.starts_with(&format!("CPU {cpu}")), "{label}");
+        assert!(!label.contains("pid"), "CPU {cpu}: {label}");
+    }
+}
+
 /// arm64 dumps with VMCOREINFO hidden (QEMU notes carry no TTBR1/TCR_EL1):
 /// the kernel image is found in RAM with the vmlinux's symbols, and every
 /// number VMCOREINFO would have given (KASLR offset, kernel root, VA_BITS,

@@ -1,7 +1,7 @@
 //! Nothing lost, nothing let in: the dump is opened read-only and never
 //! written, nothing is created beside it, a non-loopback listener needs
-//! --allow-remote, the unix socket is 0600, stdio opens no socket. Uses a
-//! small synthetic vmcore (no fixture needed).
+//! --allow-remote, the unix socket is 0600, stdio opens no socket. Uses the
+//! small synthetic vmcore in fixtures/ (no fixture cache needed).
 
 mod common;
 
@@ -18,7 +18,9 @@ fn synthetic_dump(what: &str) -> (PathBuf, PathBuf) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let dump = dir.join("vmcore");
-    std::fs::write(&dump, corestub::fuzz_harness::synthetic_elf()).unwrap();
+    // a private copy: the test watches the dump's directory
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/synthetic-x86_64.vmcore");
+    std::fs::copy(&fixture, &dump).unwrap();
     std::fs::set_permissions(&dump, std::fs::Permissions::from_mode(0o444)).unwrap();
     (dir, dump)
 }

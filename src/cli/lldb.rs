@@ -56,9 +56,7 @@ pub fn lldb_symbol_commands(session: &Session, vmlinux: &Path) -> Result<Vec<Str
         "target create {}",
         lldb_quote(&vmlinux.to_string_lossy())
     )];
-    let percpu_at_zero =
-        k.arch == Arch::X86_64 && k.vmlinux.as_ref().is_some_and(|v| v.percpu_zero_based());
-    if !percpu_at_zero {
+    if !super::session::percpu_at_zero(k) {
         cmds.push(format!(
             "target modules load --file {} --slide {:#x}",
             lldb_quote(&name),

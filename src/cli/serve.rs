@@ -182,7 +182,7 @@ pub fn run(a: ServeArgs) -> CliResult {
             None => eprintln!(
                 "corestub: no matching vmlinux found; in GDB: add-symbol-file VMLINUX -o {:#x}{}",
                 session.kernel.kaslr_offset,
-                if session.kernel.arch == Arch::X86_64 {
+                if session::percpu_at_zero(&session.kernel) {
                     " -s .data..percpu 0"
                 } else {
                     ""

@@ -93,6 +93,17 @@ pub fn open_kernel(
     Ok((kernel, vmlinux))
 }
 
+/// Is `.data..percpu` linked at address 0, so per-CPU symbols are offsets
+/// that a KASLR slide must not move? The loaded vmlinux's section table
+/// says; without one (a command printed for the user to complete) x86_64 SMP
+/// kernels always link it there and arm64 never does.
+pub fn percpu_at_zero(k: &Kernel) -> bool {
+    match &k.vmlinux {
+        Some(v) => v.percpu_zero_based(),
+        None => k.arch == corestub::addr::Arch::X86_64,
+    }
+}
+
 /// GDB commands that load `vmlinux` at the dump's KASLR offset. Per-CPU
 /// symbols on x86_64 are offsets into each CPU's area (section address 0)
 /// and must not be shifted, hence `-s .data..percpu 0`.
@@ -102,7 +113,7 @@ pub fn gdb_symbol_commands(k: &Kernel, vmlinux: &Path) -> Vec<String> {
         vmlinux.display(),
         k.kaslr_offset
     );
-    if k.vmlinux.as_ref().is_some_and(|v| v.percpu_zero_based()) {
+    if percpu_at_zero(k) {
         cmd.push_str(" -s .data..percpu 0");
     }
     vec![cmd]

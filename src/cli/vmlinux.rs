@@ -129,3 +129,23 @@ fn from_debuginfod(id: &BuildId) -> Result<Option<(PathBuf, Vmlinux)>, String> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_id_paths_only_for_hex_ids() {
+        let dump = Path::new("/nonexistent/vmcore");
+        let id = BuildId::parse("3b0aff12");
+        let c = candidates(dump, None, id.as_ref());
+        assert_eq!(
+            c[0],
+            PathBuf::from("/usr/lib/debug/.build-id/3b/0aff12.debug")
+        );
+        // A non-ASCII or non-hex id (a damaged dump) is no build-id at all.
+        for bad in ["\u{e9}\u{e9}\u{e9}", "3\u{e9}0a", "zz00"] {
+            assert!(BuildId::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+}

@@ -13,6 +13,7 @@ pub mod notes;
 pub mod raw;
 pub mod source;
 pub mod split;
+pub mod vmcoreinfo;
 
 use std::fmt;
 use std::fs::File;

@@ -48,19 +48,25 @@ pub struct Notes {
     pub vmcoreinfo: Option<String>,
     /// Number of NT_FPREGSET notes seen (register contents not used yet).
     pub fpregsets: usize,
-    /// The NT_PRSTATUS notes are numbered by vCPU (QEMU: pr_pid = CPU index
-    /// + 1), so `CpuNote::pid` is not a Linux PID and must not be shown as one.
+    /// The NT_PRSTATUS notes are numbered by vCPU (QEMU: pr_pid is the CPU
+    /// index plus one), so `CpuNote::pid` is not a Linux PID and must not be
+    /// shown as one. Set by each opener (it knows who wrote the file); the
+    /// one place every layer above asks (`Kernel::notes_carry_pids`).
     pub vcpu_numbered: bool,
     /// Problems found while parsing (truncated note, odd sizes); not fatal.
     pub warnings: Vec<String>,
 }
 
 fn u32_at(b: &[u8], off: usize) -> Option<u32> {
-    Some(u32::from_le_bytes(b.get(off..off + 4)?.try_into().ok()?))
+    Some(u32::from_le_bytes(
+        b.get(off..off.checked_add(4)?)?.try_into().ok()?,
+    ))
 }
 
 fn u64_at(b: &[u8], off: usize) -> Option<u64> {
-    Some(u64::from_le_bytes(b.get(off..off + 8)?.try_into().ok()?))
+    Some(u64::from_le_bytes(
+        b.get(off..off.checked_add(8)?)?.try_into().ok()?,
+    ))
 }
 
 fn align4(n: usize) -> usize {
@@ -76,52 +82,116 @@ pub fn prstatus_reg_count(arch: Arch) -> usize {
     }
 }
 
+/// One ELF note of a blob.
+#[derive(Clone, Copy, Debug)]
+pub struct Note<'a> {
+    /// The name without its NUL terminator.
+    pub name: &'a [u8],
+    pub ntype: u32,
+    pub desc: &'a [u8],
+    /// The note's offset in the blob.
+    pub offset: usize,
+}
+
+/// The notes of a blob (64-bit layout, 4-byte padding), in order: the one
+/// walk over note blobs that every format uses. Stops at zero padding;
+/// a note that runs past the blob ends the walk and is reported by
+/// [`NoteIter::overrun`].
+pub struct NoteIter<'a> {
+    blob: &'a [u8],
+    off: usize,
+    overrun: Option<usize>,
+}
+
+impl<'a> NoteIter<'a> {
+    pub fn new(blob: &'a [u8]) -> Self {
+        NoteIter {
+            blob,
+            off: 0,
+            overrun: None,
+        }
+    }
+
+    /// Offset of a note that ran past the end of the blob, if the walk met one.
+    pub fn overrun(&self) -> Option<usize> {
+        self.overrun
+    }
+}
+
+impl<'a> Iterator for NoteIter<'a> {
+    type Item = Note<'a>;
+
+    fn next(&mut self) -> Option<Note<'a>> {
+        let (blob, off) = (self.blob, self.off);
+        let namesz = u32_at(blob, off)? as usize;
+        let descsz = u32_at(blob, off.checked_add(4)?)? as usize;
+        let ntype = u32_at(blob, off.checked_add(8)?)?;
+        if namesz == 0 && descsz == 0 && ntype == 0 {
+            return None; // padding after the last note
+        }
+        let name_start = off + 12;
+        let desc_start = name_start.saturating_add(align4(namesz));
+        let desc_end = desc_start.saturating_add(descsz);
+        let (Some(name), Some(desc)) = (
+            blob.get(name_start..name_start.saturating_add(namesz)),
+            blob.get(desc_start..desc_end),
+        ) else {
+            self.overrun = Some(off);
+            self.off = blob.len();
+            return None;
+        };
+        self.off = align4(desc_end);
+        Some(Note {
+            name: name.strip_suffix(b"\0").unwrap_or(name),
+            ntype,
+            desc,
+            offset: off,
+        })
+    }
+}
+
 impl Notes {
     /// Parses a blob of ELF notes (64-bit, little-endian). `base_offset` is
     /// the blob's offset in the file, used only in warnings.
     pub fn parse_into(&mut self, blob: &[u8], arch: Arch, base_offset: u64) {
-        let mut off = 0usize;
-        while off + 12 <= blob.len() {
-            let (Some(namesz), Some(descsz), Some(ntype)) = (
-                u32_at(blob, off),
-                u32_at(blob, off + 4),
-                u32_at(blob, off + 8),
-            ) else {
-                break;
-            };
-            let name_start = off + 12;
-            let desc_start = name_start.saturating_add(align4(namesz as usize));
-            let desc_end = desc_start.saturating_add(descsz as usize);
-            if namesz == 0 && descsz == 0 && ntype == 0 {
-                break; // padding after the last note
-            }
-            if desc_end > blob.len() {
-                self.warnings.push(format!(
-                    "note at file offset {:#x} runs past the end of its segment ({} bytes)",
-                    base_offset + off as u64,
-                    blob.len()
-                ));
-                break;
-            }
-            let name = &blob[name_start..name_start + namesz as usize];
-            let name = name.strip_suffix(b"\0").unwrap_or(name);
-            let desc = &blob[desc_start..desc_end];
-            match (name, ntype) {
-                (b"CORE", NT_PRSTATUS) => self.push_prstatus(desc, arch, base_offset + off as u64),
+        let mut notes = NoteIter::new(blob);
+        for n in notes.by_ref() {
+            let at = base_offset.saturating_add(n.offset as u64);
+            match (n.name, n.ntype) {
+                (b"CORE", NT_PRSTATUS) => self.push_prstatus(n.desc, arch, at),
                 (b"CORE", NT_FPREGSET) => self.fpregsets += 1,
                 (b"VMCOREINFO", _) => {
-                    let text = desc.split(|&c| c == 0).next().unwrap_or(desc);
+                    let text = n.desc.split(|&c| c == 0).next().unwrap_or(n.desc);
                     self.vmcoreinfo = Some(String::from_utf8_lossy(text).into_owned());
                 }
                 (b"QEMU", _) if arch == Arch::X86_64 => {
-                    if let Some(s) = parse_qemu_x86_64(desc) {
+                    if let Some(s) = parse_qemu_x86_64(n.desc) {
                         self.qemu_cpus.push(s);
                     }
                 }
                 _ => {}
             }
-            off = align4(desc_end);
         }
+        if let Some(off) = notes.overrun() {
+            self.warnings.push(format!(
+                "note at file offset {:#x} runs past the end of its segment ({} bytes)",
+                base_offset.saturating_add(off as u64),
+                blob.len()
+            ));
+        }
+    }
+
+    /// The architecture a blob's NT_PRSTATUS size implies (for dumps that
+    /// do not say, like QEMU's kdump files): x86_64 `elf_prstatus` is 336
+    /// bytes, aarch64 392.
+    pub fn arch_from_prstatus(blob: &[u8]) -> Option<Arch> {
+        NoteIter::new(blob)
+            .filter(|n| n.name == b"CORE" && n.ntype == NT_PRSTATUS)
+            .find_map(|n| match n.desc.len() {
+                336 => Some(Arch::X86_64),
+                392 => Some(Arch::Aarch64),
+                _ => None,
+            })
     }
 
     fn push_prstatus(&mut self, desc: &[u8], arch: Arch, file_offset: u64) {
@@ -223,6 +293,20 @@ mod tests {
             n.vmcoreinfo.as_deref(),
             Some("OSRELEASE=6.1\nPAGESIZE=4096\n")
         );
+    }
+
+    #[test]
+    fn arch_from_prstatus_size() {
+        let mut blob = note(b"VMCOREINFO", 0, b"OSRELEASE=6.1\0");
+        blob.extend(note(b"CORE", NT_PRSTATUS, &[0u8; 392]));
+        assert_eq!(Notes::arch_from_prstatus(&blob), Some(Arch::Aarch64));
+        let blob = note(b"CORE", NT_PRSTATUS, &[0u8; 336]);
+        assert_eq!(Notes::arch_from_prstatus(&blob), Some(Arch::X86_64));
+        assert_eq!(
+            Notes::arch_from_prstatus(&note(b"CORE", NT_PRSTATUS, &[0; 8])),
+            None
+        );
+        assert_eq!(Notes::arch_from_prstatus(&[0xff; 40]), None);
     }
 
     #[test]

@@ -255,7 +255,8 @@ pub fn find_vmcoreinfo(mem: &RawMemory) -> Option<(String, u64)> {
             let text = &bytes[start..end];
             let text = text.split(|&c| c == 0).next().unwrap_or(text);
             let text = String::from_utf8_lossy(text).into_owned();
-            if text.contains("SYMBOL(init_top_pgt)=") || text.contains("SYMBOL(swapper_pg_dir)=") {
+            let info = super::vmcoreinfo::VmcoreInfo::parse(&text);
+            if info.symbol("init_top_pgt").is_some() || info.symbol("swapper_pg_dir").is_some() {
                 return Some((text, gpa + start as u64));
             }
         }

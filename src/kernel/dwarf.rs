@@ -19,13 +19,73 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::symbols::FastMap;
+use super::symbols::fx_hash;
 use gimli::{
-    AttributeValue, EndianSlice, RunTimeEndian, Section as _, UnitOffset, constants as dw,
+    AttributeValue, Reader as _, RunTimeEndian, Section as _, UnitOffset, constants as dw,
 };
 
-type R = EndianSlice<'static, RunTimeEndian>;
+/// The memory a DWARF reader reads: the mapped vmlinux, or the
+/// decompressed copy of an SHF_COMPRESSED section. Readers hold a clone, so
+/// the bytes live as long as any reader (or name found through one) does.
+#[derive(Clone, Debug)]
+enum Buffer {
+    Mapped(Arc<memmap2::Mmap>),
+    Owned(Arc<[u8]>),
+}
+
+impl std::ops::Deref for Buffer {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Buffer::Mapped(m) => m,
+            Buffer::Owned(b) => b,
+        }
+    }
+}
+
+// SAFETY: what gimli's EndianReader requires of its buffer (it keeps a
+// pointer into the bytes while it holds the buffer): both variants are
+// `Arc`s, whose pointee never moves, and every clone derefs to the same
+// bytes. A read-only mapping is never remapped while mapped; its bytes stay
+// until the last `Arc` drops. This is gimli's own documented pattern for an
+// mmap'ed file (gimli::EndianReader docs).
+unsafe impl gimli::StableDeref for Buffer {}
+// SAFETY: as above; cloning an `Arc` shares the same allocation/mapping.
+unsafe impl gimli::CloneStableDeref for Buffer {}
+
+/// The bytes of one `.debug_*` section (cheap to clone: shared).
+#[derive(Clone, Debug)]
+pub enum SectionBytes {
+    /// `range` of the mapped file.
+    Mapped(Arc<memmap2::Mmap>, std::ops::Range<usize>),
+    /// A decompressed section.
+    Owned(Arc<[u8]>),
+}
+
+impl SectionBytes {
+    fn is_empty(&self) -> bool {
+        match self {
+            SectionBytes::Mapped(_, r) => r.is_empty(),
+            SectionBytes::Owned(b) => b.is_empty(),
+        }
+    }
+
+    fn reader(self, endian: RunTimeEndian) -> Result<R> {
+        Ok(match self {
+            SectionBytes::Mapped(m, range) => {
+                if range.end > m.len() || range.start > range.end {
+                    return Err(malformed(0, "section lies outside the file"));
+                }
+                R::new(Buffer::Mapped(m), endian).range(range)
+            }
+            SectionBytes::Owned(b) => R::new(Buffer::Owned(b), endian),
+        })
+    }
+}
+
+type R = gimli::EndianReader<RunTimeEndian, Buffer>;
 type Header = gimli::UnitHeader<R>;
+type Unit = gimli::Unit<R>;
 
 /// Why a type or member could not be resolved.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -156,15 +216,34 @@ pub struct Field {
     pub bits: Option<BitField>,
 }
 
-struct UnitCtx {
-    header: Header,
-    abbrevs: gimli::Abbreviations,
-    str_offsets_base: gimli::DebugStrOffsetsBase<usize>,
+/// Which section a name found by the scan lies in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum NameSection {
+    Info,
+    Str,
+    LineStr,
+}
+
+/// Where a name lies, so the index needs no copy of it.
+#[derive(Clone, Copy, Debug)]
+struct NameAt {
+    section: NameSection,
+    start: usize,
+    len: usize,
+}
+
+/// One definition the scan found.
+#[derive(Clone, Copy, Debug)]
+struct Definition {
+    kind: Kind,
+    name: NameAt,
+    die: DieRef,
 }
 
 /// Scanning state: what the in-order CU scan has found so far.
 struct ScanState {
-    index: FastMap<(Kind, &'static [u8]), DieRef>,
+    /// The first definition of each (kind, name), hashed by name.
+    index: hashbrown::HashTable<Definition>,
     /// The next unit to scan; `None` once all are done.
     next: Option<usize>,
     units_scanned: usize,
@@ -176,12 +255,10 @@ pub struct DebugInfo {
     /// Sorted `.debug_info` offsets of all unit headers, built on demand for
     /// cross-unit references.
     unit_starts: std::sync::OnceLock<Vec<usize>>,
-    units: Mutex<HashMap<usize, Arc<UnitCtx>>>,
+    units: Mutex<HashMap<usize, Arc<Unit>>>,
     scan: Mutex<ScanState>,
     layouts: Mutex<HashMap<DieRef, Arc<Layout>>>,
     build_id: Option<String>,
-    // The sections above borrow from this; dropped last.
-    _owner: Option<Arc<dyn Send + Sync>>,
 }
 
 impl std::fmt::Debug for DebugInfo {
@@ -202,12 +279,10 @@ fn malformed(offset: u64, reason: impl std::fmt::Display) -> DwarfError {
 const MAX_DEPTH: usize = 24;
 
 impl DebugInfo {
-    /// `section(name)` returns the bytes of `.debug_*` sections; they must
-    /// stay valid as long as `owner` lives (the mapping of the file).
+    /// `section(name)` returns the bytes of `.debug_*` sections.
     pub(crate) fn new(
         little_endian: bool,
-        section: impl Fn(&str) -> Option<&'static [u8]>,
-        owner: Option<Arc<dyn Send + Sync>>,
+        section: impl Fn(&str) -> Option<SectionBytes>,
         build_id: Option<String>,
     ) -> Result<Self> {
         let endian = if little_endian {
@@ -218,31 +293,32 @@ impl DebugInfo {
         if section(".debug_info").is_none_or(|s| s.is_empty()) {
             return Err(DwarfError::NoDebugInfo);
         }
-        let dwarf = gimli::Dwarf::load(|id| -> std::result::Result<R, ()> {
-            Ok(EndianSlice::new(section(id.name()).unwrap_or(&[]), endian))
-        })
-        .map_err(|()| DwarfError::NoDebugInfo)?;
+        let dwarf = gimli::Dwarf::load(|id| match section(id.name()) {
+            Some(bytes) => bytes.reader(endian),
+            None => Ok(R::new(Buffer::Owned(Arc::from([])), endian)),
+        })?;
         Ok(DebugInfo {
             dwarf,
             unit_starts: Default::default(),
             units: Default::default(),
             scan: Mutex::new(ScanState {
-                index: FastMap::default(),
+                index: hashbrown::HashTable::new(),
                 next: Some(0),
                 units_scanned: 0,
             }),
             layouts: Default::default(),
             build_id,
-            _owner: owner,
         })
     }
 
     /// For tests on synthesized DWARF: sections leaked for `'static`.
     #[cfg(test)]
     pub(crate) fn from_static(sections: &[(&str, &'static [u8])]) -> Result<Self> {
-        let map: HashMap<String, &'static [u8]> =
-            sections.iter().map(|(n, d)| (n.to_string(), *d)).collect();
-        Self::new(true, |n| map.get(n).copied(), None, None)
+        let map: HashMap<String, SectionBytes> = sections
+            .iter()
+            .map(|(n, d)| (n.to_string(), SectionBytes::Owned(Arc::from(*d))))
+            .collect();
+        Self::new(true, |n| map.get(n).cloned(), None)
     }
 
     /// How many compilation units the scan has read so far (diagnostics).
@@ -252,7 +328,7 @@ impl DebugInfo {
 
     // ---- units -------------------------------------------------------
 
-    fn unit(&self, offset: usize) -> Result<Arc<UnitCtx>> {
+    fn unit(&self, offset: usize) -> Result<Arc<Unit>> {
         if let Some(u) = self.units.lock().ok().and_then(|m| m.get(&offset).cloned()) {
             return Ok(u);
         }
@@ -261,12 +337,29 @@ impl DebugInfo {
             .debug_info
             .header_from_offset(gimli::DebugInfoOffset(offset))
             .map_err(|e| malformed(offset as u64, e))?;
-        let abbrevs = header
-            .abbreviations(&self.dwarf.debug_abbrev)
-            .map_err(|e| malformed(offset as u64, format!("abbreviations: {e}")))?;
+        let unit = Arc::new(self.unit_from_header(header)?);
+        if let Ok(mut m) = self.units.lock() {
+            m.insert(offset, unit.clone());
+        }
+        Ok(unit)
+    }
+
+    /// What string attributes need of a unit: its abbreviations and
+    /// `DW_AT_str_offsets_base`. Not `gimli::Unit::new`, which also parses
+    /// the line program header: the scan makes one of these per CU.
+    fn unit_from_header(&self, header: Header) -> Result<Unit> {
+        let offset = header
+            .offset()
+            .as_debug_info_offset()
+            .map_or(0, |o| o.0 as u64);
+        let abbreviations = Arc::new(
+            header
+                .abbreviations(&self.dwarf.debug_abbrev)
+                .map_err(|e| malformed(offset, format!("abbreviations: {e}")))?,
+        );
         let mut str_offsets_base = gimli::DebugStrOffsetsBase(0);
         {
-            let mut cur = header.entries(&abbrevs);
+            let mut cur = header.entries(&abbreviations);
             if let Ok(Some((_, root))) = cur.next_dfs()
                 && let Ok(Some(AttributeValue::DebugStrOffsetsBase(b))) =
                     root.attr_value(dw::DW_AT_str_offsets_base)
@@ -274,15 +367,7 @@ impl DebugInfo {
                 str_offsets_base = b;
             }
         }
-        let ctx = Arc::new(UnitCtx {
-            header,
-            abbrevs,
-            str_offsets_base,
-        });
-        if let Ok(mut m) = self.units.lock() {
-            m.insert(offset, ctx.clone());
-        }
-        Ok(ctx)
+        Ok(bare_unit(header, abbreviations, str_offsets_base))
     }
 
     /// The unit containing `.debug_info` offset `off`.
@@ -301,22 +386,39 @@ impl DebugInfo {
         starts.get(i.checked_sub(1)?).copied()
     }
 
-    fn string(&self, u: &UnitCtx, v: AttributeValue<R>) -> Option<&'static str> {
-        let s: R = match v {
-            AttributeValue::String(s) => s,
-            AttributeValue::DebugStrRef(o) => self.dwarf.debug_str.get_str(o).ok()?,
-            AttributeValue::DebugLineStrRef(o) => self.dwarf.debug_line_str.get_str(o).ok()?,
-            AttributeValue::DebugStrOffsetsIndex(i) => {
-                let o = self
-                    .dwarf
-                    .debug_str_offsets
-                    .get_str_offset(u.header.format(), u.str_offsets_base, i)
-                    .ok()?;
-                self.dwarf.debug_str.get_str(o).ok()?
-            }
-            _ => return None,
+    fn string(&self, u: &Unit, v: AttributeValue<R>) -> Option<String> {
+        let s = self.dwarf.attr_string(u, v).ok()?;
+        std::str::from_utf8(s.bytes()).ok().map(str::to_owned)
+    }
+
+    /// Where a string attribute's text lies (for the scan's index).
+    fn name_at(&self, u: &Unit, v: AttributeValue<R>) -> Option<NameAt> {
+        let s = self.dwarf.attr_string(u, v).ok()?;
+        [
+            (NameSection::Str, self.dwarf.debug_str.reader()),
+            (NameSection::LineStr, self.dwarf.debug_line_str.reader()),
+            (NameSection::Info, self.dwarf.debug_info.reader()),
+        ]
+        .into_iter()
+        .find_map(|(section, base)| {
+            let start = (s.bytes().as_ptr() as usize).checked_sub(base.bytes().as_ptr() as usize)?;
+            (start.checked_add(s.len())? <= base.len()).then_some(NameAt {
+                section,
+                start,
+                len: s.len(),
+            })
+        })
+    }
+
+    fn name_bytes(&self, at: NameAt) -> &[u8] {
+        let base = match at.section {
+            NameSection::Info => self.dwarf.debug_info.reader(),
+            NameSection::Str => self.dwarf.debug_str.reader(),
+            NameSection::LineStr => self.dwarf.debug_line_str.reader(),
         };
-        std::str::from_utf8(s.slice()).ok()
+        base.bytes()
+            .get(at.start..at.start.saturating_add(at.len))
+            .unwrap_or(&[])
     }
 
     // ---- the scan ----------------------------------------------------
@@ -327,10 +429,13 @@ impl DebugInfo {
             .scan
             .lock()
             .map_err(|_| malformed(0, "scan lock poisoned"))?;
+        let hash = fx_hash(name.as_bytes());
         loop {
             for &k in kinds {
-                if let Some(&r) = st.index.get(&(k, name.as_bytes())) {
-                    return Ok(Some((k, r)));
+                if let Some(d) = st.index.find(hash, |d| {
+                    d.kind == k && self.name_bytes(d.name) == name.as_bytes()
+                }) {
+                    return Ok(Some((k, d.die)));
                 }
             }
             let Some(off) = st.next else {
@@ -364,20 +469,21 @@ impl DebugInfo {
         &self,
         unit: usize,
         header: &Header,
-        index: &mut FastMap<(Kind, &'static [u8]), DieRef>,
+        index: &mut hashbrown::HashTable<Definition>,
     ) -> gimli::Result<()> {
-        let abbrevs = header.abbreviations(&self.dwarf.debug_abbrev)?;
+        let abbrevs = Arc::new(header.abbreviations(&self.dwarf.debug_abbrev)?);
         let mut raw = header.entries_raw(&abbrevs, None)?;
         let Some(root) = raw.read_abbreviation()? else {
             return Ok(());
         };
-        let mut str_offsets_base = None;
+        let mut str_offsets_base = gimli::DebugStrOffsetsBase(0);
         for spec in root.attributes() {
             let a = raw.read_attribute(*spec)?;
             if let AttributeValue::DebugStrOffsetsBase(b) = a.value() {
-                str_offsets_base = Some(b);
+                str_offsets_base = b;
             }
         }
+        let ctx = bare_unit(header.clone(), abbrevs.clone(), str_offsets_base);
         if !root.has_children() {
             return Ok(());
         }
@@ -433,33 +539,22 @@ impl DebugInfo {
             {
                 name = e.attr_value(dw::DW_AT_name).ok().flatten();
             }
-            if let (Some(kind), Some(name), false) = (kind, name, decl) {
-                // Variables: only definitions (with a location).
-                if kind != Kind::Variable || located {
-                    let s: Option<&'static [u8]> = match name {
-                        AttributeValue::DebugStrRef(o) => {
-                            self.dwarf.debug_str.get_str(o).ok().map(|s| s.slice())
-                        }
-                        AttributeValue::DebugStrOffsetsIndex(i) => str_offsets_base
-                            .and_then(|b| {
-                                self.dwarf
-                                    .debug_str_offsets
-                                    .get_str_offset(header.format(), b, i)
-                                    .ok()
-                            })
-                            .and_then(|o| self.dwarf.debug_str.get_str(o).ok())
-                            .map(|s| s.slice()),
-                        AttributeValue::DebugLineStrRef(o) => {
-                            self.dwarf.debug_line_str.get_str(o).ok().map(|s| s.slice())
-                        }
-                        AttributeValue::String(s) => Some(s.slice()),
-                        _ => None,
-                    };
-                    if let Some(s) = s {
-                        index
-                            .entry((kind, s))
-                            .or_insert(DieRef { unit, die: off.0 });
-                    }
+            // Variables: only definitions (with a location).
+            if let (Some(kind), Some(name), false) = (kind, name, decl)
+                && (kind != Kind::Variable || located)
+                && let Some(at) = self.name_at(&ctx, name)
+            {
+                let bytes = self.name_bytes(at);
+                let found = |d: &Definition| d.kind == kind && self.name_bytes(d.name) == bytes;
+                let rehash = |d: &Definition| fx_hash(self.name_bytes(d.name));
+                if let hashbrown::hash_table::Entry::Vacant(v) =
+                    index.entry(fx_hash(bytes), found, rehash)
+                {
+                    v.insert(Definition {
+                        kind,
+                        name: at,
+                        die: DieRef { unit, die: off.0 },
+                    });
                 }
             }
             if ab.has_children() {
@@ -526,7 +621,7 @@ impl DebugInfo {
         let u = self.unit(r.unit)?;
         let e = u
             .header
-            .entry(&u.abbrevs, UnitOffset(r.die))
+            .entry(&u.abbreviations, UnitOffset(r.die))
             .map_err(|e| malformed(r.global(), e))?;
         self.die_from_entry(&u, r.unit, &e)
             .map_err(|e| malformed(r.global(), e))
@@ -534,7 +629,7 @@ impl DebugInfo {
 
     fn die_from_entry(
         &self,
-        u: &UnitCtx,
+        u: &Unit,
         unit: usize,
         e: &gimli::DebuggingInformationEntry<'_, '_, R>,
     ) -> gimli::Result<Die> {
@@ -589,7 +684,7 @@ impl DebugInfo {
         let u = self.unit(r.unit)?;
         let mut tree = u
             .header
-            .entries_tree(&u.abbrevs, Some(UnitOffset(r.die)))
+            .entries_tree(&u.abbreviations, Some(UnitOffset(r.die)))
             .map_err(|e| malformed(r.global(), e))?;
         let root = tree.root().map_err(|e| malformed(r.global(), e))?;
         let mut it = root.children();
@@ -666,13 +761,13 @@ impl DebugInfo {
             return Ok("...".into());
         }
         let d = self.die(r)?;
-        let named = |prefix: &str| match d.name {
+        let named = |prefix: &str| match &d.name {
             Some(n) => format!("{prefix}{n}"),
             None => format!("{prefix}{{...}}"),
         };
         Ok(match d.tag {
             dw::DW_TAG_base_type | dw::DW_TAG_typedef | dw::DW_TAG_unspecified_type => {
-                d.name.unwrap_or("?").to_string()
+                d.name.as_deref().unwrap_or("?").to_string()
             }
             dw::DW_TAG_structure_type => named("struct "),
             dw::DW_TAG_union_type => named("union "),
@@ -711,7 +806,7 @@ impl DebugInfo {
                 }
                 s
             }
-            _ => d.name.unwrap_or("?").to_string(),
+            _ => d.name.as_deref().unwrap_or("?").to_string(),
         })
     }
 
@@ -733,7 +828,7 @@ impl DebugInfo {
             dw::DW_TAG_union_type => CompositeKind::Union,
             _ => {
                 return Err(DwarfError::NotComposite {
-                    name: d.name.unwrap_or("?").to_string(),
+                    name: d.name.as_deref().unwrap_or("?").to_string(),
                     tag: d.tag.to_string(),
                 });
             }
@@ -742,7 +837,7 @@ impl DebugInfo {
             CompositeKind::Struct => "struct ",
             CompositeKind::Union => "union ",
         };
-        let name = match d.name {
+        let name = match &d.name {
             Some(n) => format!("{prefix}{n}"),
             None => format!("{prefix}{{...}}"),
         };
@@ -1002,12 +1097,33 @@ impl DebugInfo {
     }
 }
 
+/// A unit with only what string and reference attributes need.
+fn bare_unit(
+    header: Header,
+    abbreviations: Arc<gimli::Abbreviations>,
+    str_offsets_base: gimli::DebugStrOffsetsBase,
+) -> Unit {
+    Unit {
+        header,
+        abbreviations,
+        name: None,
+        comp_dir: None,
+        low_pc: 0,
+        str_offsets_base,
+        addr_base: gimli::DebugAddrBase(0),
+        loclists_base: gimli::DebugLocListsBase(0),
+        rnglists_base: gimli::DebugRngListsBase(0),
+        line_program: None,
+        dwo_id: None,
+    }
+}
+
 /// The attributes we use of one DIE.
 #[derive(Clone, Debug)]
 struct Die {
     tag: gimli::DwTag,
     at: DieRef,
-    name: Option<&'static str>,
+    name: Option<String>,
     ty: Option<DieRef>,
     byte_size: Option<u64>,
     bit_size: Option<u64>,

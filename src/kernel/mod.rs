@@ -37,10 +37,38 @@ impl ReadError {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
+/// Why the kernel layer could not answer: what was asked (a member, an
+/// address) and the reason, kept typed so callers can tell "no vmlinux"
+/// from "a vmlinux without DWARF" from "unreadable memory".
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum KernelError {
     #[error("{0}: cannot find the kernel page tables: {1}")]
     NoPageTables(String, String),
+    #[error(
+        "no debug vmlinux for this dump: pass --vmlinux (the kernel's -dbg vmlinux, with DWARF)"
+    )]
+    NoVmlinux,
+    /// The vmlinux is there but its DWARF is not usable (stripped, damaged).
+    #[error("{}: {source}", path.display())]
+    Dwarf {
+        path: std::path::PathBuf,
+        #[source]
+        source: dwarf::DwarfError,
+    },
+    /// A struct member (or type) the kernel's DWARF does not have.
+    #[error("{member}: {source}")]
+    Member {
+        member: String,
+        #[source]
+        source: dwarf::DwarfError,
+    },
+    /// Kernel memory that could not be read, and what it was.
+    #[error("{what} at {}: {source}", source.va())]
+    Read {
+        what: String,
+        #[source]
+        source: ReadError,
+    },
 }
 
 /// How the kernel page-table root and KASLR offset were found.
@@ -126,6 +154,9 @@ impl Kernel {
             .map(VmcoreInfo::parse)
             .unwrap_or_default();
         let path = dump.path.display().to_string();
+        if let Some(w) = vmcoreinfo.bad_build_id() {
+            log::warn!("{path}: {w}");
+        }
         let (paging, kernel_root, root_source, phys_base) = match arch {
             Arch::X86_64 => {
                 let five = vmcoreinfo.number("pgtable_l5_enabled").unwrap_or(0) != 0;
@@ -135,9 +166,18 @@ impl Kernel {
                     .symbol("init_top_pgt")
                     .or_else(|| vmcoreinfo.symbol("swapper_pg_dir"));
                 if let Some(sym) = sym {
+                    // PA = VA - __START_KERNEL_map + phys_base (signed)
                     let pa = sym
-                        .wrapping_sub(X86_START_KERNEL_MAP)
-                        .wrapping_add(phys_base as u64);
+                        .checked_sub(X86_START_KERNEL_MAP)
+                        .and_then(|o| o.checked_add_signed(phys_base))
+                        .ok_or_else(|| {
+                            KernelError::NoPageTables(
+                                path.clone(),
+                                format!(
+                                    "VMCOREINFO's kernel page table {sym:#x} with phys_base {phys_base:#x} is not a physical address"
+                                ),
+                            )
+                        })?;
                     (
                         paging,
                         PageTableRoot(PhysAddr(pa)),
@@ -184,8 +224,13 @@ impl Kernel {
                     ));
                 };
                 // The kernel image is mapped at PA = VA - kimage_voffset.
-                let root = p
-                    .kernel_root_from_swapper_pg_dir(PhysAddr(swapper.wrapping_sub(voff)), va_bits);
+                let pa = swapper.checked_sub(voff).ok_or_else(|| {
+                    KernelError::NoPageTables(
+                        path.clone(),
+                        format!("SYMBOL(swapper_pg_dir) {swapper:#x} is below NUMBER(kimage_voffset) {voff:#x}"),
+                    )
+                })?;
+                let root = p.kernel_root_from_swapper_pg_dir(PhysAddr(pa), va_bits);
                 (Paging::Aarch64(p), root, RootSource::Vmcoreinfo, 0)
             }
         };
@@ -293,7 +338,7 @@ impl Kernel {
         if let Some(v) = &self.vmlinux
             && let Some(a) = v.addr(name)
         {
-            return Some(VirtAddr(v.relocate(a, self.kaslr_offset)));
+            return v.relocate(a, self.kaslr_offset).map(VirtAddr);
         }
         self.vmcoreinfo.symbol(name).map(VirtAddr)
     }
@@ -331,9 +376,37 @@ impl Kernel {
         self.debug_info()?.size_of(name).ok()
     }
 
-    /// DWARF layouts, when the vmlinux has debug info.
+    /// DWARF layouts, when the vmlinux has debug info (see
+    /// [`Kernel::dwarf`] for why not).
     pub fn debug_info(&self) -> Option<&dwarf::DebugInfo> {
-        self.vmlinux.as_ref()?.debug_info().ok()
+        self.dwarf().ok()
+    }
+
+    /// DWARF layouts, or why there are none: no vmlinux, or a vmlinux
+    /// without (usable) DWARF, naming the file.
+    pub fn dwarf(&self) -> Result<&dwarf::DebugInfo, KernelError> {
+        let v = self.vmlinux.as_ref().ok_or(KernelError::NoVmlinux)?;
+        v.debug_info().map_err(|e| match e {
+            symbols::VmlinuxError::Dwarf { path, source } => KernelError::Dwarf { path, source },
+            other => KernelError::Dwarf {
+                path: v.path().to_path_buf(),
+                source: dwarf::DwarfError::Malformed {
+                    offset: 0,
+                    reason: other.to_string(),
+                },
+            },
+        })
+    }
+
+    /// Byte offset of `path` (`thread.sp`) in struct/union `ty`, from DWARF,
+    /// or why not (naming the member).
+    pub fn dwarf_offset(&self, ty: &str, path: &str) -> Result<u64, KernelError> {
+        self.dwarf()?
+            .offset_of(ty, path)
+            .map_err(|source| KernelError::Member {
+                member: format!("{ty}.{path}"),
+                source,
+            })
     }
 
     /// Per-CPU base of `cpu` (`__per_cpu_offset[cpu]`).
@@ -359,11 +432,10 @@ impl Kernel {
     }
 
     /// True when NT_PRSTATUS pr_pid fields are Linux PIDs (kdump), false
-    /// when they number vCPUs (QEMU writes cpu index + 1).
+    /// when they number vCPUs (QEMU writes cpu index + 1): as the dump's
+    /// opener decided ([`crate::dump::Notes::vcpu_numbered`]).
     pub fn notes_carry_pids(&self) -> bool {
-        self.dump.notes.qemu_cpus.is_empty()
-            && !(self.cpus.len() > 1
-                && self.cpus.iter().all(|c| c.note_pid as usize == c.index + 1))
+        !self.dump.notes.vcpu_numbered
     }
 
     /// The panicking CPU when no symbol table is available: the first CPU

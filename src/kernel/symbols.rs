@@ -27,7 +27,7 @@ use object::elf;
 use object::read::elf::{FileHeader, SectionHeader, Sym};
 use object::{Endianness, FileKind};
 
-use super::dwarf::{DebugInfo, DwarfError};
+use super::dwarf::{DebugInfo, DwarfError, SectionBytes};
 use crate::addr::Arch;
 
 /// Why a vmlinux could not be opened or used.
@@ -90,10 +90,11 @@ pub struct Symbol<'a> {
     pub absolute: bool,
 }
 
-/// Compact symbol record; the name points into the mapped `.strtab`.
+/// Compact symbol record; the name is a range of the string table.
 #[derive(Clone, Copy, Debug)]
 struct Sym64 {
-    name: &'static [u8],
+    name_start: u32,
+    name_len: u32,
     addr: u64,
     size: u64,
     kind: SymKind,
@@ -104,8 +105,10 @@ struct Sym64 {
 struct SymIndex {
     syms: Vec<Sym64>,
     /// name → index into `syms` (a global symbol wins over a local one of
-    /// the same name; among equals the first in the table).
-    by_name: FastMap<&'static [u8], u32>,
+    /// the same name; among equals the first in the table). The table holds
+    /// only indexes: names are hashed and compared where they lie, in the
+    /// mapped string table (no copy of 10^5 names).
+    by_name: hashbrown::HashTable<u32>,
     /// Indexes of address-like symbols (functions, objects, labels; no
     /// absolute, section, file or `$x`/`$d` mapping symbols), sorted by
     /// address; built on first [`Vmlinux::symbolize`].
@@ -146,7 +149,14 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
-pub(crate) type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FxHasher>>;
+/// [`FxHasher`]'s hash of a name, for tables keyed by names that live
+/// elsewhere (the mapped string table, the DWARF string sections).
+pub(crate) fn fx_hash(bytes: &[u8]) -> u64 {
+    use std::hash::Hasher as _;
+    let mut h = FxHasher::default();
+    h.write(bytes);
+    h.finish()
+}
 
 /// A debug vmlinux, mapped read-only. Cheap to clone: clones share the
 /// mapping and the symbol/DWARF caches (a live target builds a new kernel
@@ -180,17 +190,16 @@ pub struct VmlinuxFile {
     arch: Arch,
     build_id: Option<String>,
     sections: Vec<Section>,
-    /// `.symtab` and its string table (or `.dynsym`), file slices.
-    symtab: Option<(&'static [u8], &'static [u8])>,
+    /// `.symtab` and its string table (or `.dynsym`): byte ranges of `map`.
+    symtab: Option<(Range<usize>, Range<usize>)>,
     endian: Endianness,
     percpu: Option<Range<u64>>,
     syms: OnceLock<SymIndex>,
     dwarf: OnceLock<Result<DebugInfo, DwarfError>>,
-    /// Debug sections by name, file slices (decompressed where needed: see
-    /// `owned`).
-    debug_sections: HashMap<String, &'static [u8]>,
-    // Everything above borrows from these; they are dropped last.
-    _owned: Vec<Box<[u8]>>,
+    /// Debug sections by name: a range of the mapping, or the decompressed
+    /// bytes of an SHF_COMPRESSED one (shared with the DWARF reader, which
+    /// keeps them alive as long as it needs them).
+    debug_sections: HashMap<String, SectionBytes>,
     map: Arc<memmap2::Mmap>,
 }
 
@@ -204,16 +213,12 @@ impl std::fmt::Debug for VmlinuxFile {
     }
 }
 
-/// Extends a borrow of the mapping (or of an owned boxed buffer) to
-/// `'static`.
-///
-/// SAFETY (for callers): the result must only be stored inside the
-/// [`Vmlinux`] (or a value that also holds an `Arc` of the mapping, like
-/// [`DebugInfo`]) that owns the bytes, and never handed out with a lifetime
-/// longer than a borrow of that owner. The mapping is never remapped, and
-/// boxed buffers never move their heap contents.
-unsafe fn extend(s: &[u8]) -> &'static [u8] {
-    unsafe { std::slice::from_raw_parts(s.as_ptr(), s.len()) }
+/// The range of `part` inside `whole` (`part` is a subslice of it, as
+/// `object` returns section data).
+fn range_in(whole: &[u8], part: &[u8]) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some(start..end)
 }
 
 impl VmlinuxFile {
@@ -235,8 +240,7 @@ impl VmlinuxFile {
             path: path.clone(),
             reason,
         };
-        // SAFETY: stored only in the returned Vmlinux, which holds `map`.
-        let data: &'static [u8] = unsafe { extend(&map[..]) };
+        let data: &[u8] = &map[..];
         match FileKind::parse(data) {
             Ok(FileKind::Elf64) => {}
             Ok(k) => return Err(bad(format!("not a 64-bit ELF file ({k:?})"))),
@@ -259,7 +263,6 @@ impl VmlinuxFile {
         let mut sections = Vec::new();
         let mut build_id = None;
         let mut debug_sections = HashMap::new();
-        let mut owned: Vec<Box<[u8]>> = Vec::new();
         for (i, sh) in table.iter().enumerate() {
             let name = table
                 .section_name(endian, sh)
@@ -282,14 +285,14 @@ impl VmlinuxFile {
                 let raw = sh
                     .data(endian, data)
                     .map_err(|e| bad(format!("section {name}: {e}")))?;
-                let bytes: &'static [u8] = if compressed {
+                let bytes = if compressed {
                     let buf =
                         decompress(endian, raw).map_err(|e| bad(format!("section {name}: {e}")))?;
-                    owned.push(buf.into_boxed_slice());
-                    // SAFETY: the box lives in `_owned` of the returned Vmlinux.
-                    unsafe { extend(owned.last().map(|b| &b[..]).unwrap_or(&[])) }
+                    SectionBytes::Owned(buf.into())
                 } else {
-                    raw
+                    let range = range_in(data, raw)
+                        .ok_or_else(|| bad(format!("section {name} lies outside the file")))?;
+                    SectionBytes::Mapped(map.clone(), range)
                 };
                 debug_sections.insert(name.clone(), bytes);
             }
@@ -312,7 +315,7 @@ impl VmlinuxFile {
                 .ok()?
                 .data(endian, data)
                 .ok()?;
-            (!syms.is_empty()).then_some((syms, strs))
+            (!syms.is_empty()).then_some((range_in(data, syms)?, range_in(data, strs)?))
         });
 
         let percpu = sections
@@ -331,7 +334,6 @@ impl VmlinuxFile {
             syms: OnceLock::new(),
             dwarf: OnceLock::new(),
             debug_sections,
-            _owned: owned,
             map,
         })
     }
@@ -378,18 +380,34 @@ impl VmlinuxFile {
 
     /// The run-time address of link-time `addr` given the KASLR offset
     /// (`KERNELOFFSET` in VMCOREINFO): unchanged for zero-based per-CPU
-    /// offsets, else shifted.
-    pub fn relocate(&self, addr: u64, kaslr_offset: u64) -> u64 {
+    /// offsets, else shifted; `None` if the shift leaves the address space
+    /// (the offset came from a damaged dump).
+    pub fn relocate(&self, addr: u64, kaslr_offset: u64) -> Option<u64> {
         if self.percpu_zero_based() && self.is_percpu(addr) {
-            addr
+            Some(addr)
         } else {
-            addr.wrapping_add(kaslr_offset)
+            addr.checked_add(kaslr_offset)
         }
     }
 
     fn index(&self) -> &SymIndex {
-        self.syms
-            .get_or_init(|| build_index(self.symtab, self.endian))
+        self.syms.get_or_init(|| {
+            let (syms, strs) = self.tables();
+            build_index(syms, strs, self.endian)
+        })
+    }
+
+    /// The symbol table and its string table (empty without one).
+    fn tables(&self) -> (&[u8], &[u8]) {
+        let part = |r: &Range<usize>| self.map.get(r.clone()).unwrap_or(&[]);
+        match &self.symtab {
+            Some((syms, strs)) => (part(syms), part(strs)),
+            None => (&[], &[]),
+        }
+    }
+
+    fn strtab(&self) -> &[u8] {
+        self.tables().1
     }
 
     /// Number of symbols in the symbol table.
@@ -400,8 +418,12 @@ impl VmlinuxFile {
     /// The symbol called `name` (a global one if there are several).
     pub fn symbol(&self, name: &str) -> Option<Symbol<'_>> {
         let idx = self.index();
-        let &i = idx.by_name.get(name.as_bytes())?;
-        Some(idx.syms[i as usize].public())
+        let strtab = self.strtab();
+        let name = name.as_bytes();
+        let &i = idx.by_name.find(fx_hash(name), |&i| {
+            idx.syms[i as usize].name(strtab) == name
+        })?;
+        Some(idx.syms[i as usize].public(strtab))
     }
 
     /// Link-time (unrelocated) address of symbol `name`.
@@ -411,11 +433,12 @@ impl VmlinuxFile {
 
     /// Every symbol called `name` (static functions and variables repeat).
     pub fn symbols_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = Symbol<'a>> + 'a {
+        let strtab = self.strtab();
         self.index()
             .syms
             .iter()
-            .filter(move |s| s.name == name.as_bytes())
-            .map(|s| s.public())
+            .filter(move |s| s.name(strtab) == name.as_bytes())
+            .map(move |s| s.public(strtab))
     }
 
     /// The symbol covering link-time `addr` and the offset into it
@@ -423,12 +446,13 @@ impl VmlinuxFile {
     /// `addr`; when it has a size, `addr` must be within it.
     pub fn symbolize(&self, addr: u64) -> Option<(Symbol<'_>, u64)> {
         let idx = self.index();
+        let strtab = self.strtab();
         let by_addr = idx.by_addr.get_or_init(|| {
             let syms = &idx.syms;
             let mut v: Vec<u32> = (0..syms.len() as u32)
                 .filter(|&i| {
                     let s = &syms[i as usize];
-                    !s.absolute && s.kind != SymKind::Other && !s.name.starts_with(b"$")
+                    !s.absolute && s.kind != SymKind::Other && !s.name(strtab).starts_with(b"$")
                 })
                 .collect();
             v.sort_unstable_by_key(|&i| (syms[i as usize].addr, i));
@@ -448,18 +472,16 @@ impl VmlinuxFile {
         if best.size > 0 && off >= best.size {
             return None;
         }
-        Some((best.public(), off))
+        Some((best.public(strtab), off))
     }
 
     /// The DWARF reader, created on first call.
     pub fn debug_info(&self) -> Result<&DebugInfo, VmlinuxError> {
         self.dwarf
             .get_or_init(|| {
-                let secs = self.debug_sections.clone();
                 DebugInfo::new(
                     self.endian == Endianness::Little,
-                    |name| secs.get(name).copied(),
-                    Some(self.map.clone() as Arc<dyn Send + Sync>),
+                    |name| self.debug_sections.get(name).cloned(),
                     self.build_id.clone(),
                 )
             })
@@ -472,9 +494,17 @@ impl VmlinuxFile {
 }
 
 impl Sym64 {
-    fn public(&self) -> Symbol<'_> {
+    /// The name's bytes in the string table `strtab` it was read from.
+    fn name<'a>(&self, strtab: &'a [u8]) -> &'a [u8] {
+        let start = self.name_start as usize;
+        strtab
+            .get(start..start + self.name_len as usize)
+            .unwrap_or(&[])
+    }
+
+    fn public<'a>(&self, strtab: &'a [u8]) -> Symbol<'a> {
         Symbol {
-            name: std::str::from_utf8(self.name).unwrap_or("?"),
+            name: std::str::from_utf8(self.name(strtab)).unwrap_or("?"),
             addr: self.addr,
             size: self.size,
             kind: self.kind,
@@ -484,9 +514,9 @@ impl Sym64 {
     }
 }
 
-fn build_index(symtab: Option<(&'static [u8], &'static [u8])>, endian: Endianness) -> SymIndex {
+fn build_index(bytes: &[u8], strtab: &[u8], endian: Endianness) -> SymIndex {
     let mut syms = Vec::new();
-    if let Some((bytes, strtab)) = symtab {
+    {
         let n = bytes.len() / std::mem::size_of::<elf::Sym64<Endianness>>();
         let table: &[elf::Sym64<Endianness>] =
             match object::pod::slice_from_bytes(bytes, n).map(|(t, _)| t) {
@@ -503,17 +533,20 @@ fn build_index(symtab: Option<(&'static [u8], &'static [u8])>, endian: Endiannes
                 elf::STT_SECTION | elf::STT_FILE => continue,
                 _ => SymKind::Other,
             };
-            let off = s.st_name(endian) as usize;
-            let Some(rest) = strtab.get(off..) else {
+            let off = s.st_name(endian);
+            let Some(rest) = strtab.get(off as usize..) else {
                 continue;
             };
             let end = memchr(rest).unwrap_or(rest.len());
-            let name = &rest[..end];
-            if name.is_empty() {
+            let Ok(name_len) = u32::try_from(end) else {
+                continue;
+            };
+            if name_len == 0 {
                 continue;
             }
             syms.push(Sym64 {
-                name,
+                name_start: off,
+                name_len,
                 addr: s.st_value(endian),
                 size: s.st_size(endian),
                 kind,
@@ -522,17 +555,21 @@ fn build_index(symtab: Option<(&'static [u8], &'static [u8])>, endian: Endiannes
             });
         }
     }
-    let mut by_name: FastMap<&'static [u8], u32> = FastMap::default();
-    by_name.reserve(syms.len());
+    let mut by_name = hashbrown::HashTable::<u32>::with_capacity(syms.len());
+    let hash_of = |j: &u32| fx_hash(syms[*j as usize].name(strtab));
     for (i, s) in syms.iter().enumerate() {
-        by_name
-            .entry(s.name)
-            .and_modify(|j| {
-                if s.global && !syms[*j as usize].global {
-                    *j = i as u32;
+        let name = s.name(strtab);
+        let same = |j: &u32| syms[*j as usize].name(strtab) == name;
+        match by_name.entry(fx_hash(name), same, hash_of) {
+            hashbrown::hash_table::Entry::Occupied(mut o) => {
+                if s.global && !syms[*o.get() as usize].global {
+                    *o.get_mut() = i as u32;
                 }
-            })
-            .or_insert(i as u32);
+            }
+            hashbrown::hash_table::Entry::Vacant(v) => {
+                v.insert(i as u32);
+            }
+        }
     }
     SymIndex {
         syms,

@@ -146,8 +146,8 @@ pub struct TaskReader<'k> {
 impl<'k> TaskReader<'k> {
     pub fn new(kernel: &'k Kernel) -> Result<Self, String> {
         let d = kernel
-            .debug_info()
-            .ok_or("task threads need the kernel's debug vmlinux (DWARF): pass --vmlinux")?;
+            .dwarf()
+            .map_err(|e| format!("task threads need the kernel's DWARF: {e}"))?;
         Ok(TaskReader {
             kernel,
             layout: TaskLayout::resolve(d, kernel.arch)?,

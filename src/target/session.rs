@@ -6,6 +6,7 @@
 //! with id TASK_TID_BASE + PID, so ids are stable across sessions.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::OnceLock;
 
 use crate::kernel::Kernel;
@@ -48,6 +49,23 @@ pub struct ThreadTable {
 }
 
 impl ThreadTable {
+    /// CPU threads 1..=`cpus`, then one thread per task PID in list order.
+    /// A corrupt list can repeat a PID: the first task keeps the id, so the
+    /// thread list and what `g`/`m` read for that id agree.
+    fn new(cpus: usize, pids: impl Iterator<Item = i32>) -> ThreadTable {
+        let mut order: Vec<(usize, ThreadRef)> =
+            (0..cpus).map(|i| (i + 1, ThreadRef::Cpu(i))).collect();
+        let mut by_tid: HashMap<usize, ThreadRef> = order.iter().copied().collect();
+        for (j, pid) in pids.enumerate() {
+            let tid = TASK_TID_BASE + pid.max(0) as usize;
+            if let Entry::Vacant(slot) = by_tid.entry(tid) {
+                slot.insert(ThreadRef::Task(j));
+                order.push((tid, ThreadRef::Task(j)));
+            }
+        }
+        ThreadTable { order, by_tid }
+    }
+
     pub fn get(&self, tid: usize) -> Option<ThreadRef> {
         self.by_tid.get(&tid).copied()
     }
@@ -121,12 +139,10 @@ impl Session {
             Some(t) if t.pid == 0 => s.push_str(" idle"),
             Some(t) => s.push_str(&format!(" {}/{}", t.comm, t.pid)),
             // without DWARF: kdump notes carry the PID (QEMU's carry vCPU+1)
-            None if self.kernel.dump.notes.qemu_cpus.is_empty() => {
-                match self.kernel.cpus[i].note_pid {
-                    0 => s.push_str(" idle"),
-                    pid => s.push_str(&format!(" pid {pid}")),
-                }
-            }
+            None if self.kernel.notes_carry_pids() => match self.kernel.cpus[i].note_pid {
+                0 => s.push_str(" idle"),
+                pid => s.push_str(&format!(" pid {pid}")),
+            },
             None => {}
         }
         if Some(i) == self.panic_cpu {
@@ -175,18 +191,10 @@ impl Session {
     /// The thread list in GDB order: CPUs, then tasks by list order.
     pub fn threads(&self) -> &ThreadTable {
         self.table.get_or_init(|| {
-            let mut order: Vec<(usize, ThreadRef)> = (0..self.kernel.cpus.len())
-                .map(|i| (i + 1, ThreadRef::Cpu(i)))
-                .collect();
-            let mut by_tid: HashMap<usize, ThreadRef> = order.iter().copied().collect();
-            for (j, t) in self.tasks().iter().enumerate() {
-                let tid = TASK_TID_BASE + t.task.pid.max(0) as usize;
-                // a corrupt list could repeat a PID: keep the first
-                if by_tid.insert(tid, ThreadRef::Task(j)).is_none() {
-                    order.push((tid, ThreadRef::Task(j)));
-                }
-            }
-            ThreadTable { order, by_tid }
+            ThreadTable::new(
+                self.kernel.cpus.len(),
+                self.tasks().iter().map(|t| t.task.pid),
+            )
         })
     }
 
@@ -203,5 +211,32 @@ impl Session {
             }
         }
         format!("pid {} {} [{}]", t.task.pid, t.task.comm, flags.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_pid_keeps_the_first_task() {
+        // tasks 0..4 with PIDs 1, 7, 1 (a corrupt list repeating PID 1), 9
+        let t = ThreadTable::new(2, [1, 7, 1, 9].into_iter());
+        let tid = |pid: usize| TASK_TID_BASE + pid;
+        assert_eq!(
+            t.order,
+            vec![
+                (1, ThreadRef::Cpu(0)),
+                (2, ThreadRef::Cpu(1)),
+                (tid(1), ThreadRef::Task(0)),
+                (tid(7), ThreadRef::Task(1)),
+                (tid(9), ThreadRef::Task(3)),
+            ]
+        );
+        // every listed id resolves to the entry the list shows
+        for &(id, r) in &t.order {
+            assert_eq!(t.get(id), Some(r), "thread {id}");
+        }
+        assert_eq!(t.get(tid(2)), None);
     }
 }

@@ -67,26 +67,33 @@ fn phys_u64(mem: &dyn PhysicalMemory, pa: u64) -> Option<u64> {
 /// first, found lazily: detection stops at the first that checks out.
 fn image_candidates(mem: &dyn PhysicalMemory, banner_rel: u64) -> impl Iterator<Item = u64> + '_ {
     mem.ranges().iter().flat_map(move |r| {
-        let first = r.start.0.next_multiple_of(LOAD_ALIGN);
+        let first = r.start.0.checked_next_multiple_of(LOAD_ALIGN);
         let end = r.end();
-        (0..)
-            .map(move |i| first + i * LOAD_ALIGN)
-            .take_while(move |&text| text + banner_rel + BANNER.len() as u64 <= end)
-            .filter(move |&text| {
+        // the banner's address for a `_text` at `text`, if it fits the range
+        let banner_at = move |text: u64| {
+            let at = text.checked_add(banner_rel)?;
+            (at.checked_add(BANNER.len() as u64)? <= end).then_some(at)
+        };
+        (0u64..)
+            .map_while(move |i| first?.checked_add(i.checked_mul(LOAD_ALIGN)?))
+            .map_while(move |text| Some((text, banner_at(text)?)))
+            .filter(move |&(_, at)| {
                 let mut buf = [0u8; BANNER.len()];
-                mem.read_phys(PhysAddr(text + banner_rel), &mut buf).is_ok() && buf == BANNER
+                mem.read_phys(PhysAddr(at), &mut buf).is_ok() && buf == BANNER
             })
+            .map(|(text, _)| text)
     })
 }
 
 /// Page sizes to try: the Image header's, if the header survived boot.
 fn page_sizes(mem: &dyn PhysicalMemory, text_pa: u64) -> &'static [u64] {
     let mut magic = [0u8; 4];
-    let header = mem
-        .read_phys(PhysAddr(text_pa + IMAGE_MAGIC_OFFSET), &mut magic)
-        .is_ok()
+    let header = text_pa
+        .checked_add(IMAGE_MAGIC_OFFSET)
+        .is_some_and(|pa| mem.read_phys(PhysAddr(pa), &mut magic).is_ok())
         && &magic == IMAGE_MAGIC;
-    match header.then(|| phys_u64(mem, text_pa + IMAGE_FLAGS_OFFSET).map(|f| (f >> 1) & 3)) {
+    let flags = || phys_u64(mem, text_pa.checked_add(IMAGE_FLAGS_OFFSET)?);
+    match header.then(|| flags().map(|f| (f >> 1) & 3)) {
         Some(Some(1)) => &[4 << 10],
         Some(Some(2)) => &[16 << 10],
         Some(Some(3)) => &[64 << 10],
@@ -108,27 +115,47 @@ pub fn detect(
             .ok_or_else(|| format!("no VMCOREINFO and the vmlinux lacks the symbol {n}"))
     };
     let text = sym("_text")?;
-    let banner_rel = sym("linux_banner")?.wrapping_sub(text);
-    let voffset_rel = sym("kimage_voffset")?.wrapping_sub(text);
-    let swapper_rel = sym("swapper_pg_dir")?.wrapping_sub(text);
-    let memstart_rel = v.addr("memstart_addr").map(|a| a.wrapping_sub(text));
+    // Offsets from _text of the symbols read in the image (all above it).
+    let rel = |n: &str| {
+        sym(n)?
+            .checked_sub(text)
+            .ok_or_else(|| format!("the vmlinux's {n} lies below _text"))
+    };
+    let banner_rel = rel("linux_banner")?;
+    let voffset_rel = rel("kimage_voffset")?;
+    let swapper_rel = rel("swapper_pg_dir")?;
+    let memstart_rel = v.addr("memstart_addr").and_then(|a| a.checked_sub(text));
     // The kernel maps (and reserves) its image from _stext: the 64 KiB
     // header before it is neither mapped nor kept.
-    let stext_rel = v.addr("_stext").unwrap_or(text).wrapping_sub(text);
+    let stext_rel = v
+        .addr("_stext")
+        .and_then(|a| a.checked_sub(text))
+        .unwrap_or(0);
     let mut candidates = Vec::new();
     let mut fallback = None;
     for text_pa in image_candidates(mem, banner_rel) {
         candidates.push(text_pa);
-        let Some(voff) = phys_u64(mem, text_pa + voffset_rel) else {
+        let at = |rel: u64| text_pa.checked_add(rel);
+        let Some(voff) = at(voffset_rel).and_then(|pa| phys_u64(mem, pa)) else {
             continue;
         };
-        let text_va = text_pa.wrapping_add(voff);
-        if text_va >> 63 == 0 {
-            continue; // not a kernel VA: not this copy
-        }
-        let offset = text_va.wrapping_sub(text);
-        let phys_offset = memstart_rel.and_then(|r| phys_u64(mem, text_pa + r));
-        let swapper_pa = PhysAddr(text_pa + swapper_rel);
+        // VA = PA + kimage_voffset, a kernel VA, at or above _text's link
+        // address; anything else is not this copy (or not a kernel image).
+        let Some((text_va, offset)) = text_pa
+            .checked_add(voff)
+            .filter(|va| va >> 63 == 1)
+            .and_then(|va| Some((va, va.checked_sub(text)?)))
+        else {
+            continue;
+        };
+        let phys_offset = memstart_rel.and_then(at).and_then(|pa| phys_u64(mem, pa));
+        let (Some(swapper_pa), Some(stext_pa), Some(stext_va)) = (
+            at(swapper_rel).map(PhysAddr),
+            at(stext_rel),
+            text_va.checked_add(stext_rel),
+        ) else {
+            continue;
+        };
         let configs = page_sizes(mem, text_pa)
             .iter()
             .flat_map(|&ps| VA_CANDIDATES.iter().map(move |&(c, r)| (ps, c, r)));
@@ -145,15 +172,21 @@ pub fn detect(
             let paging = Paging::Aarch64(p);
             let space = super::space(root);
             let maps_text = paging
-                .translate(mem, &space, VirtAddr(text_va + stext_rel), None)
-                .is_ok_and(|t| t.pa.0 == text_pa + stext_rel);
+                .translate(mem, &space, VirtAddr(stext_va), None)
+                .is_ok_and(|t| t.pa.0 == stext_pa);
             if !maps_text || !banner_ok(mem, &paging, root, v, offset) {
                 continue;
             }
             // The linear map: PAGE_OFFSET = -2^VA_BITS (configured), from
             // PHYS_OFFSET. Holding swapper_pg_dir there settles VA_BITS.
             let linear_ok = phys_offset.is_some_and(|po| {
-                let va = (u64::MAX << config).wrapping_add(swapper_pa.0.wrapping_sub(po));
+                let Some(va) = swapper_pa
+                    .0
+                    .checked_sub(po)
+                    .and_then(|d| (u64::MAX << config).checked_add(d))
+                else {
+                    return false;
+                };
                 let mut b = [0u8; 8];
                 let mut want = [0u8; 8];
                 read(mem, &paging, root, va, &mut b)

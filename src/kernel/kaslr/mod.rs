@@ -35,6 +35,13 @@ fn space(root: PageTableRoot) -> AddressSpace {
     }
 }
 
+/// `terms` summed exactly: addresses plus signed load deltas and phys_base
+/// (which may be negative), as a 64-bit address, or `None` if the sum is not
+/// one (values from a damaged dump must not wrap into a plausible address).
+pub(crate) fn address_sum(terms: &[i128]) -> Option<u64> {
+    u64::try_from(terms.iter().sum::<i128>()).ok()
+}
+
 /// Reads `buf.len()` bytes at `va` through `root`; false if any byte is
 /// unmapped or absent from the dump.
 fn read(
@@ -46,7 +53,10 @@ fn read(
 ) -> bool {
     let mut done = 0;
     while done < buf.len() {
-        let Ok(t) = paging.translate(mem, &space(root), VirtAddr(va + done as u64), None) else {
+        let Some(cur) = va.checked_add(done as u64) else {
+            return false;
+        };
+        let Ok(t) = paging.translate(mem, &space(root), VirtAddr(cur), None) else {
             return false;
         };
         let n = (t.bytes_left_in_page() as usize).min(buf.len() - done);
@@ -71,7 +81,8 @@ fn banner_ok(
         return false;
     };
     let mut buf = [0u8; BANNER.len()];
-    read(mem, paging, root, b.wrapping_add(offset), &mut buf) && buf == BANNER
+    b.checked_add(offset)
+        .is_some_and(|va| read(mem, paging, root, va, &mut buf) && buf == BANNER)
 }
 
 /// The kernel release named by the first "Linux version RELEASE " found in

@@ -19,7 +19,7 @@
 //! Every result is confirmed by reading `linux_banner` at its relocated
 //! address through the page tables when the vmlinux is known.
 
-use super::{BANNER, Detected, banner_ok, read, space};
+use super::{BANNER, Detected, address_sum, banner_ok, read, space};
 use crate::addr::{PageTableRoot, PhysAddr, VirtAddr};
 use crate::dump::{Dump, PhysicalMemory, QemuCpuState};
 use crate::kernel::symbols::Vmlinux;
@@ -95,10 +95,11 @@ pub fn detect(dump: &Dump, vmlinux: Option<&Vmlinux>) -> Result<Detected, String
     }
 }
 
-fn phys_base_of(text_va: u64, text_pa: PhysAddr) -> i64 {
-    text_pa
-        .0
-        .wrapping_sub(text_va.wrapping_sub(START_KERNEL_MAP)) as i64
+/// phys_base = PA - (VA - __START_KERNEL_map), signed; `None` if the
+/// mapping found is not a kernel image mapping's.
+fn phys_base_of(text_va: u64, text_pa: PhysAddr) -> Option<i64> {
+    let image = text_va.checked_sub(START_KERNEL_MAP)?;
+    i64::try_from(i128::from(text_pa.0) - i128::from(image)).ok()
 }
 
 fn from_cr3(
@@ -116,25 +117,31 @@ fn from_cr3(
             cr3.0
         )
     })?;
+    let not_image = || {
+        format!(
+            "CPU {cpu}'s CR3 maps {text_va:#x} -> {}: not a kernel image mapping",
+            text_pa
+        )
+    };
     let Some(v) = vmlinux else {
-        let offset = text_va.wrapping_sub(DEFAULT_TEXT);
+        let offset = text_va.checked_sub(DEFAULT_TEXT).ok_or_else(not_image)?;
         return Ok(Detected {
             root: cr3,
             paging,
             kaslr_offset: offset,
-            phys_base: phys_base_of(text_va, text_pa),
+            phys_base: phys_base_of(text_va, text_pa).ok_or_else(not_image)?,
             method: format!(
                 "CR3 of CPU {cpu} + kernel image mapping (_text at {text_va:#x}); offset assumes _text linked at {DEFAULT_TEXT:#x}: unverified without a vmlinux"
             ),
         });
     };
     let link_text = v.addr("_text").ok_or("the vmlinux has no _text symbol")?;
-    let by_image = text_va.wrapping_sub(link_text);
+    let by_image = text_va.checked_sub(link_text).ok_or_else(not_image)?;
     let by_idt = idt_divide_error(mem, &paging, cr3, q).and_then(|h| {
         let link = v
             .addr("asm_exc_divide_error")
             .or_else(|| v.addr("divide_error"))?;
-        Some(h.wrapping_sub(link))
+        h.checked_sub(link)
     });
     let (offset, how) = match by_idt {
         Some(o) if o == by_image => (o, "kernel image mapping and IDT entry 0 agree"),
@@ -148,26 +155,28 @@ fn from_cr3(
             "KASLR offset {offset:#x} from CPU {cpu}'s CR3 is not confirmed: linux_banner does not read \"Linux version\" there (wrong vmlinux?)"
         ));
     }
+    let text_va = link_text.checked_add(offset).ok_or_else(not_image)?;
     let text_pa = if by_image == offset {
         text_pa
     } else {
         paging
-            .translate(mem, &space(cr3), VirtAddr(link_text + offset), None)
+            .translate(mem, &space(cr3), VirtAddr(text_va), None)
             .map_err(|e| e.to_string())?
             .pa
     };
-    let phys_base = phys_base_of(link_text + offset, text_pa);
+    let phys_base = phys_base_of(text_va, text_pa).ok_or_else(not_image)?;
     // The kernel's own root, as VMCOREINFO would give it.
     let root = v
         .addr("init_top_pgt")
-        .map(|a| {
-            PageTableRoot(PhysAddr(
-                a.wrapping_add(offset)
-                    .wrapping_sub(START_KERNEL_MAP)
-                    .wrapping_add(phys_base as u64),
-            ))
+        .and_then(|a| {
+            address_sum(&[
+                a.into(),
+                offset.into(),
+                -i128::from(START_KERNEL_MAP),
+                phys_base.into(),
+            ])
         })
-        .unwrap_or(cr3);
+        .map_or(cr3, |pa| PageTableRoot(PhysAddr(pa)));
     Ok(Detected {
         root,
         paging,
@@ -185,31 +194,53 @@ fn from_banner_scan(mem: &dyn PhysicalMemory, v: &Vmlinux) -> Result<Detected, S
     ) else {
         return Err("the vmlinux lacks linux_banner, init_top_pgt or _text".into());
     };
-    let banner_rel = banner.wrapping_sub(START_KERNEL_MAP);
+    let (Some(banner_rel), Some(top_rel), Some(text_rel)) = (
+        banner.checked_sub(START_KERNEL_MAP),
+        top.checked_sub(START_KERNEL_MAP),
+        text.checked_sub(START_KERNEL_MAP),
+    ) else {
+        return Err(
+            "the vmlinux's linux_banner, init_top_pgt or _text is not in the kernel image mapping"
+                .into(),
+        );
+    };
     let in_pmd = banner_rel % PMD_SIZE;
     let mut buf = [0u8; BANNER.len()];
     for r in mem.ranges() {
-        let mut pa = r.start.0 - r.start.0 % PMD_SIZE + in_pmd;
-        while pa + BANNER.len() as u64 <= r.end() {
+        let Some(mut pa) = (r.start.0 - r.start.0 % PMD_SIZE).checked_add(in_pmd) else {
+            continue;
+        };
+        while pa
+            .checked_add(BANNER.len() as u64)
+            .is_some_and(|e| e <= r.end())
+        {
             if pa >= r.start.0 && mem.read_phys(PhysAddr(pa), &mut buf).is_ok() && buf == BANNER {
-                // Physical load delta: PA = link − __START_KERNEL_map + delta.
-                let delta = pa.wrapping_sub(banner_rel);
-                let root = PageTableRoot(PhysAddr(
-                    top.wrapping_sub(START_KERNEL_MAP).wrapping_add(delta),
-                ));
+                // Physical load delta: PA = link − __START_KERNEL_map + delta
+                // (signed: the kernel may sit below its link address).
+                let delta = i128::from(pa) - i128::from(banner_rel);
+                let Some(root_pa) = address_sum(&[top_rel.into(), delta]) else {
+                    break;
+                };
+                let root = PageTableRoot(PhysAddr(root_pa));
                 for five_level in [false, true] {
                     let paging = Paging::X86_64(X86Paging::new(five_level));
                     let Some((text_va, text_pa)) = image_start(mem, &paging, root) else {
                         continue;
                     };
-                    let offset = text_va.wrapping_sub(text);
-                    let expect_pa = text.wrapping_sub(START_KERNEL_MAP).wrapping_add(delta);
-                    if text_pa.0 == expect_pa && banner_ok(mem, &paging, root, v, offset) {
+                    let Some(offset) = text_va.checked_sub(text) else {
+                        continue;
+                    };
+                    let expect_pa = address_sum(&[text_rel.into(), delta]);
+                    let phys_base = i64::try_from(delta - i128::from(offset)).ok();
+                    if let (Some(phys_base), true) = (
+                        phys_base,
+                        expect_pa == Some(text_pa.0) && banner_ok(mem, &paging, root, v, offset),
+                    ) {
                         return Ok(Detected {
                             root,
                             paging,
                             kaslr_offset: offset,
-                            phys_base: delta.wrapping_sub(offset) as i64,
+                            phys_base,
                             method: format!(
                                 "no VMCOREINFO, no CR3: linux_banner found at physical {pa:#x}, init_top_pgt's kernel image mapping; linux_banner confirmed"
                             ),
@@ -217,7 +248,10 @@ fn from_banner_scan(mem: &dyn PhysicalMemory, v: &Vmlinux) -> Result<Detected, S
                     }
                 }
             }
-            pa += PMD_SIZE;
+            let Some(next) = pa.checked_add(PMD_SIZE) else {
+                break;
+            };
+            pa = next;
         }
     }
     Err("no VMCOREINFO and no CR3, and linux_banner was not found in RAM at any 2 MiB-aligned load address (wrong vmlinux?)".into())
