@@ -3,64 +3,115 @@
 use super::fmt::{crash_date, mem_size, uptime};
 use super::{CmdResult, usage};
 use crate::addr::{Arch, VirtAddr};
+use crate::kernel::uts::Utsname;
 use crate::kernel::{Kernel, printk, uts};
 use crate::target::Session;
+use serde_json::{Value, json};
 
-/// `sys`
-pub(super) fn sys(s: &Session, args: &[&str]) -> CmdResult {
-    if !args.is_empty() {
-        return usage("sys takes no arguments");
-    }
+/// What `sys` reports, each value or `None` when the dump cannot say.
+struct SysInfo {
+    kernel: Option<String>,
+    dumpfile: String,
+    cpus: usize,
+    crash_time: Option<i64>,
+    uptime: Option<(u64, &'static str)>,
+    load_average: Option<Vec<String>>,
+    tasks: Result<usize, String>,
+    uts: Utsname,
+    release: String,
+    machine: String,
+    cpu_mhz: Option<u64>,
+    memory: (u64, &'static str),
+    panic: Result<Option<String>, String>,
+}
+
+fn sys_info(s: &Session) -> SysInfo {
     let k = &s.kernel;
-    let u = uts::read(k).unwrap_or_default();
+    let uts = uts::read(k).unwrap_or_else(|e| {
+        log::warn!("sys: {e}");
+        Utsname::default()
+    });
+    let log = printk::read_log(k);
+    let release = if uts.release.is_empty() {
+        k.vmcoreinfo.osrelease().unwrap_or_default().to_string()
+    } else {
+        uts.release.clone()
+    };
+    let machine = if uts.machine.is_empty() {
+        k.arch.name().to_string()
+    } else {
+        uts.machine.clone()
+    };
+    SysInfo {
+        kernel: k.vmlinux.as_ref().map(|v| v.path().display().to_string()),
+        dumpfile: k.dump.path.display().to_string(),
+        cpus: k.cpus.len(),
+        crash_time: k.vmcoreinfo.crash_time(),
+        uptime: uptime_secs(k, log.as_ref().ok().map(Vec::as_slice)),
+        load_average: load_average(k),
+        // crash counts every task_struct: idle tasks, processes and threads
+        tasks: super::ps::all_tasks(s).map(|t| t.len()),
+        uts,
+        release,
+        machine,
+        cpu_mhz: cpu_mhz(k),
+        memory: memory(k),
+        panic: log
+            .map(|l| printk::panic_message(&l))
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// `sys [--json]`
+pub(super) fn sys(s: &Session, args: &[&str]) -> CmdResult {
+    let json = match args {
+        [] => false,
+        ["--json"] => true,
+        _ => return usage("sys takes only --json"),
+    };
+    let i = sys_info(s);
+    if json {
+        return Ok(sys_json(&i).to_string());
+    }
     let mut rows: Vec<(&str, String)> = Vec::new();
     rows.push((
         "KERNEL",
-        k.vmlinux
-            .as_ref()
-            .map(|v| v.path().display().to_string())
-            .unwrap_or_else(|| "(no vmlinux)".into()),
+        i.kernel.clone().unwrap_or_else(|| "(no vmlinux)".into()),
     ));
-    rows.push(("DUMPFILE", k.dump.path.display().to_string()));
-    rows.push(("CPUS", k.cpus.len().to_string()));
-    if let Some(t) = k.vmcoreinfo.crash_time() {
+    rows.push(("DUMPFILE", i.dumpfile.clone()));
+    rows.push(("CPUS", i.cpus.to_string()));
+    if let Some(t) = i.crash_time {
         rows.push(("DATE", crash_date(t)));
     }
-    let log = printk::read_log(k);
-    if let Some(up) = uptime_line(k, log.as_ref().ok().map(Vec::as_slice)) {
-        rows.push(("UPTIME", up));
+    if let Some((secs, source)) = i.uptime {
+        rows.push(("UPTIME", format!("{}  ({source})", uptime(secs))));
     }
-    if let Some(l) = load_average(k) {
-        rows.push(("LOAD AVERAGE", l));
+    if let Some(l) = &i.load_average {
+        rows.push(("LOAD AVERAGE", l.join(", ")));
     }
-    // crash counts every task_struct: idle tasks, processes and threads
-    if let Ok((_, tasks)) = super::ps::all_tasks(s) {
-        rows.push(("TASKS", tasks.len().to_string()));
+    if let Ok(n) = i.tasks {
+        rows.push(("TASKS", n.to_string()));
     }
-    rows.push(("NODENAME", u.nodename.clone()));
-    rows.push((
-        "RELEASE",
-        if u.release.is_empty() {
-            k.vmcoreinfo.osrelease().unwrap_or_default().to_string()
-        } else {
-            u.release.clone()
-        },
-    ));
-    rows.push(("VERSION", u.version.clone()));
-    let mut machine = if u.machine.is_empty() {
-        k.arch.name().to_string()
-    } else {
-        u.machine.clone()
-    };
-    if let Some(mhz) = cpu_mhz(k) {
+    rows.push(("NODENAME", i.uts.nodename.clone()));
+    rows.push(("RELEASE", i.release.clone()));
+    rows.push(("VERSION", i.uts.version.clone()));
+    let mut machine = i.machine.clone();
+    if let Some(mhz) = i.cpu_mhz {
         machine.push_str(&format!("  ({mhz} Mhz)"));
     }
     rows.push(("MACHINE", machine));
-    rows.push(("MEMORY", memory(k)));
-    let panic = match &log {
-        Ok(l) => printk::panic_message(l)
-            .map(|m| format!("\"{m}\""))
-            .unwrap_or_else(|| "(no panic message in the log)".into()),
+    let (bytes, source) = i.memory;
+    rows.push((
+        "MEMORY",
+        match source {
+            "present" => mem_size(bytes),
+            "spanned" => format!("{}  (spanned pages)", mem_size(bytes)),
+            _ => format!("{}  ({source})", mem_size(bytes)),
+        },
+    ));
+    let panic = match &i.panic {
+        Ok(Some(m)) => format!("\"{m}\""),
+        Ok(None) => "(no panic message in the log)".into(),
         Err(e) => format!("(log unreadable: {e})"),
     };
     rows.push(("PANIC", panic));
@@ -71,46 +122,81 @@ pub(super) fn sys(s: &Session, args: &[&str]) -> CmdResult {
     Ok(out)
 }
 
-fn read_u64_sym(k: &Kernel, name: &str, off: u64) -> Option<u64> {
-    let a = k.symbol(name)?;
-    k.read_u64(&k.kernel_space(), a.plus(off)).ok()
+/// The `sys --json` document (keys documented in the command's usage).
+fn sys_json(i: &SysInfo) -> Value {
+    json!({
+        "kernel": i.kernel,
+        "dumpfile": i.dumpfile,
+        "cpus": i.cpus,
+        "crash_time": i.crash_time,
+        "date": i.crash_time.map(crash_date),
+        "uptime_seconds": i.uptime.map(|u| u.0),
+        "uptime_source": i.uptime.map(|u| u.1),
+        "load_average": i.load_average,
+        "tasks": i.tasks.as_ref().ok(),
+        "nodename": i.uts.nodename,
+        "release": i.release,
+        "version": i.uts.version,
+        "machine": i.machine,
+        "cpu_mhz": i.cpu_mhz,
+        "memory_bytes": i.memory.0,
+        "memory_source": i.memory.1,
+        "panic": i.panic.as_ref().ok().cloned().flatten(),
+        "errors": {
+            "tasks": i.tasks.as_ref().err(),
+            "log": i.panic.as_ref().err(),
+        },
+    })
 }
 
-/// Uptime from the timekeeper's CLOCK_MONOTONIC seconds (`tk_core.timekeeper
-/// .ktime_sec`, DWARF offsets), else from the newest log timestamp; the
-/// source is named after the value.
-fn uptime_line(k: &Kernel, log: Option<&[printk::LogRecord]>) -> Option<String> {
+fn read_u64_sym(k: &Kernel, name: &str, off: u64) -> Option<u64> {
+    let a = k.symbol(name)?;
+    k.read_u64(&k.kernel_space(), a.checked_add(off)?).ok()
+}
+
+/// Uptime in seconds from the timekeeper's CLOCK_BOOTTIME
+/// (`tk_core.timekeeper.ktime_sec + offs_boot`, DWARF offsets), else from the newest
+/// log timestamp, with the source's name.
+fn uptime_secs(k: &Kernel, log: Option<&[printk::LogRecord]>) -> Option<(u64, &'static str)> {
     let tk = (|| {
         let di = k.debug_info()?;
         // tk_core is an anonymous `struct { seqcount_raw_spinlock_t seq;
         // struct timekeeper timekeeper; }` (its type has no name to look
         // up): the timekeeper follows the seqcount at 8-byte alignment.
-        let tk = (di.size_of("struct seqcount_raw_spinlock").ok()? + 7) & !7;
-        let off = tk + di.offset_of("struct timekeeper", "ktime_sec").ok()?;
-        read_u64_sym(k, "tk_core", off)
+        let tk = di
+            .size_of("struct seqcount_raw_spinlock")
+            .ok()?
+            .checked_add(7)?
+            & !7;
+        let off = tk.checked_add(di.offset_of("struct timekeeper", "ktime_sec").ok()?)?;
+        let secs = read_u64_sym(k, "tk_core", off)?;
+        // + offs_boot (time spent suspended): CLOCK_BOOTTIME, as uptime(1)
+        let boot = match di.try_offset_of("struct timekeeper", "offs_boot") {
+            Ok(Some(o)) => read_u64_sym(k, "tk_core", tk.checked_add(o)?)? as i64,
+            _ => 0,
+        };
+        secs.checked_add_signed(boot / 1_000_000_000)
     })();
     if let Some(secs) = tk.filter(|&s| s < 1 << 40) {
-        return Some(format!("{}  (timekeeper)", uptime(secs)));
+        return Some((secs, "timekeeper"));
     }
     let last = log?.iter().map(|r| r.ts_nsec).max()?;
-    Some(format!(
-        "{}  (newest log timestamp)",
-        uptime(last / 1_000_000_000)
-    ))
+    Some((last / 1_000_000_000, "newest log timestamp"))
 }
 
 /// `avenrun[3]`: fixed point with FSHIFT = 11, printed as crash does.
-fn load_average(k: &Kernel) -> Option<String> {
+fn load_average(k: &Kernel) -> Option<Vec<String>> {
     const FSHIFT: u64 = 11;
     const FIXED_1: u64 = 1 << FSHIFT;
     let mut v = Vec::new();
     for i in 0..3 {
-        let x = read_u64_sym(k, "avenrun", 8 * i)?;
+        // rounded as /proc/loadavg and crash do
+        let x = read_u64_sym(k, "avenrun", 8 * i)?.saturating_add(FIXED_1 / 200);
         let int = x >> FSHIFT;
         let frac = ((x & (FIXED_1 - 1)) * 100) >> FSHIFT;
         v.push(format!("{int}.{frac:02}"));
     }
-    Some(v.join(", "))
+    Some(v)
 }
 
 /// x86_64 `cpu_khz` in MHz.
@@ -145,21 +231,22 @@ pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
     for p in ptrs.chunks(8) {
         let p = u64::from_le_bytes(p.try_into().ok()?);
         if p != 0 {
-            pages += k.read_u64(&space, VirtAddr(p + off)).ok()?;
+            let n = k.read_u64(&space, VirtAddr(p).checked_add(off)?).ok()?;
+            pages = pages.checked_add(n)?;
         }
     }
     (pages > 0).then_some((pages, what))
 }
 
-/// Total RAM as crash's MEMORY, else what the dump's ranges cover.
-fn memory(k: &Kernel) -> String {
+/// Total RAM in bytes as crash's MEMORY ("present" pages), else
+/// "spanned" pages, else what the dump's ranges cover ("in the dump").
+fn memory(k: &Kernel) -> (u64, &'static str) {
     let page = k.paging.page_size();
     match total_ram_pages(k) {
-        Some((pages, "present")) => mem_size(pages * page),
-        Some((pages, what)) => format!("{}  ({what} pages)", mem_size(pages * page)),
-        None => {
-            let ram: u64 = k.dump.memory.ranges().iter().map(|r| r.len).sum();
-            format!("{}  (in the dump)", mem_size(ram))
-        }
+        Some((pages, what)) => (pages.saturating_mul(page), what),
+        None => (
+            k.dump.memory.ranges().iter().map(|r| r.len).sum(),
+            "in the dump",
+        ),
     }
 }
