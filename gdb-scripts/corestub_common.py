@@ -248,6 +248,13 @@ def nr_cpus():
     return max(cpu_mask("__cpu_possible_mask") or [0]) + 1
 
 
+def present_cpus():
+    """The CPUs the machine had: __cpu_present_mask. Not the online mask: a
+    panic takes the other CPUs offline (smp_send_stop), but they still
+    have runqueues and idle tasks (the server counts the dump's CPU notes)."""
+    return cpu_mask("__cpu_present_mask") or list(range(nr_cpus()))
+
+
 def per_cpu_offsets(n):
     addr = sym_addr("__per_cpu_offset")
     if addr is None:
@@ -261,7 +268,7 @@ def runqueue_tasks(who="corestub"):
     rq_t = need_type("struct rq", who)
     oc, oi = off(rq_t, "curr", who), off(rq_t, "idle", who)
     lo, hi = min(oc, oi), max(oc, oi) + ulong()
-    cpus = cpu_mask("__cpu_online_mask") or list(range(nr_cpus()))
+    cpus = present_cpus()
     offs = per_cpu_offsets(max(cpus) + 1)
     out = []
     w = ulong()
@@ -333,10 +340,12 @@ class TaskLayout(object):
         ct = member_type(mm_t, "rss_stat.count") if has(member_type(mm_t, "rss_stat"), "count") else member_type(mm_t, "rss_stat")
         el_t = ct.target().strip_typedefs()
         inner = 0
+        self.rss_percpu = None
         if has(el_t, "counter"):
             inner = off(el_t, "counter")
-        elif has(el_t, "count"):  # percpu_counter (6.2+): the global part
-            inner = off(el_t, "count")
+        elif has(el_t, "count"):  # percpu_counter (6.2+): the global part,
+            inner = off(el_t, "count")  # and the per-CPU s32 deltas
+            self.rss_percpu = off(el_t, "counters")
         base = off(mm_t, "rss_stat.count") if has(member_type(mm_t, "rss_stat"), "count") else off(mm_t, "rss_stat")
         self.mm_rss = (base, el_t.sizeof, ct.sizeof // el_t.sizeof, inner)
 
@@ -553,8 +562,13 @@ def memory_pages():
     if nd is not None:
         t = nd.type.strip_typedefs()
         n = t.sizeof // ulong() if t.code == gdb.TYPE_CODE_ARRAY else 1
-        # a declaration's type may be an incomplete array (size 0)
-        ptrs = read_ulongs(int(nd.value().address), min(n, 64) if n else 64)
+        # a declaration's type may be an incomplete array (size 0); only the
+        # first nr_node_ids entries can be nodes
+        n = min(n, 64) if n else 64
+        ids = sym_value("nr_node_ids")
+        if ids is not None:
+            n = min(n, max(int(ids), 1))
+        ptrs = read_ulongs(int(nd.value().address), n)
         nodes = [p for p in ptrs if p]
     else:
         a = sym_addr("contig_page_data")

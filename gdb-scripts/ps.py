@@ -23,12 +23,17 @@ RSS_COUNTERS = (0, 1)
 
 def mem_usage(tasks, L):
     """{mm address: (total_vm pages, rss pages)}. percpu_counter counters
-    (6.2+) give their global count clamped at 0 (the kernel's
-    get_mm_counter); before, per-thread deltas (SPLIT_RSS_COUNTING) are
-    added like crash does."""
+    (6.2+) are summed exactly, as percpu_counter_sum and crash do: the
+    global count plus each present CPU's s32 delta (a panic takes the
+    other CPUs offline without folding theirs). Before 6.2, per-thread
+    deltas (SPLIT_RSS_COUNTING) are added like crash does."""
     out = {}
     base, el, n, inner = L.mm_rss
-    percpu = inner != 0 or el > 8
+    w = cc.ulong()
+    offs = None
+    if L.rss_percpu is not None:
+        cpus = cc.present_cpus()
+        offs = [o for i, o in enumerate(cc.per_cpu_offsets(max(cpus) + 1)) if i in cpus]
     for t in tasks:
         if t.mm == 0 or t.mm in out:
             continue
@@ -39,9 +44,11 @@ def mem_usage(tasks, L):
         rss = 0
         for i in RSS_COUNTERS:
             if i < n:
-                v = cc.s(b, base + i * el + inner, 8)
-                rss += max(v, 0) if percpu else v
-        out[t.mm] = [cc.u(b, L.total_vm, cc.ulong()), rss]
+                rss += cc.s(b, base + i * el + inner, 8)
+                if offs is not None:
+                    ptr = cc.u(b, base + i * el + L.rss_percpu, w)
+                    rss += sum(cc.s(cc.read(ptr + o, 4), 0, 4) for o in offs)
+        out[t.mm] = [cc.u(b, L.total_vm, w), rss]
     if L.rss is not None:
         o, el, n = L.rss
         for t in tasks:

@@ -76,7 +76,6 @@ def gdb_info():
     """What `sys` shows, read GDB-side (any target): a dict with the keys of
     the server's `monitor sys --json`."""
     uts = cc.utsname("sys")
-    online = cc.cpu_mask("__cpu_online_mask")
     ct = cc.crash_time()
     try:
         up = cc.uptime_seconds()
@@ -94,7 +93,7 @@ def gdb_info():
     return {
         "kernel": _kernel_file(),
         "dumpfile": _dumpfile(),
-        "cpus": len(online) if online else cc.nr_cpus(),
+        "cpus": len(cc.present_cpus()),
         "crash_time": ct,
         "date": _date(ct) if ct else None,
         "uptime_seconds": up,
@@ -154,7 +153,7 @@ class Sys(gdb.Command):
 
 Usage: sys
 KERNEL (the vmlinux GDB loaded), DUMPFILE (from corestub's `monitor info
-dumpfile`), CPUS (online), DATE (VMCOREINFO CRASHTIME, else the timekeeper;
+dumpfile`), CPUS (present), DATE (VMCOREINFO CRASHTIME, else the timekeeper;
 UTC), UPTIME (CLOCK_BOOTTIME at the crash), LOAD AVERAGE, TASKS (idle tasks
 included), NODENAME, RELEASE, VERSION, MACHINE, MEMORY (present pages of all
 nodes), PANIC (the panic/oops line of the kernel log).

@@ -5,10 +5,13 @@
 //! deltas in `task->rss_stat` under SPLIT_RSS_COUNTING), and is now `struct
 //! percpu_counter rss_stat[NR_MM_COUNTERS]`. Which one a kernel has is read
 //! from the member's DWARF type, not guessed from a version. For percpu
-//! counters the value is the counter's global `count`, clamped at 0: what
-//! the kernel's own `get_mm_counter()` (`percpu_counter_read_positive`)
-//! returns, hence what /proc/PID/status showed; the per-CPU deltas not yet
-//! folded in (at most the batch size per CPU) are not added.
+//! counters the value is exact, as `percpu_counter_sum()` (and crash)
+//! compute it: the global `count` plus every CPU's not yet folded `s32`
+//! delta (`*per_cpu_ptr(counters, cpu)`), over every CPU of the dump, not
+//! just the online ones (a panic takes the others offline without folding
+//! their deltas). The kernel's cheap `get_mm_counter()` reads `count` only,
+//! which for a small process is often 0: up to 32 pages per CPU sit in the
+//! deltas.
 
 use super::{Member, Result, member, optional_member, size_of, typed_member};
 use crate::addr::VirtAddr;
@@ -34,11 +37,12 @@ pub enum RssCounters {
     /// Before 6.2: `rss_stat.count[i]`, atomic_long_t each (`stride` bytes).
     Atomic { base: Member, stride: u64 },
     /// 6.2+: `rss_stat[i]`, struct percpu_counter each; `count` is the
-    /// offset of its global s64.
+    /// offset of its global s64, `counters` of its per-CPU `s32 *`.
     PerCpu {
         base: Member,
         stride: u64,
         count: u64,
+        counters: u64,
     },
     /// No counters the kernel's DWARF describes.
     None,
@@ -48,7 +52,7 @@ impl RssCounters {
     pub fn kind(&self) -> &'static str {
         match self {
             RssCounters::Atomic { .. } => "atomic_long_t[]",
-            RssCounters::PerCpu { .. } => "percpu_counter[] (global count)",
+            RssCounters::PerCpu { .. } => "percpu_counter[] (count + per-CPU deltas)",
             RssCounters::None => "none",
         }
     }
@@ -70,13 +74,15 @@ fn rss_counters(k: &Kernel) -> Result<RssCounters> {
     };
     if f.type_name.starts_with("struct percpu_counter") {
         let d = super::debug_info(k, "struct percpu_counter")?;
-        let count = d
-            .offset_of("struct percpu_counter", "count")
-            .map_err(|e| super::layout_error("percpu_counter.count", e))?;
+        let at = |m: &str| {
+            d.offset_of("struct percpu_counter", m)
+                .map_err(|e| super::layout_error(&format!("percpu_counter.{m}"), e))
+        };
         return Ok(RssCounters::PerCpu {
             base,
             stride: size_of(k, "percpu_counter")?,
-            count,
+            count: at("count")?,
+            counters: at("counters")?,
         });
     }
     let Some((base, f)) = typed_member(k, MM, "rss_stat.count")? else {
@@ -124,6 +130,31 @@ impl<'k> MmView<'k> {
         })
     }
 
+    /// The sum of a percpu_counter's per-CPU `s32` deltas: `counters` (at
+    /// `at` in the mm) is a per-CPU pointer, one slot per CPU of the dump.
+    fn percpu_deltas(&self, mm: VirtAddr, base: Member, at: u64) -> Result<i64> {
+        let k = self.kernel;
+        let ptr = Member {
+            path: "rss_stat[].counters",
+            offset: at,
+            ..base
+        };
+        let counters = ptr.ptr(k, mm)?;
+        let mut sum = 0i64;
+        for cpu in 0..k.cpus.len() {
+            let off = k
+                .per_cpu_offset(cpu)
+                .ok_or(super::ObjectError::NoSymbol("__per_cpu_offset"))?;
+            let delta = Member {
+                ty: "percpu_counter",
+                path: "*counters",
+                offset: 0,
+            };
+            sum += delta.u32(k, counters.per_cpu(off))? as i32 as i64;
+        }
+        Ok(sum)
+    }
+
     pub fn read(&self, mm: VirtAddr) -> Result<MmInfo> {
         let (k, l) = (self.kernel, self.layout);
         let counter = |i: u64| -> Result<i64> {
@@ -133,18 +164,20 @@ impl<'k> MmView<'k> {
                     base,
                     stride,
                     count,
+                    ..
                 } => (base, stride, count),
                 RssCounters::None => return Ok(0),
             };
+            let elem = base.offset + i * stride;
             let m = Member {
-                offset: base.offset + i * stride + inner,
+                offset: elem + inner,
                 ..base
             };
-            let v = m.u64(k, mm)? as i64;
-            Ok(match l.rss {
-                RssCounters::PerCpu { .. } => v.max(0),
-                _ => v,
-            })
+            let mut v = m.u64(k, mm)? as i64;
+            if let RssCounters::PerCpu { counters, .. } = l.rss {
+                v = v.saturating_add(self.percpu_deltas(mm, base, elem + counters)?);
+            }
+            Ok(v)
         };
         let mut rss = 0i64;
         for i in RSS_COUNTERS {

@@ -46,7 +46,7 @@ fn sys_info(s: &Session) -> SysInfo {
         kernel: k.vmlinux.as_ref().map(|v| v.path().display().to_string()),
         dumpfile: k.dump.path.display().to_string(),
         cpus: k.cpus.len(),
-        crash_time: k.vmcoreinfo.crash_time(),
+        crash_time: crash_time(k),
         uptime: uptime_secs(k, log.as_ref().ok().map(Vec::as_slice)),
         load_average: load_average(k),
         // crash counts every task_struct: idle tasks, processes and threads
@@ -154,34 +154,44 @@ fn read_u64_sym(k: &Kernel, name: &str, off: u64) -> Option<u64> {
     k.read_u64(&k.kernel_space(), a.checked_add(off)?).ok()
 }
 
-/// Uptime in seconds from the timekeeper's CLOCK_BOOTTIME
-/// (`tk_core.timekeeper.ktime_sec + offs_boot`, DWARF offsets), else from the newest
-/// log timestamp, with the source's name.
+/// A member of the timekeeper (`tk_core.timekeeper.MEMBER`, DWARF offsets),
+/// `None` when the kernel has no such member or it is unreadable.
+fn timekeeper(k: &Kernel, member: &str) -> Option<u64> {
+    let di = k.debug_info()?;
+    // tk_core is an anonymous `struct { seqcount_raw_spinlock_t seq;
+    // struct timekeeper timekeeper; }` (its type has no name to look up):
+    // the timekeeper follows the seqcount at 8-byte alignment.
+    let tk = di
+        .size_of("struct seqcount_raw_spinlock")
+        .ok()?
+        .checked_add(7)?
+        & !7;
+    let off = di.try_offset_of("struct timekeeper", member).ok()??;
+    read_u64_sym(k, "tk_core", tk.checked_add(off)?)
+}
+
+/// Uptime in seconds: the timekeeper's CLOCK_BOOTTIME (`ktime_sec` +
+/// `offs_boot`, the time spent suspended), else the newest log timestamp;
+/// with the source's name.
 fn uptime_secs(k: &Kernel, log: Option<&[printk::LogRecord]>) -> Option<(u64, &'static str)> {
-    let tk = (|| {
-        let di = k.debug_info()?;
-        // tk_core is an anonymous `struct { seqcount_raw_spinlock_t seq;
-        // struct timekeeper timekeeper; }` (its type has no name to look
-        // up): the timekeeper follows the seqcount at 8-byte alignment.
-        let tk = di
-            .size_of("struct seqcount_raw_spinlock")
-            .ok()?
-            .checked_add(7)?
-            & !7;
-        let off = tk.checked_add(di.offset_of("struct timekeeper", "ktime_sec").ok()?)?;
-        let secs = read_u64_sym(k, "tk_core", off)?;
-        // + offs_boot (time spent suspended): CLOCK_BOOTTIME, as uptime(1)
-        let boot = match di.try_offset_of("struct timekeeper", "offs_boot") {
-            Ok(Some(o)) => read_u64_sym(k, "tk_core", tk.checked_add(o)?)? as i64,
-            _ => 0,
-        };
+    let tk = timekeeper(k, "ktime_sec").and_then(|secs| {
+        let boot = timekeeper(k, "offs_boot").unwrap_or(0) as i64;
         secs.checked_add_signed(boot / 1_000_000_000)
-    })();
+    });
     if let Some(secs) = tk.filter(|&s| s < 1 << 40) {
         return Some((secs, "timekeeper"));
     }
     let last = log?.iter().map(|r| r.ts_nsec).max()?;
     Some((last / 1_000_000_000, "newest log timestamp"))
+}
+
+/// Wall-clock seconds at the crash: VMCOREINFO's CRASHTIME (written by
+/// the crash kernel path), else the timekeeper's `xtime_sec` (a dump taken
+/// by QEMU or of a kernel that never ran crash_kexec).
+fn crash_time(k: &Kernel) -> Option<i64> {
+    k.vmcoreinfo
+        .crash_time()
+        .or_else(|| timekeeper(k, "xtime_sec").map(|s| s as i64))
 }
 
 /// `avenrun[3]`: fixed point with FSHIFT = 11, printed as crash does.
@@ -214,7 +224,13 @@ fn cpu_mhz(k: &Kernel) -> Option<u64> {
 pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
     let space = k.kernel_space();
     let arr = k.symbol("node_data")?.0;
-    let len = k.vmcoreinfo.length("node_data").unwrap_or(1).min(4096);
+    // MAX_NUMNODES (VMCOREINFO), else nr_node_ids (NUMA kernels), else one
+    let len = k
+        .vmcoreinfo
+        .length("node_data")
+        .or_else(|| Some(k.read_u32(&space, k.symbol("nr_node_ids")?).ok()? as u64))
+        .unwrap_or(1)
+        .min(4096);
     let (off, what) = match k
         .debug_info()
         .and_then(|d| d.offset_of("struct pglist_data", "node_present_pages").ok())
