@@ -713,31 +713,41 @@ def panic_message(records=None):
 
 # ---- time ------------------------------------------------------------------
 
+def timekeeper():
+    """The core timekeeper's bytes and type: tk_core.timekeeper, or (6.15+,
+    where tk_core became timekeeper_data[TIMEKEEPER_CORE]) the first element
+    of timekeeper_data; None when neither is known or readable."""
+    for name in ("tk_core", "timekeeper_data"):
+        v = sym(name)
+        if v is None:
+            continue
+        tkc_t = v.type.strip_typedefs()
+        if tkc_t.code == gdb.TYPE_CODE_ARRAY:
+            tkc_t = tkc_t.target().strip_typedefs()
+        t = need_type("struct timekeeper", "time")
+        try:
+            return read(int(v.value().address) + off(tkc_t, "timekeeper"), t.sizeof), t
+        except gdb.MemoryError:
+            return None
+    return None
+
+
 def boot_wall_offset_ns():
     """Nanoseconds to add to a printk timestamp for wall-clock time, from the
     timekeeper (CLOCK_REALTIME - CLOCK_MONOTONIC); None if unknown."""
-    tk = sym_addr("tk_core")
+    tk = timekeeper()
     if tk is None:
         return None
-    t = need_type("struct timekeeper", "time")
-    tkc_t = sym("tk_core").type.strip_typedefs()
-    base = tk + off(tkc_t, "timekeeper")
-    try:
-        b = read(base, t.sizeof)
-    except gdb.MemoryError:
-        return None
+    b, t = tk
     return s(b, off(t, "offs_real"), 8)
 
 
 def uptime_seconds():
     """Seconds since boot at crash time (CLOCK_BOOTTIME), from the timekeeper."""
-    tk = sym_addr("tk_core")
+    tk = timekeeper()
     if tk is None:
         return None
-    t = need_type("struct timekeeper", "time")
-    tkc_t = sym("tk_core").type.strip_typedefs()
-    base = tk + off(tkc_t, "timekeeper")
-    b = read(base, t.sizeof)
+    b, t = tk
     secs = s(b, off(t, "ktime_sec"), 8)
     boot = s(b, off(t, "offs_boot"), 8) if has(t, "offs_boot") else 0
     return secs + boot // 1000000000
@@ -749,10 +759,8 @@ def crash_time():
     ct = vmcoreinfo().get("CRASHTIME")
     if ct and ct.isdigit():
         return int(ct)
-    tk = sym_addr("tk_core")
+    tk = timekeeper()
     if tk is None:
         return None
-    t = need_type("struct timekeeper", "time")
-    tkc_t = sym("tk_core").type.strip_typedefs()
-    b = read(tk + off(tkc_t, "timekeeper"), t.sizeof)
+    b, t = tk
     return s(b, off(t, "xtime_sec"), 8)

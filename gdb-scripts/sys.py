@@ -81,6 +81,14 @@ def gdb_info():
         up = cc.uptime_seconds()
     except gdb.GdbError:
         up = None
+    up_source = "timekeeper"
+    if up is None or up >= 1 << 40:
+        # as the server: the newest log timestamp
+        try:
+            up = max(ts for ts, _l, _f, _t in cc.log_records("sys")) // 1000000000
+            up_source = "newest log timestamp"
+        except (gdb.GdbError, gdb.MemoryError, ValueError):
+            up = None
     try:
         tasks = len(cc.all_tasks("sys"))
     except gdb.GdbError:
@@ -97,7 +105,7 @@ def gdb_info():
         "crash_time": ct,
         "date": _date(ct) if ct else None,
         "uptime_seconds": up,
-        "uptime_source": "timekeeper" if up is not None else None,
+        "uptime_source": up_source if up is not None else None,
         "load_average": _loadavg(),
         "tasks": tasks,
         "nodename": uts.get("nodename"),

@@ -23,7 +23,26 @@ def gdb_log():
             for ts, lvl, _fl, text in gdb_records()]  # noqa: F821 (dmesg.py)
 
 
+def list_walk():
+    """corestub_common's list walk on a list that loops without coming back
+    to its head (head -> a -> b -> c -> a ...): each element read once."""
+    mem = {0x100: 0xa0, 0xa0: 0xb0, 0xb0: 0xc0, 0xc0: 0xa0}
+    reads = []
+    real = cc.read  # noqa: F821
+
+    def fake(addr, size):
+        reads.append(addr)
+        return mem[addr].to_bytes(8, "little")
+    cc.read = fake  # noqa: F821
+    try:
+        links = cc._list_links(0x100, 0xa0)  # noqa: F821
+    finally:
+        cc.read = real  # noqa: F821
+    return {"links": links, "reads": len(reads)}
+
+
 report = {
+    "list_walk": attempt(list_walk),
     "on_corestub": cc.on_corestub(),  # noqa: F821 (corestub.py imports it)
     "ps": {"server": attempt(server_rows), "gdb": attempt(gdb_rows)},  # noqa: F821
     "sys": {"server": attempt(lambda: cc.server_json("sys")), "gdb": attempt(gdb_info)},  # noqa: F821

@@ -154,20 +154,28 @@ fn read_u64_sym(k: &Kernel, name: &str, off: u64) -> Option<u64> {
     k.read_u64(&k.kernel_space(), a.checked_add(off)?).ok()
 }
 
-/// A member of the timekeeper (`tk_core.timekeeper.MEMBER`, DWARF offsets),
-/// `None` when the kernel has no such member or it is unreadable.
+/// A member of the core timekeeper (`tk_core.timekeeper.MEMBER`; since
+/// 6.15 tk_core is `timekeeper_data[TIMEKEEPER_CORE]`, element 0), DWARF
+/// offsets; `None` when the kernel has no such member or it is unreadable.
 fn timekeeper(k: &Kernel, member: &str) -> Option<u64> {
     let di = k.debug_info()?;
-    // tk_core is an anonymous `struct { seqcount_raw_spinlock_t seq;
-    // struct timekeeper timekeeper; }` (its type has no name to look up):
-    // the timekeeper follows the seqcount at 8-byte alignment.
-    let tk = di
-        .size_of("struct seqcount_raw_spinlock")
-        .ok()?
-        .checked_add(7)?
-        & !7;
+    // tk_core is a `struct { seqcount_raw_spinlock_t seq; struct timekeeper
+    // timekeeper; ... }` (anonymous before 6.13: no type to look up): the
+    // timekeeper follows the seqcount at 8-byte alignment.
+    let tk = match di.try_offset_of("struct tk_data", "timekeeper") {
+        Ok(Some(o)) => o,
+        _ => {
+            di.size_of("struct seqcount_raw_spinlock")
+                .ok()?
+                .checked_add(7)?
+                & !7
+        }
+    };
     let off = di.try_offset_of("struct timekeeper", member).ok()??;
-    read_u64_sym(k, "tk_core", tk.checked_add(off)?)
+    let sym = ["tk_core", "timekeeper_data"]
+        .into_iter()
+        .find(|s| k.symbol(s).is_some())?;
+    read_u64_sym(k, sym, tk.checked_add(off)?)
 }
 
 /// Uptime in seconds: the timekeeper's CLOCK_BOOTTIME (`ktime_sec` +
