@@ -74,7 +74,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("{before} tasks");
     let src_task = tasks.into_iter().find(|t| t.pid == 2).ok_or("no pid 2")?;
     let mut image = vec![0u8; size as usize];
-    k.read_virt(&space, VirtAddr(src_task.addr), &mut image)?;
+    k.read_virt(&space, src_task.addr, &mut image)?;
     let init = k.symbol("init_task").ok_or("no init_task")?.0;
     let first = k.read_u64(&space, VirtAddr(init + o_tasks))? - o_tasks;
     let (page_offset, _) = corestub::kernel::page::direct_map(&k)?;

@@ -15,7 +15,6 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use corestub::addr::VirtAddr;
 use corestub::dump::notes::encode_note;
 use corestub::kernel::Kernel;
 use corestub::target::{Session, ThreadMode};
@@ -112,13 +111,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
             }
             encode_note(&mut notes, b"CORE", 1, &d);
-            if copy == 0 && t.task.stack != 0 {
+            if copy == 0 && t.task.stack.0 != 0 {
                 let mut data = vec![0u8; STACK as usize];
-                if k.read_virt(&k.kernel_space(), VirtAddr(t.task.stack), &mut data)
+                if k.read_virt(&k.kernel_space(), t.task.stack, &mut data)
                     .is_ok()
                 {
                     segs.push(Seg {
-                        vaddr: t.task.stack,
+                        vaddr: t.task.stack.0,
                         paddr: 0,
                         data,
                         memsz: STACK,

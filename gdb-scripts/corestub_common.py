@@ -162,6 +162,23 @@ def on_corestub():
     return _corestub_conn[conn.num]
 
 
+def server_json(command):
+    """`monitor COMMAND --json` parsed, when connected to corestub; None
+    elsewhere (other stubs, native cores) or when the server cannot answer
+    (the GDB-side readers below then do the work)."""
+    if not on_corestub():
+        return None
+    import json
+    try:
+        text = gdb.execute("monitor %s --json" % command, to_string=True)
+    except gdb.error:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None  # an error message instead of JSON: let GDB read it
+
+
 # ---- the kernel's own notes ---------------------------------------------
 
 _vmcoreinfo = None
@@ -231,6 +248,13 @@ def nr_cpus():
     return max(cpu_mask("__cpu_possible_mask") or [0]) + 1
 
 
+def present_cpus():
+    """The CPUs the machine had: __cpu_present_mask. Not the online mask: a
+    panic takes the other CPUs offline (smp_send_stop), but they still
+    have runqueues and idle tasks (the server counts the dump's CPU notes)."""
+    return cpu_mask("__cpu_present_mask") or list(range(nr_cpus()))
+
+
 def per_cpu_offsets(n):
     addr = sym_addr("__per_cpu_offset")
     if addr is None:
@@ -244,7 +268,7 @@ def runqueue_tasks(who="corestub"):
     rq_t = need_type("struct rq", who)
     oc, oi = off(rq_t, "curr", who), off(rq_t, "idle", who)
     lo, hi = min(oc, oi), max(oc, oi) + ulong()
-    cpus = cpu_mask("__cpu_online_mask") or list(range(nr_cpus()))
+    cpus = present_cpus()
     offs = per_cpu_offsets(max(cpus) + 1)
     out = []
     w = ulong()
@@ -276,7 +300,16 @@ class TaskLayout(object):
         self.t = t
         self.size = t.sizeof
         self.tasks = off(t, "tasks", who)
+        # signal->thread_head / thread_node (3.14+, the only thread list
+        # since 6.7), else the older leader->thread_group
         self.thread_group = off(t, "thread_group", who) if has(t, "thread_group") else None
+        self.signal = self.thread_head = self.thread_node = None
+        if has(t, "thread_node") and has(t, "signal"):
+            sig_t = member_type(t, "signal").target().strip_typedefs()
+            if has(sig_t, "thread_head"):
+                self.signal = off(t, "signal", who)
+                self.thread_head = off(sig_t, "thread_head", who)
+                self.thread_node = off(t, "thread_node", who)
         self.pid = off(t, "pid", who)
         self.tgid = off(t, "tgid", who)
         self.comm = off(t, "comm", who)
@@ -307,10 +340,12 @@ class TaskLayout(object):
         ct = member_type(mm_t, "rss_stat.count") if has(member_type(mm_t, "rss_stat"), "count") else member_type(mm_t, "rss_stat")
         el_t = ct.target().strip_typedefs()
         inner = 0
+        self.rss_percpu = None
         if has(el_t, "counter"):
             inner = off(el_t, "counter")
-        elif has(el_t, "count"):  # percpu_counter (6.2+): the global part
-            inner = off(el_t, "count")
+        elif has(el_t, "count"):  # percpu_counter (6.2+): the global part,
+            inner = off(el_t, "count")  # and the per-CPU s32 deltas
+            self.rss_percpu = off(el_t, "counters")
         base = off(mm_t, "rss_stat.count") if has(member_type(mm_t, "rss_stat"), "count") else off(mm_t, "rss_stat")
         self.mm_rss = (base, el_t.sizeof, ct.sizeof // el_t.sizeof, inner)
 
@@ -326,9 +361,10 @@ def task_layout(who="corestub"):
 
 
 def _forget(_event=None):
-    global _layout, _vmcoreinfo
+    global _layout, _vmcoreinfo, _states
     _layout = None
     _vmcoreinfo = None
+    _states = None
 
 
 if hasattr(gdb.events, "new_objfile"):
@@ -368,20 +404,56 @@ def read_task(addr, L=None):
 MAX_TASKS = 1 << 22
 
 
+def _list_links(head, first):
+    """Link addresses of a circular list_head list after `head`, `first`
+    being head->next. Stops at the head, a NULL, or the first link seen
+    twice: a corrupt list must not be read again and again."""
+    w = ulong()
+    out, seen = [], set()
+    nxt = first
+    while nxt != head and nxt != 0 and nxt not in seen and len(out) < MAX_TASKS:
+        seen.add(nxt)
+        out.append(nxt)
+        try:
+            nxt = u(read(nxt, w), 0, w)
+        except gdb.MemoryError:
+            break
+    return out
+
+
+def _thread_addrs(leader, L):
+    """The other threads of the process `leader` leads."""
+    w = ulong()
+    if L.thread_node is not None:
+        sig = u(leader.buf, L.signal, w)
+        if not sig:
+            return []
+        head = sig + L.thread_head
+        links = _list_links(head, u(read(head, w), 0, w))
+        return [a - L.thread_node for a in links if a - L.thread_node != leader.addr]
+    if L.thread_group is not None:
+        head = leader.addr + L.thread_group
+        return [a - L.thread_group for a in _list_links(head, u(leader.buf, L.thread_group, w))]
+    return []
+
+
 def all_tasks(who="corestub", with_idle=True):
     """Every task: the idle tasks of all CPUs (init_task is CPU 0's), then
-    each process on init_task.tasks with its threads. One read per task."""
+    each process on init_task.tasks with its threads. One read per task,
+    each task read once (a list that repeats an element stops there)."""
     L = task_layout(who)
     init = sym_addr("init_task", who)
-    w = ulong()
     seen = set()
     out = []
 
     def add(addr):
         if addr in seen or addr == 0:
             return None
-        t = read_task(addr, L)
         seen.add(addr)
+        try:
+            t = read_task(addr, L)
+        except gdb.MemoryError:
+            return None
         out.append(t)
         return t
 
@@ -392,34 +464,25 @@ def all_tasks(who="corestub", with_idle=True):
                 add(idle)
         except gdb.GdbError:
             pass
-    leader = first
     head = init + L.tasks
-    for _ in range(MAX_TASKS):
-        nxt = u(leader.buf, L.tasks, w)
-        if nxt == head or nxt == 0:
-            break
-        addr = nxt - L.tasks
-        leader = add(addr) or read_task(addr, L)
-        if L.thread_group is not None:
-            th = leader
-            for _ in range(MAX_TASKS):
-                n2 = u(th.buf, L.thread_group, w)
-                if n2 == leader.addr + L.thread_group or n2 == 0:
-                    break
-                a2 = n2 - L.thread_group
-                th = add(a2) or read_task(a2, L)
+    for link in _list_links(head, u(first.buf, L.tasks, ulong())):
+        leader = add(link - L.tasks)
+        if leader is None:
+            continue
+        for th in _thread_addrs(leader, L):
+            add(th)
     by_addr = dict((t.addr, t) for t in out)
     for t in out:
         p = by_addr.get(t.parent)
         if t.pid == 0:
             t.ppid = 0  # idle tasks (crash shows 0)
         elif p is not None:
-            t.ppid = p.pid
+            t.ppid = p.tgid  # as /proc: the parent's process id
         elif t.parent:
             try:
-                t.ppid = s(read(t.parent + L.pid, 4), 0, 4)
+                t.ppid = s(read(t.parent + L.tgid, 4), 0, 4)
             except gdb.MemoryError:
-                t.ppid = -1
+                t.ppid = 0
         else:
             t.ppid = 0
     return out
@@ -432,35 +495,88 @@ def find_task(pid, who="corestub"):
     return None
 
 
-# crash's two-letter states, from __state / exit_state bits (6.1 values)
-TASK_INTERRUPTIBLE = 0x1
-TASK_UNINTERRUPTIBLE = 0x2
-TASK_STOPPED = 0x4
-TASK_TRACED = 0x8
-EXIT_DEAD = 0x10
-EXIT_ZOMBIE = 0x20
-TASK_PARKED = 0x40
-TASK_DEAD = 0x80
-TASK_WAKING = 0x200
-TASK_NOLOAD = 0x400
-TASK_NEW = 0x800
+# ---- task states, from the kernel's own task_state_array ---------------------
+# The TASK_* values are macros (not in DWARF) and have moved between versions:
+# the letters come from fs/proc/array.c's task_state_array in the dump (entry
+# i is the state with bit 1 << (i-1)); TASK_REPORT is every bit up to the last
+# reported letter (R S D T t X Z P). "I (idle)" stands for TASK_IDLE =
+# TASK_UNINTERRUPTIBLE | TASK_NOLOAD, NOLOAD being PARKED << 4 (crash's
+# derivation) or "N (noload)" on kernels that list it. The server's
+# src/kernel/objects/state.rs does the same; tests diff the two.
+
+CRASH_STATE = {"R": "RU", "S": "IN", "D": "UN", "T": "ST", "t": "TR", "Z": "ZO",
+               "X": "DE", "I": "ID", "P": "PA"}
+
+_states = None
 
 
-def state_letters(state, exit_state):
-    if exit_state & EXIT_ZOMBIE:
-        return "ZO"
-    if exit_state & EXIT_DEAD:
-        return "DE"
-    if state == 0:
-        return "RU"
-    if state & TASK_UNINTERRUPTIBLE and state & TASK_NOLOAD:
-        return "ID"
-    for bit, name in ((TASK_INTERRUPTIBLE, "IN"), (TASK_UNINTERRUPTIBLE, "UN"),
-                      (TASK_STOPPED, "ST"), (TASK_TRACED, "TR"), (TASK_PARKED, "PA"),
-                      (TASK_DEAD, "DE"), (TASK_WAKING, "WA"), (TASK_NEW, "NE")):
-        if state & bit:
-            return name
-    return "??"
+def task_states(who="corestub"):
+    """(letters, TASK_REPORT, idle mask or None, idle index)."""
+    global _states
+    if _states is None:
+        arr = sym_value("task_state_array")
+        if arr is None:
+            raise Missing("%s: symbol 'task_state_array' not found" % who)
+        n = arr.type.strip_typedefs().sizeof // ulong()
+        letters = []
+        for i in range(min(n, 16)):
+            letters.append(read_cstr(int(arr[i]), 4)[:1] or "?")
+        last = max([i for i, c in enumerate(letters) if c in "RSDTtXZP"] or [0])
+        if not last or letters[0] != "R":
+            raise Missing("%s: task_state_array makes no sense: %s" % (who, letters))
+        report = (1 << last) - 1
+
+        def bit(c):
+            return 1 << (letters.index(c) - 1) if c in letters[1:] else None
+        idle = None
+        if "I" in letters:
+            noload = bit("N") or (bit("P") << 4 if bit("P") else None)
+            if noload and bit("D"):
+                idle = bit("D") | noload
+        _states = (letters, report, idle, letters.index("I") if "I" in letters else None)
+    return _states
+
+
+def state_letter(state, exit_state, who="corestub"):
+    """The letter /proc/PID/stat would show (the kernel's task_state_to_char)."""
+    letters, report, idle, idle_index = task_states(who)
+    if idle is not None and state & idle == idle:
+        return letters[idle_index]
+    index = ((state | exit_state) & report).bit_length()
+    return letters[index] if index < len(letters) else "?"
+
+
+def state_letters(state, exit_state, who="corestub"):
+    """crash's two-letter state (RU, IN, UN, ID, ...)."""
+    return CRASH_STATE.get(state_letter(state, exit_state, who), "??")
+
+
+# ---- memory ----------------------------------------------------------------
+
+def memory_pages():
+    """Present pages of every memory node (crash's MEMORY and %MEM base)."""
+    pg_t = need_type("struct pglist_data", "memory")
+    o = off(pg_t, "node_present_pages", "memory")
+    nodes = []
+    nd = sym("node_data")
+    if nd is not None:
+        t = nd.type.strip_typedefs()
+        n = t.sizeof // ulong() if t.code == gdb.TYPE_CODE_ARRAY else 1
+        # a declaration's type may be an incomplete array (size 0); only the
+        # first nr_node_ids entries can be nodes
+        n = min(n, 64) if n else 64
+        ids = sym_value("nr_node_ids")
+        if ids is not None:
+            n = min(n, max(int(ids), 1))
+        ptrs = read_ulongs(int(nd.value().address), n)
+        nodes = [p for p in ptrs if p]
+    else:
+        a = sym_addr("contig_page_data")
+        if a is not None:
+            nodes = [a]
+    if not nodes:
+        return None
+    return sum(u(read(p + o, 8), 0, 8) for p in nodes)
 
 
 # ---- the kernel log --------------------------------------------------------
@@ -569,50 +685,69 @@ def log_records(who="dmesg"):
     return legacy_records(who)
 
 
-def panic_message():
-    """The log line that says why the kernel died, or None."""
-    found = None
+PANIC_MARKS = ("Kernel panic - not syncing:", "BUG: unable to handle", "kernel BUG at",
+               "Unable to handle kernel", "Oops:", "general protection fault")
+
+
+def panic_message(records=None):
+    """The panic message as crash shows it: the last log line that starts
+    with a panic/BUG/Oops marker, else the last that contains one (with
+    "---[ end ... ]---" stripped). Same rule as the server's."""
     try:
-        for _ts, _lvl, _fl, text in log_records("sys"):
-            line = text.decode("utf-8", "replace")
-            for key in ("Kernel panic - not syncing", "Oops", "BUG: ", "general protection fault",
-                        "Unable to handle kernel"):
-                if line.startswith(key) or (key == "Oops" and "Oops" in line and ":" in line):
-                    if found is None or line.startswith("Kernel panic"):
-                        found = line.strip()
-                    break
+        lines = [text.decode("utf-8", "replace").split("\n")[0]
+                 for _ts, _lvl, _fl, text in (records if records is not None else log_records("sys"))]
     except gdb.GdbError:
         return None
-    return found
+    for line in reversed(lines):
+        t = line.strip()
+        if any(t.startswith(m) for m in PANIC_MARKS):
+            return t
+    for line in reversed(lines):
+        for m in PANIC_MARKS:
+            at = line.find(m)
+            if at >= 0:
+                hit = line[at:]
+                return hit[:-5] if hit.endswith(" ]---") else hit
+    return None
 
 
 # ---- time ------------------------------------------------------------------
 
+def timekeeper():
+    """The core timekeeper's bytes and type: tk_core.timekeeper, or (6.15+,
+    where tk_core became timekeeper_data[TIMEKEEPER_CORE]) the first element
+    of timekeeper_data; None when neither is known or readable."""
+    for name in ("tk_core", "timekeeper_data"):
+        v = sym(name)
+        if v is None:
+            continue
+        tkc_t = v.type.strip_typedefs()
+        if tkc_t.code == gdb.TYPE_CODE_ARRAY:
+            tkc_t = tkc_t.target().strip_typedefs()
+        t = need_type("struct timekeeper", "time")
+        try:
+            return read(int(v.value().address) + off(tkc_t, "timekeeper"), t.sizeof), t
+        except gdb.MemoryError:
+            return None
+    return None
+
+
 def boot_wall_offset_ns():
     """Nanoseconds to add to a printk timestamp for wall-clock time, from the
     timekeeper (CLOCK_REALTIME - CLOCK_MONOTONIC); None if unknown."""
-    tk = sym_addr("tk_core")
+    tk = timekeeper()
     if tk is None:
         return None
-    t = need_type("struct timekeeper", "time")
-    tkc_t = sym("tk_core").type.strip_typedefs()
-    base = tk + off(tkc_t, "timekeeper")
-    try:
-        b = read(base, t.sizeof)
-    except gdb.MemoryError:
-        return None
+    b, t = tk
     return s(b, off(t, "offs_real"), 8)
 
 
 def uptime_seconds():
     """Seconds since boot at crash time (CLOCK_BOOTTIME), from the timekeeper."""
-    tk = sym_addr("tk_core")
+    tk = timekeeper()
     if tk is None:
         return None
-    t = need_type("struct timekeeper", "time")
-    tkc_t = sym("tk_core").type.strip_typedefs()
-    base = tk + off(tkc_t, "timekeeper")
-    b = read(base, t.sizeof)
+    b, t = tk
     secs = s(b, off(t, "ktime_sec"), 8)
     boot = s(b, off(t, "offs_boot"), 8) if has(t, "offs_boot") else 0
     return secs + boot // 1000000000
@@ -624,10 +759,8 @@ def crash_time():
     ct = vmcoreinfo().get("CRASHTIME")
     if ct and ct.isdigit():
         return int(ct)
-    tk = sym_addr("tk_core")
+    tk = timekeeper()
     if tk is None:
         return None
-    t = need_type("struct timekeeper", "time")
-    tkc_t = sym("tk_core").type.strip_typedefs()
-    b = read(tk + off(tkc_t, "timekeeper"), t.sizeof)
+    b, t = tk
     return s(b, off(t, "xtime_sec"), 8)

@@ -1,8 +1,9 @@
 # corestub: `dmesg` for GDB — the kernel log from a crash dump or live target.
 #
-# Connected to corestub, the server formats the log itself (`monitor log`,
+# Connected to corestub, the server reads the records (`monitor log --json`,
 # from VMCOREINFO's layout): GDB then never looks up `prb`, which would make
-# it expand printk.c's debug info (0.3 s of a 0.5 s start-up here).
+# it expand printk.c's debug info (0.3 s of a 0.5 s start-up here); -T
+# still asks GDB for the timekeeper.
 # Elsewhere (a native core, another stub) it reads the 5.10+ lockless printk
 # ring buffer (prb) with one bulk read per array (descriptors, infos, text)
 # and falls back to the legacy log_buf layout of older kernels
@@ -20,8 +21,22 @@ if _dir not in sys.path:
 import corestub_common as cc  # noqa: E402
 
 
-def records():
+def gdb_records():
+    """(ts_nsec, level, flags, text bytes) read GDB-side (any target)."""
     return cc.log_records("dmesg")
+
+
+def server_records():
+    """The server's records (`monitor log --json`), None off corestub."""
+    doc = cc.server_json("log")
+    if doc is None:
+        return None
+    return [(r["ts_nsec"], r["level"], 0, r["text"].encode("utf-8")) for r in doc["records"]]
+
+
+def records():
+    r = server_records()
+    return r if r is not None else gdb_records()
 
 
 def _human(ts_ns, wall_off_ns):
@@ -29,14 +44,14 @@ def _human(ts_ns, wall_off_ns):
     return time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(secs))
 
 
-def format_lines(show_level=False, human=False):
+def format_lines(show_level=False, human=False, recs=None):
     wall = None
     if human:
         wall = cc.boot_wall_offset_ns()
         if wall is None:
             raise gdb.GdbError("dmesg -T: no timekeeper (tk_core) in the symbols: cannot tell wall-clock time")
     out = []
-    for ts, level, flags, text in records():
+    for ts, level, flags, text in (recs if recs is not None else records()):
         lines = text.decode("utf-8", "replace").split("\n")
         if human:
             prefix = "[%s] " % _human(ts, wall)
@@ -47,17 +62,6 @@ def format_lines(show_level=False, human=False):
         for i, line in enumerate(lines):
             out.append((prefix if i == 0 else " " * len(prefix)) + line)
     return out
-
-
-def server_log(show_level):
-    """The log as corestub's `monitor log` prints it, or None when the
-    target is not corestub (or cannot)."""
-    if not cc.on_corestub():
-        return None
-    try:
-        return gdb.execute("monitor log" + (" -l" if show_level else ""), to_string=True)
-    except gdb.error:
-        return None
 
 
 class Dmesg(gdb.Command):
@@ -80,11 +84,7 @@ Needs the kernel's debug vmlinux loaded (corestub gdb does that)."""
         unknown = [a for a in argv if a not in ("-l", "-T")]
         if unknown:
             raise gdb.GdbError("dmesg: unknown option %s (see 'help dmesg')" % unknown[0])
-        # -T needs the timekeeper (DWARF): GDB-side only
-        text = None if "-T" in argv else server_log("-l" in argv)
-        if text is None:
-            text = "\n".join(format_lines("-l" in argv, "-T" in argv)) + "\n"
-        gdb.write(text)
+        gdb.write("\n".join(format_lines("-l" in argv, "-T" in argv)) + "\n")
 
 
 Dmesg()

@@ -36,95 +36,123 @@ def _dumpfile():
     return out
 
 
-def _memory_bytes():
-    """Present pages of every memory node (what crash calls MEMORY)."""
-    pg_t = cc.need_type("struct pglist_data", "sys")
-    o = cc.off(pg_t, "node_present_pages", "sys")
-    nodes = []
-    nd = cc.sym("node_data")
-    if nd is not None:
-        t = nd.type.strip_typedefs()
-        n = t.sizeof // cc.ulong() if t.code == gdb.TYPE_CODE_ARRAY else 1
-        # a declaration's type may be an incomplete array (size 0)
-        ptrs = cc.read_ulongs(int(nd.value().address), min(n, 64) if n else 64)
-        nodes = [p for p in ptrs if p]
-    else:
-        a = cc.sym_addr("contig_page_data")
-        if a is not None:
-            nodes = [a]
-    if not nodes:
-        return None
-    pages = sum(cc.u(cc.read(p + o, 8), 0, 8) for p in nodes)
-    return pages * cc.page_size()
-
-
 def _fmt_mem(b):
-    for unit, div in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)):
-        if b >= div:
-            v = b / float(div)
-            return ("%.1f %s" % (v, unit)).replace(".0 ", " ")
-    return "%d bytes" % b
+    """crash's MEMORY: "511.5 MB", "15.6 GB" (the server's format)."""
+    mb = b / (1024.0 * 1024.0)
+    if mb >= 1024.0:
+        return "%.1f GB" % (mb / 1024.0)
+    if mb >= 1.0:
+        return "%.1f MB" % mb
+    return "%.1f KB" % (b / 1024.0)
 
 
 def _loadavg():
+    """avenrun[3], fixed point with FSHIFT = 11, printed as crash does."""
     a = cc.sym_addr("avenrun")
     if a is None:
         return None
-    vals = cc.read_ulongs(a, 3)
     fixed_1, fshift = 1 << 11, 11
-    out = []
-    for v in vals:
-        v += fixed_1 // 200  # round as /proc/loadavg does
-        out.append("%d.%02d" % (v >> fshift, ((v & (fixed_1 - 1)) * 100) >> fshift))
-    return ", ".join(out)
+    # rounded as /proc/loadavg and crash do
+    vals = [v + fixed_1 // 200 for v in cc.read_ulongs(a, 3)]
+    return ["%d.%02d" % (v >> fshift, ((v & (fixed_1 - 1)) * 100) >> fshift) for v in vals]
 
 
 def _uptime(secs):
     d, r = divmod(int(secs), 86400)
     h, r = divmod(r, 3600)
     m, s = divmod(r, 60)
-    return ("%d days, " % d if d else "") + "%02d:%02d:%02d" % (h, m, s)
+    days = "" if not d else ("1 day, " if d == 1 else "%d days, " % d)
+    return days + "%02d:%02d:%02d" % (h, m, s)
 
 
-def sys_lines():
+def _date(secs):
+    """crash's DATE: "Sat Nov 21 22:45:55 UTC 2026" (day space-padded)."""
+    t = time.gmtime(secs)
+    return "%s %2d %s UTC %d" % (time.strftime("%a %b", t), t.tm_mday,
+                                 time.strftime("%H:%M:%S", t), t.tm_year)
+
+
+def gdb_info():
+    """What `sys` shows, read GDB-side (any target): a dict with the keys of
+    the server's `monitor sys --json`."""
     uts = cc.utsname("sys")
+    ct = cc.crash_time()
+    try:
+        up = cc.uptime_seconds()
+    except gdb.GdbError:
+        up = None
+    up_source = "timekeeper"
+    if up is None or up >= 1 << 40:
+        # as the server: the newest log timestamp
+        try:
+            up = max(ts for ts, _l, _f, _t in cc.log_records("sys")) // 1000000000
+            up_source = "newest log timestamp"
+        except (gdb.GdbError, gdb.MemoryError, ValueError):
+            up = None
+    try:
+        tasks = len(cc.all_tasks("sys"))
+    except gdb.GdbError:
+        tasks = None
+    khz = cc.sym_value("cpu_khz")
+    try:
+        pages = cc.memory_pages()
+    except (gdb.GdbError, gdb.MemoryError):
+        pages = None
+    return {
+        "kernel": _kernel_file(),
+        "dumpfile": _dumpfile(),
+        "cpus": len(cc.present_cpus()),
+        "crash_time": ct,
+        "date": _date(ct) if ct else None,
+        "uptime_seconds": up,
+        "uptime_source": up_source if up is not None else None,
+        "load_average": _loadavg(),
+        "tasks": tasks,
+        "nodename": uts.get("nodename"),
+        "release": uts.get("release"),
+        "version": uts.get("version"),
+        "machine": uts.get("machine"),
+        "cpu_mhz": int(khz) // 1000 if khz is not None and int(khz) else None,
+        "memory_bytes": pages * cc.page_size() if pages else None,
+        "memory_source": "present" if pages else None,
+        "panic": cc.panic_message(),
+    }
+
+
+def info():
+    """The server's answer on corestub, else GDB's reading."""
+    doc = cc.server_json("sys")
+    return doc if doc is not None else gdb_info()
+
+
+def sys_lines(i=None):
+    i = i or info()
     rows = []
 
     def row(k, v):
         if v is not None:
             rows.append("%12s: %s" % (k, v))
 
-    row("KERNEL", _kernel_file())
-    row("DUMPFILE", _dumpfile())
-    online = cc.cpu_mask("__cpu_online_mask")
-    row("CPUS", len(online) if online else cc.nr_cpus())
-    ct = cc.crash_time()
-    row("DATE", time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(ct)) if ct else None)
-    try:
-        up = cc.uptime_seconds()
-    except gdb.GdbError:
-        up = None
-    row("UPTIME", _uptime(up) if up is not None else None)
-    row("LOAD AVERAGE", _loadavg())
-    try:
-        row("TASKS", len(cc.all_tasks("sys")))
-    except gdb.GdbError as e:
-        row("TASKS", "? (%s)" % e)
-    row("NODENAME", uts.get("nodename"))
-    row("RELEASE", uts.get("release"))
-    row("VERSION", uts.get("version"))
-    machine = uts.get("machine")
-    khz = cc.sym_value("cpu_khz")
-    if machine and khz is not None and int(khz):
-        machine = "%s  (%d Mhz)" % (machine, int(khz) // 1000)
+    row("KERNEL", i["kernel"])
+    row("DUMPFILE", i["dumpfile"])
+    row("CPUS", i["cpus"])
+    row("DATE", i["date"])
+    if i["uptime_seconds"] is not None:
+        src = i["uptime_source"]
+        row("UPTIME", _uptime(i["uptime_seconds"]) + ("" if src == "timekeeper" else "  (%s)" % src))
+    row("LOAD AVERAGE", ", ".join(i["load_average"]) if i["load_average"] else None)
+    row("TASKS", i["tasks"])
+    row("NODENAME", i["nodename"])
+    row("RELEASE", i["release"])
+    row("VERSION", i["version"])
+    machine = i["machine"]
+    if machine and i["cpu_mhz"]:
+        machine = "%s  (%d Mhz)" % (machine, i["cpu_mhz"])
     row("MACHINE", machine)
-    try:
-        mem = _memory_bytes()
-    except (gdb.GdbError, gdb.MemoryError):
-        mem = None
-    row("MEMORY", _fmt_mem(mem) if mem else None)
-    msg = cc.panic_message()
-    row("PANIC", '"%s"' % msg if msg else '""')
+    if i["memory_bytes"]:
+        src = i["memory_source"]
+        row("MEMORY", _fmt_mem(i["memory_bytes"]) + ("" if src == "present" else "  (%s)" % src))
+    row("PANIC", '"%s"' % i["panic"] if i["panic"] else "(no panic message in the log)")
     return rows
 
 
@@ -133,10 +161,12 @@ class Sys(gdb.Command):
 
 Usage: sys
 KERNEL (the vmlinux GDB loaded), DUMPFILE (from corestub's `monitor info
-dumpfile`), CPUS (online), DATE (VMCOREINFO CRASHTIME, else the timekeeper;
+dumpfile`), CPUS (present), DATE (VMCOREINFO CRASHTIME, else the timekeeper;
 UTC), UPTIME (CLOCK_BOOTTIME at the crash), LOAD AVERAGE, TASKS (idle tasks
 included), NODENAME, RELEASE, VERSION, MACHINE, MEMORY (present pages of all
-nodes), PANIC (the panic/oops line of the kernel log)."""
+nodes), PANIC (the panic/oops line of the kernel log).
+On corestub the server answers (`monitor sys --json`); on other targets
+(native cores, QEMU's gdbstub) GDB reads the same values."""
 
     def __init__(self):
         super(Sys, self).__init__("sys", gdb.COMMAND_STATUS)

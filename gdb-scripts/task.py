@@ -1,14 +1,37 @@
 # corestub: `task PID` — switch to the thread of a kernel task, like crash's
-# `set PID`. corestub numbers task threads 1000000 + PID (CPU N is thread N+1).
+# `set PID`. The server owns the thread numbering: `monitor ps --json` gives
+# each task's GDB thread id.
+
+import os
+import sys
 
 import gdb
 
-TASK_TID_BASE = 1000000
+_dir = os.path.dirname(os.path.abspath(__file__))
+if _dir not in sys.path:
+    sys.path.insert(0, _dir)
+import corestub_common as cc  # noqa: E402
+
+
+def task_threads():
+    """{pid: GDB thread id} of the tasks corestub lists as threads ({} on
+    other targets, which have no task threads)."""
+    doc = cc.server_json("ps")
+    if doc is None:
+        return {}
+    out = {}
+    for t in doc["tasks"]:
+        if t["thread"] is not None:
+            out.setdefault(t["pid"], t["thread"])
+    return out
 
 
 def thread_of_pid(pid):
+    tid = task_threads().get(pid)
+    if tid is None:
+        return None
     for t in gdb.selected_inferior().threads():
-        if t.ptid[1] == TASK_TID_BASE + pid or t.ptid[2] == TASK_TID_BASE + pid:
+        if tid in (t.ptid[1], t.ptid[2]):
             return t
     return None
 

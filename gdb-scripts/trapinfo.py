@@ -159,14 +159,17 @@ def _arm64(task):
 
 
 def selected_task():
-    """The task of the selected thread: corestub task threads are 1000000+PID;
-    CPU threads ran their runqueue's curr."""
+    """The task of the selected thread: a corestub task thread (the server's
+    `monitor ps --json` maps thread ids to tasks), else a CPU thread, which
+    ran its runqueue's curr."""
     th = gdb.selected_thread()
     if th is None:
         return None
     tid = th.ptid[1] or th.ptid[2]
-    if tid >= 1000000:
-        return ("pid", tid - 1000000)
+    doc = cc.server_json("ps")
+    for t in (doc or {}).get("tasks", []):
+        if t["thread"] == tid:
+            return ("addr", int(t["task"], 16))
     cpu = th.num - 1
     for c, curr, _idle in cc.runqueue_tasks("trapinfo"):
         if c == cpu:

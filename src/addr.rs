@@ -47,6 +47,24 @@ impl VirtAddr {
     pub fn plus(self, n: u64) -> VirtAddr {
         VirtAddr(self.0.wrapping_add(n))
     }
+
+    /// `self + n`, or `None` past the top of the address space: for
+    /// addresses and offsets read from a dump, which must never wrap.
+    pub fn checked_add(self, n: u64) -> Option<VirtAddr> {
+        self.0.checked_add(n).map(VirtAddr)
+    }
+
+    /// `self - n`, or `None` below 0 (`container_of` on a corrupt pointer).
+    pub fn checked_sub(self, n: u64) -> Option<VirtAddr> {
+        self.0.checked_sub(n).map(VirtAddr)
+    }
+
+    /// A per-CPU variable's address on one CPU: the kernel adds
+    /// `__per_cpu_offset[cpu]` as an unsigned long, and on arm64 that
+    /// offset is negative, so this sum wraps by design (not a checked add).
+    pub fn per_cpu(self, offset: u64) -> VirtAddr {
+        VirtAddr(self.0.wrapping_add(offset))
+    }
 }
 
 /// CPU architecture of the dumped machine.

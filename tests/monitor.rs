@@ -11,7 +11,7 @@ use std::path::Path;
 use common::{corestub_bin, fixture};
 use corestub::target::Session;
 use corestub::target::monitor::{open_session, run};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// Runs `corestub gdb -batch` with GDB commands and returns each one's
 /// output by label. GDB prints remote console output (what `monitor`
@@ -326,6 +326,59 @@ fn ps_and_user_vtop_x86() {
     let rows = ps.lines().count() - 1;
     assert!(rows > 50, "{ps}");
     assert!(sys.contains(&format!("       TASKS: {rows}\n")), "{sys}");
+
+    // --json: the same rows and values, with stable keys
+    let doc: Value = serde_json::from_str(&run(&s, "ps --json")).unwrap();
+    assert_eq!(
+        doc["rss_counters"], "atomic_long_t[]",
+        "6.1: {}",
+        doc["rss_counters"]
+    );
+    let tasks = doc["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), rows);
+    let sh = tasks.iter().find(|t| t["pid"] == 161).unwrap();
+    for (k, v) in [
+        ("ppid", json!(1)),
+        ("cpu", json!(2)),
+        ("task", json!("0xffff8977422b4180")),
+        ("state", json!("R")),
+        ("st", json!("RU")),
+        ("running_on", json!(2)),
+        ("kthread", json!(false)),
+        ("comm", json!("sh")),
+        ("vsz_kb", json!(2260)),
+        ("rss_kb", json!(56)),
+    ] {
+        assert_eq!(sh[k], v, "{k}: {sh}");
+    }
+    // task threads are numbered by the server (--threads cpus: none here)
+    assert!(tasks.iter().all(|t| t["thread"].is_null()), "{doc}");
+    let sys: Value = serde_json::from_str(&run(&s, "sys --json")).unwrap();
+    assert_eq!(sys["tasks"], json!(rows));
+    assert_eq!(sys["cpus"], json!(4));
+    assert_eq!(sys["release"], "6.1.0-56-cloud-amd64");
+    assert_eq!(sys["date"], "Sat Nov 21 22:45:55 UTC 2026");
+    // crash's MEMORY: 511.5 MB of present pages
+    let mb = sys["memory_bytes"].as_f64().unwrap() / (1 << 20) as f64;
+    assert!(
+        (mb - 511.5).abs() < 0.05 && sys["memory_source"] == "present",
+        "{sys}"
+    );
+    assert_eq!(
+        sys["panic"],
+        "Kernel panic - not syncing: sysrq triggered crash"
+    );
+    let log: Value = serde_json::from_str(&run(&s, "log --json")).unwrap();
+    let recs = log["records"].as_array().unwrap();
+    assert!(
+        recs[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Linux version 6.1.0-56-cloud-amd64"),
+        "{}",
+        recs[0]
+    );
+    assert_eq!(recs.len(), run(&s, "log").matches("\n[").count() + 1);
 }
 
 /// arm64: ps, vtop -p against the guest's /proc/PID/pagemap, and the same
@@ -413,6 +466,9 @@ fn bad_arguments_give_usage_never_panic() {
         ("vtop -p 99999 0", "no task with PID 99999"),
         ("vtop -p", "-p needs a PID"),
         ("ps -x", "usage: ps"),
+        ("ps --json extra", "usage: ps"),
+        ("sys --yaml", "usage: sys"),
+        ("log --json -l", "usage: log"),
         ("rd", "usage: rd"),
         ("rd 0 0", "COUNT must be"),
         ("rd 0 99999999", "COUNT must be"),

@@ -190,12 +190,13 @@ fn check(set: &str, test: &str) {
     let mut steps: Vec<(String, String)> = vec![
         ("dmesg".into(), "dmesg".into()),
         ("dmesg_t".into(), "dmesg -T".into()),
-        // dmesg is formatted by the server (`monitor log`) on corestub: it
-        // must print exactly what the GDB-side reader does
+        // dmesg's records come from the server (`monitor log --json`) on
+        // corestub: it must print exactly what the GDB-side reader does
         ("dmesg_l".into(), "dmesg -l".into()),
         (
             "dmesg_gdb_side".into(),
-            "python gdb.write(\"\\n\".join(format_lines(True)) + \"\\n\")".into(),
+            "python gdb.write(\"\\n\".join(format_lines(True, recs=gdb_records())) + \"\\n\")"
+                .into(),
         ),
         ("threads".into(), "info threads".into()),
         ("ps".into(), "ps".into()),

@@ -87,7 +87,7 @@ pub fn run(a: InfoArgs) -> CliResult {
         "paging": levels,
         "memory_in_ranges": ram,
         "vmlinux": opened.vmlinux.as_ref().map(|v| v.display().to_string()),
-        "log_error": log.as_ref().err(),
+        "log_error": log.as_ref().err().map(ToString::to_string),
     });
     if a.json {
         println!("{}", serde_json::to_string_pretty(&obj)?);

@@ -3,6 +3,7 @@
 
 pub mod dwarf;
 pub mod kaslr;
+pub mod objects;
 pub mod page;
 pub mod printk;
 pub mod symbols;
@@ -131,6 +132,8 @@ pub struct Kernel {
     /// NUMBER()s VMCOREINFO lacked and detection derived (arm64 without
     /// VMCOREINFO: VA_BITS, PHYS_OFFSET, ...); see [`Kernel::number`].
     pub derived_numbers: Vec<(&'static str, u64)>,
+    /// The typed views' layouts, resolved on first use ([`objects`]).
+    layouts: objects::Layouts,
 }
 
 impl Kernel {
@@ -268,6 +271,7 @@ impl Kernel {
             cpus,
             vmlinux,
             derived_numbers,
+            layouts: Default::default(),
         })
     }
 

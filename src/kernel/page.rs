@@ -3,7 +3,7 @@
 //! offsets VMCOREINFO exports.
 
 use crate::addr::{Arch, PhysAddr, VirtAddr};
-use crate::kernel::Kernel;
+use crate::kernel::{Kernel, objects};
 
 /// `sizeof(struct page)` when VMCOREINFO does not say (64 on every 64-bit
 /// kernel without debug options that grow it).
@@ -26,7 +26,7 @@ fn x86_base_variable(k: &Kernel, name: &str) -> Result<u64, String> {
         format!("the symbol {name} is unknown (give the matching vmlinux with --vmlinux)")
     })?;
     k.read_u64(&k.kernel_space(), sym)
-        .map_err(|e| format!("{name}: {e}"))
+        .map_err(|e| format!("{name} at {sym}: {e}"))
 }
 
 /// arm64 `PHYS_OFFSET` (memstart_addr).
@@ -65,7 +65,9 @@ pub fn ptov(k: &Kernel, pa: PhysAddr) -> Result<VirtAddr, String> {
             "physical address {pa} is below the start of the direct map ({start:#x})"
         ));
     }
-    Ok(VirtAddr(base.wrapping_add(pa.0 - start)))
+    VirtAddr(base).checked_add(pa.0 - start).ok_or_else(|| {
+        format!("physical address {pa} is past the end of the direct map at {base:#x}")
+    })
 }
 
 /// `vmemmap`: the (possibly notional) address of the `struct page` of PFN 0.
@@ -165,28 +167,35 @@ pub fn read_page(k: &Kernel, pa: PhysAddr) -> Result<PageInfo, String> {
         v[..n].copy_from_slice(s);
         Some(u64::from_le_bytes(v))
     };
-    let off = |name: &str| k.member_offset(name);
-    let need = |name: &str, n: usize| -> Result<u64, String> {
-        let o = off(name)
-            .ok_or_else(|| format!("neither VMCOREINFO nor DWARF gives OFFSET({name})"))?;
-        at(o, n).ok_or_else(|| format!("OFFSET({name}) = {o} is past SIZE(page) = {size}"))
+    let field = |m: objects::Member, n: usize| -> Result<u64, String> {
+        at(m.offset, n)
+            .ok_or_else(|| format!("{m} (offset {}) is past SIZE(page) = {size}", m.offset))
     };
-    let mapping_off = off("page.mapping").unwrap_or(24);
-    let index_off = k
-        .debug_info()
-        .and_then(|d| d.offset_of("struct page", "index").ok())
-        .unwrap_or(mapping_off + 8);
+    let need = |path: &'static str, n: usize| -> Result<u64, String> {
+        field(
+            objects::member(k, "page", path).map_err(|e| e.to_string())?,
+            n,
+        )
+    };
+    // members some configurations lack (or VMCOREINFO alone cannot give)
+    let maybe = |path: &'static str, n: usize| -> Option<u64> {
+        objects::optional_member(k, "page", path)
+            .ok()
+            .flatten()
+            .and_then(|m| field(m, n).ok())
+    };
+    let mapping = objects::member(k, "page", "mapping").map_err(|e| e.to_string())?;
+    // `index` is not in VMCOREINFO: DWARF, else right after `mapping`
+    let index = maybe("index", 8).or_else(|| at(mapping.offset + 8, 8));
     Ok(PageInfo {
         page,
         pa: PhysAddr(pa.0 & !(k.paging.page_size() - 1)),
-        flags: need("page.flags", 8)?,
-        refcount: need("page._refcount", 4)? as u32 as i32,
-        mapcount: off("page._mapcount")
-            .and_then(|o| at(o, 4))
-            .map(|v| v as u32 as i32),
-        mapping: need("page.mapping", 8)?,
-        index: at(index_off, 8).unwrap_or(0),
-        private: off("page.private").and_then(|o| at(o, 8)),
+        flags: need("flags", 8)?,
+        refcount: need("_refcount", 4)? as u32 as i32,
+        mapcount: maybe("_mapcount", 4).map(|v| v as u32 as i32),
+        mapping: field(mapping, 8)?,
+        index: index.unwrap_or(0),
+        private: maybe("private", 8),
     })
 }
 

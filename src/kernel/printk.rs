@@ -4,6 +4,7 @@
 
 use crate::addr::VirtAddr;
 use crate::kernel::Kernel;
+use crate::kernel::objects::{self, ObjectError};
 
 /// One printk record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -40,7 +41,7 @@ impl LogRecord {
 
 /// Upper bound on what we read for one log (a corrupt size must not make us
 /// allocate gigabytes).
-const MAX_RING_BYTES: u64 = 64 << 20;
+pub(crate) const MAX_RING_BYTES: u64 = 64 << 20;
 
 fn field(k: &Kernel, name: &str) -> Result<u64, String> {
     k.member_offset(name)
@@ -71,97 +72,22 @@ fn read_vec(k: &Kernel, va: u64, len: u64, what: &str) -> Result<Vec<u8>, String
     Ok(buf)
 }
 
-/// Reads every record still in the log, oldest first.
-pub fn read_log(k: &Kernel) -> Result<Vec<LogRecord>, String> {
+/// Reads every record still in the log, oldest first. One function per
+/// format: the 5.10+ lockless ring ([`objects::printk_ring`]) or the older
+/// `log_buf` of `struct printk_log` records ([`read_legacy`]).
+pub fn read_log(k: &Kernel) -> Result<Vec<LogRecord>, ObjectError> {
     // Kernel::symbol: VMCOREINFO's SYMBOL() or, without VMCOREINFO, the
     // vmlinux's symbol relocated by the detected KASLR offset.
-    if let Some(prb) = k.symbol("prb") {
-        read_prb(k, prb.0)
+    if k.symbol("prb").is_some() {
+        objects::printk_ring::read(k)
     } else if k.symbol("log_buf").is_some() {
-        read_legacy(k)
+        read_legacy(k).map_err(|reason| ObjectError::Layout {
+            what: "log_buf".into(),
+            reason,
+        })
     } else {
-        Err("neither VMCOREINFO nor a vmlinux names prb or log_buf (give --vmlinux)".into())
+        Err(ObjectError::NoSymbol("prb (or log_buf)"))
     }
-}
-
-fn read_prb(k: &Kernel, prb_sym: u64) -> Result<Vec<LogRecord>, String> {
-    let space = k.kernel_space();
-    // `prb` is a pointer to the ring buffer structure.
-    let prb = k
-        .read_u64(&space, VirtAddr(prb_sym))
-        .map_err(|e| format!("prb: {e}"))?;
-    let rb = read_vec(k, prb, size(k, "printk_ringbuffer")?, "printk_ringbuffer")?;
-    let d = field(k, "printk_ringbuffer.desc_ring")?;
-    let t = field(k, "printk_ringbuffer.text_data_ring")?;
-    let count_bits = le(&rb, d + field(k, "prb_desc_ring.count_bits")?, 4);
-    let descs = le(&rb, d + field(k, "prb_desc_ring.descs")?, 8);
-    let infos = le(&rb, d + field(k, "prb_desc_ring.infos")?, 8);
-    let head_id = le(&rb, d + field(k, "prb_desc_ring.head_id")?, 8);
-    let tail_id = le(&rb, d + field(k, "prb_desc_ring.tail_id")?, 8);
-    // prb_data_ring: size_bits at 0, data at 8 (not exported; stable since 5.10)
-    let size_bits = le(&rb, t, 4);
-    let data = le(&rb, t + 8, 8);
-    if count_bits > 24 || size_bits > 30 {
-        return Err(format!(
-            "printk ring at {prb:#x} looks corrupt (count_bits {count_bits}, size_bits {size_bits})"
-        ));
-    }
-    let count = 1u64 << count_bits;
-    let data_size = 1u64 << size_bits;
-    let dsz = size(k, "prb_desc")?;
-    let isz = size(k, "printk_info")?;
-    let desc_buf = read_vec(k, descs, count * dsz, "printk descriptors")?;
-    let info_buf = read_vec(k, infos, count * isz, "printk infos")?;
-    let text_buf = read_vec(k, data, data_size, "printk text")?;
-    let sv_off = field(k, "prb_desc.state_var")?;
-    let lpos = field(k, "prb_desc.text_blk_lpos")?;
-    let begin_off = lpos + field(k, "prb_data_blk_lpos.begin")?;
-    let next_off = lpos + field(k, "prb_data_blk_lpos.next")?;
-    let ts_off = field(k, "printk_info.ts_nsec")?;
-    let len_off = field(k, "printk_info.text_len")?;
-    // u16 text_len; u8 facility; u8 flags:5, level:3
-    let level_off = len_off + 3;
-
-    let id_mask = (1u64 << 62) - 1;
-    let mut out = Vec::new();
-    let mut id = tail_id & id_mask;
-    let head = head_id & id_mask;
-    for _ in 0..=count {
-        let ind = id % count;
-        let (db, ib) = (ind * dsz, ind * isz);
-        let sv = le(&desc_buf, db + sv_off, 8);
-        let state = sv >> 62;
-        // committed (1) or finalized (2), and the slot still holds this id
-        if (state == 1 || state == 2) && sv & id_mask == id {
-            let begin = le(&desc_buf, db + begin_off, 8);
-            let next = le(&desc_buf, db + next_off, 8);
-            let text_len = le(&info_buf, ib + len_off, 2);
-            let mut text = String::new();
-            if begin & 1 == 0 && begin != next {
-                // a block that wraps is stored whole at the ring's start
-                let b = if begin / data_size != next / data_size {
-                    0
-                } else {
-                    begin % data_size
-                };
-                let s = (b + 8) as usize; // skip the block's id
-                let e = (s + text_len as usize).min(text_buf.len());
-                if s <= e {
-                    text = String::from_utf8_lossy(&text_buf[s..e]).into_owned();
-                }
-            }
-            out.push(LogRecord {
-                ts_nsec: le(&info_buf, ib + ts_off, 8),
-                level: (le(&info_buf, ib + level_off, 1) >> 5) as u8,
-                text,
-            });
-        }
-        if id == head {
-            break;
-        }
-        id = (id + 1) & id_mask;
-    }
-    Ok(out)
 }
 
 fn read_legacy(k: &Kernel) -> Result<Vec<LogRecord>, String> {

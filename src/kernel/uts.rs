@@ -1,7 +1,7 @@
 //! `init_uts_ns.name` (struct new_utsname): the kernel's uname.
 
-use crate::addr::VirtAddr;
 use crate::kernel::Kernel;
+use crate::kernel::objects::{ObjectError, c_string, member, symbol};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Utsname {
@@ -13,22 +13,17 @@ pub struct Utsname {
     pub domainname: String,
 }
 
-/// Each field is a NUL-terminated char[65].
+/// Each field is a NUL-terminated char[__NEW_UTS_LEN + 1] (65 since 2.6).
 const FIELD: usize = 65;
 
-pub fn read(k: &Kernel) -> Option<Utsname> {
-    // VMCOREINFO's SYMBOL/OFFSET, else the vmlinux and its DWARF (raw RAM,
-    // QEMU without vmcoreinfo)
-    let base = k.symbol("init_uts_ns")?.0 + k.member_offset("uts_namespace.name")?;
-    let mut b = [0u8; FIELD * 6];
-    k.read_virt(&k.kernel_space(), VirtAddr(base), &mut b)
-        .ok()?;
-    let f = |i: usize| {
-        let s = &b[i * FIELD..(i + 1) * FIELD];
-        let end = s.iter().position(|&c| c == 0).unwrap_or(FIELD);
-        String::from_utf8_lossy(&s[..end]).into_owned()
-    };
-    Some(Utsname {
+/// Reads `init_uts_ns.name` (VMCOREINFO's SYMBOL/OFFSET, else the vmlinux
+/// and its DWARF: raw RAM, QEMU without vmcoreinfo).
+pub fn read(k: &Kernel) -> Result<Utsname, ObjectError> {
+    let ns = symbol(k, "init_uts_ns")?;
+    let name = member(k, "uts_namespace", "name")?;
+    let b = name.read_bytes::<{ FIELD * 6 }>(k, ns)?;
+    let f = |i: usize| c_string(&b[i * FIELD..(i + 1) * FIELD]);
+    Ok(Utsname {
         sysname: f(0),
         nodename: f(1),
         release: f(2),

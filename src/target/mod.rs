@@ -122,7 +122,7 @@ impl<A: ArchSupport> DumpTarget<A> {
             .cpu_state()
             .tasks
             .get(i)
-            .and_then(|t| t.as_ref().map(|t| t.addr));
+            .and_then(|t| t.as_ref().map(|t| t.addr.0));
         A::set_current_task(&mut regs, current);
         regs
     }
@@ -137,7 +137,7 @@ impl<A: ArchSupport> DumpTarget<A> {
                     return Some(self.cpu_registers(cpu));
                 }
                 let mut regs = A::task_registers(k);
-                A::set_current_task(&mut regs, Some(tt.task.addr));
+                A::set_current_task(&mut regs, Some(tt.task.addr.0));
                 if let Ok(saved) = &tt.switch_regs {
                     for (name, v) in saved {
                         regs.set(name, *v);

@@ -10,11 +10,9 @@ use std::collections::hash_map::Entry;
 use std::sync::OnceLock;
 
 use crate::kernel::Kernel;
+pub use crate::kernel::tasks::TASK_TID_BASE;
 use crate::kernel::tasks::{Task, TaskReader};
 use crate::mmu::AddressSpace;
-
-/// Task thread ids are this plus the PID (PIDs are below 2^22).
-pub const TASK_TID_BASE: usize = 1_000_000;
 
 /// Which threads GDB sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -122,7 +120,7 @@ impl Session {
                         tasks[i] = Some(t);
                     }
                 }
-                Err(e) => error = Some(e),
+                Err(e) => error = Some(e.to_string()),
             }
             CpuTasks {
                 tasks,
@@ -176,7 +174,7 @@ impl Session {
                         .iter()
                         .position(|c| c.as_ref().is_some_and(|c| c.addr == task.addr));
                     let space = r.address_space(&task);
-                    let switch_regs = r.switch_registers(&task);
+                    let switch_regs = r.switch_registers(&task).map_err(|e| e.to_string());
                     TaskThread {
                         task,
                         space,

@@ -15,6 +15,7 @@ mod vtop;
 use std::path::Path;
 
 use super::Session;
+use crate::kernel::objects::ObjectError;
 use crate::kernel::{Kernel, printk};
 
 /// One command: its name, a one-line summary and its usage text.
@@ -40,6 +41,12 @@ impl From<String> for CmdError {
     }
 }
 
+impl From<ObjectError> for CmdError {
+    fn from(e: ObjectError) -> Self {
+        CmdError::Failed(e.to_string())
+    }
+}
+
 pub(crate) type CmdResult = Result<String, CmdError>;
 
 pub(crate) fn usage<T>(msg: impl Into<String>) -> Result<T, CmdError> {
@@ -50,7 +57,7 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "sys",
         summary: "system summary (crash's banner)",
-        usage: "sys\n  KERNEL, DUMPFILE, CPUS, DATE, UPTIME, LOAD AVERAGE, TASKS, NODENAME,\n  RELEASE, VERSION, MACHINE, MEMORY and PANIC, as crash prints them.",
+        usage: "sys [--json]\n  KERNEL, DUMPFILE, CPUS, DATE, UPTIME, LOAD AVERAGE, TASKS, NODENAME,\n  RELEASE, VERSION, MACHINE, MEMORY and PANIC, as crash prints them.\n  --json: one object with the keys kernel, dumpfile, cpus, crash_time\n  (seconds since the epoch), date, uptime_seconds, uptime_source,\n  load_average (3 strings), tasks, nodename, release, version, machine,\n  cpu_mhz, memory_bytes, memory_source (present|spanned|in the dump),\n  panic, errors {tasks, log}; null where the dump cannot say.",
         run: sys::sys,
     },
     Command {
@@ -74,7 +81,7 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "log",
         summary: "the kernel log (dmesg), read server-side",
-        usage: "log [-l]\n  Every record of the printk ring buffer, oldest first, as dmesg prints it;\n  -l prefixes each record with its log level as <N>.",
+        usage: "log [-l | --json]\n  Every record of the printk ring buffer, oldest first, as dmesg prints it;\n  -l prefixes each record with its log level as <N>.\n  --json: {\"records\": [{\"ts_nsec\", \"level\", \"text\"}]}, oldest first.",
         run: log,
     },
     Command {
@@ -86,7 +93,7 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "ps",
         summary: "process list (crash's columns; '>' marks tasks running on a CPU)",
-        usage: "ps\n  Every task (idle tasks, processes, threads): PID PPID CPU TASK ST %MEM VSZ\n  RSS COMM, '>' for the task each CPU was running. Needs the debug vmlinux.",
+        usage: "ps [--json]\n  Every task (idle tasks, processes, threads): PID PPID CPU TASK ST %MEM VSZ\n  RSS COMM, '>' for the task each CPU was running. Needs the debug vmlinux.\n  --json: {page_kb, rss_counters, tasks: [{pid, ppid, tgid, cpu, task (hex),\n  state (the kernel's letter), st (crash's), running_on (CPU or null),\n  kthread, comm, mm (hex), vsz_kb, rss_kb, mem_pct, thread (GDB thread id\n  or null)}]}, sorted by PID, CPU, address.",
         run: ps::ps,
     },
     Command {
@@ -161,7 +168,17 @@ fn log(s: &Session, args: &[&str]) -> CmdResult {
     let show_level = match args {
         [] => false,
         ["-l"] => true,
-        _ => return usage("log takes only -l"),
+        ["--json"] => {
+            let records = printk::read_log(&s.kernel)?;
+            let records: Vec<serde_json::Value> = records
+                .iter()
+                .map(
+                    |r| serde_json::json!({"ts_nsec": r.ts_nsec, "level": r.level, "text": r.text}),
+                )
+                .collect();
+            return Ok(serde_json::json!({ "records": records }).to_string());
+        }
+        _ => return usage("log takes only -l or --json"),
     };
     let records = printk::read_log(&s.kernel)?;
     let mut out = String::with_capacity(records.len() * 80);

@@ -3,64 +3,115 @@
 use super::fmt::{crash_date, mem_size, uptime};
 use super::{CmdResult, usage};
 use crate::addr::{Arch, VirtAddr};
+use crate::kernel::uts::Utsname;
 use crate::kernel::{Kernel, printk, uts};
 use crate::target::Session;
+use serde_json::{Value, json};
 
-/// `sys`
-pub(super) fn sys(s: &Session, args: &[&str]) -> CmdResult {
-    if !args.is_empty() {
-        return usage("sys takes no arguments");
-    }
+/// What `sys` reports, each value or `None` when the dump cannot say.
+struct SysInfo {
+    kernel: Option<String>,
+    dumpfile: String,
+    cpus: usize,
+    crash_time: Option<i64>,
+    uptime: Option<(u64, &'static str)>,
+    load_average: Option<Vec<String>>,
+    tasks: Result<usize, String>,
+    uts: Utsname,
+    release: String,
+    machine: String,
+    cpu_mhz: Option<u64>,
+    memory: (u64, &'static str),
+    panic: Result<Option<String>, String>,
+}
+
+fn sys_info(s: &Session) -> SysInfo {
     let k = &s.kernel;
-    let u = uts::read(k).unwrap_or_default();
+    let uts = uts::read(k).unwrap_or_else(|e| {
+        log::warn!("sys: {e}");
+        Utsname::default()
+    });
+    let log = printk::read_log(k);
+    let release = if uts.release.is_empty() {
+        k.vmcoreinfo.osrelease().unwrap_or_default().to_string()
+    } else {
+        uts.release.clone()
+    };
+    let machine = if uts.machine.is_empty() {
+        k.arch.name().to_string()
+    } else {
+        uts.machine.clone()
+    };
+    SysInfo {
+        kernel: k.vmlinux.as_ref().map(|v| v.path().display().to_string()),
+        dumpfile: k.dump.path.display().to_string(),
+        cpus: k.cpus.len(),
+        crash_time: crash_time(k),
+        uptime: uptime_secs(k, log.as_ref().ok().map(Vec::as_slice)),
+        load_average: load_average(k),
+        // crash counts every task_struct: idle tasks, processes and threads
+        tasks: super::ps::all_tasks(s).map(|t| t.len()),
+        uts,
+        release,
+        machine,
+        cpu_mhz: cpu_mhz(k),
+        memory: memory(k),
+        panic: log
+            .map(|l| printk::panic_message(&l))
+            .map_err(|e| e.to_string()),
+    }
+}
+
+/// `sys [--json]`
+pub(super) fn sys(s: &Session, args: &[&str]) -> CmdResult {
+    let json = match args {
+        [] => false,
+        ["--json"] => true,
+        _ => return usage("sys takes only --json"),
+    };
+    let i = sys_info(s);
+    if json {
+        return Ok(sys_json(&i).to_string());
+    }
     let mut rows: Vec<(&str, String)> = Vec::new();
     rows.push((
         "KERNEL",
-        k.vmlinux
-            .as_ref()
-            .map(|v| v.path().display().to_string())
-            .unwrap_or_else(|| "(no vmlinux)".into()),
+        i.kernel.clone().unwrap_or_else(|| "(no vmlinux)".into()),
     ));
-    rows.push(("DUMPFILE", k.dump.path.display().to_string()));
-    rows.push(("CPUS", k.cpus.len().to_string()));
-    if let Some(t) = k.vmcoreinfo.crash_time() {
+    rows.push(("DUMPFILE", i.dumpfile.clone()));
+    rows.push(("CPUS", i.cpus.to_string()));
+    if let Some(t) = i.crash_time {
         rows.push(("DATE", crash_date(t)));
     }
-    let log = printk::read_log(k);
-    if let Some(up) = uptime_line(k, log.as_ref().ok().map(Vec::as_slice)) {
-        rows.push(("UPTIME", up));
+    if let Some((secs, source)) = i.uptime {
+        rows.push(("UPTIME", format!("{}  ({source})", uptime(secs))));
     }
-    if let Some(l) = load_average(k) {
-        rows.push(("LOAD AVERAGE", l));
+    if let Some(l) = &i.load_average {
+        rows.push(("LOAD AVERAGE", l.join(", ")));
     }
-    // crash counts every task_struct: idle tasks, processes and threads
-    if let Ok((_, tasks)) = super::ps::all_tasks(s) {
-        rows.push(("TASKS", tasks.len().to_string()));
+    if let Ok(n) = i.tasks {
+        rows.push(("TASKS", n.to_string()));
     }
-    rows.push(("NODENAME", u.nodename.clone()));
-    rows.push((
-        "RELEASE",
-        if u.release.is_empty() {
-            k.vmcoreinfo.osrelease().unwrap_or_default().to_string()
-        } else {
-            u.release.clone()
-        },
-    ));
-    rows.push(("VERSION", u.version.clone()));
-    let mut machine = if u.machine.is_empty() {
-        k.arch.name().to_string()
-    } else {
-        u.machine.clone()
-    };
-    if let Some(mhz) = cpu_mhz(k) {
+    rows.push(("NODENAME", i.uts.nodename.clone()));
+    rows.push(("RELEASE", i.release.clone()));
+    rows.push(("VERSION", i.uts.version.clone()));
+    let mut machine = i.machine.clone();
+    if let Some(mhz) = i.cpu_mhz {
         machine.push_str(&format!("  ({mhz} Mhz)"));
     }
     rows.push(("MACHINE", machine));
-    rows.push(("MEMORY", memory(k)));
-    let panic = match &log {
-        Ok(l) => printk::panic_message(l)
-            .map(|m| format!("\"{m}\""))
-            .unwrap_or_else(|| "(no panic message in the log)".into()),
+    let (bytes, source) = i.memory;
+    rows.push((
+        "MEMORY",
+        match source {
+            "present" => mem_size(bytes),
+            "spanned" => format!("{}  (spanned pages)", mem_size(bytes)),
+            _ => format!("{}  ({source})", mem_size(bytes)),
+        },
+    ));
+    let panic = match &i.panic {
+        Ok(Some(m)) => format!("\"{m}\""),
+        Ok(None) => "(no panic message in the log)".into(),
         Err(e) => format!("(log unreadable: {e})"),
     };
     rows.push(("PANIC", panic));
@@ -71,46 +122,99 @@ pub(super) fn sys(s: &Session, args: &[&str]) -> CmdResult {
     Ok(out)
 }
 
-fn read_u64_sym(k: &Kernel, name: &str, off: u64) -> Option<u64> {
-    let a = k.symbol(name)?;
-    k.read_u64(&k.kernel_space(), a.plus(off)).ok()
+/// The `sys --json` document (keys documented in the command's usage).
+fn sys_json(i: &SysInfo) -> Value {
+    json!({
+        "kernel": i.kernel,
+        "dumpfile": i.dumpfile,
+        "cpus": i.cpus,
+        "crash_time": i.crash_time,
+        "date": i.crash_time.map(crash_date),
+        "uptime_seconds": i.uptime.map(|u| u.0),
+        "uptime_source": i.uptime.map(|u| u.1),
+        "load_average": i.load_average,
+        "tasks": i.tasks.as_ref().ok(),
+        "nodename": i.uts.nodename,
+        "release": i.release,
+        "version": i.uts.version,
+        "machine": i.machine,
+        "cpu_mhz": i.cpu_mhz,
+        "memory_bytes": i.memory.0,
+        "memory_source": i.memory.1,
+        "panic": i.panic.as_ref().ok().cloned().flatten(),
+        "errors": {
+            "tasks": i.tasks.as_ref().err(),
+            "log": i.panic.as_ref().err(),
+        },
+    })
 }
 
-/// Uptime from the timekeeper's CLOCK_MONOTONIC seconds (`tk_core.timekeeper
-/// .ktime_sec`, DWARF offsets), else from the newest log timestamp; the
-/// source is named after the value.
-fn uptime_line(k: &Kernel, log: Option<&[printk::LogRecord]>) -> Option<String> {
-    let tk = (|| {
-        let di = k.debug_info()?;
-        // tk_core is an anonymous `struct { seqcount_raw_spinlock_t seq;
-        // struct timekeeper timekeeper; }` (its type has no name to look
-        // up): the timekeeper follows the seqcount at 8-byte alignment.
-        let tk = (di.size_of("struct seqcount_raw_spinlock").ok()? + 7) & !7;
-        let off = tk + di.offset_of("struct timekeeper", "ktime_sec").ok()?;
-        read_u64_sym(k, "tk_core", off)
-    })();
+fn read_u64_sym(k: &Kernel, name: &str, off: u64) -> Option<u64> {
+    let a = k.symbol(name)?;
+    k.read_u64(&k.kernel_space(), a.checked_add(off)?).ok()
+}
+
+/// A member of the core timekeeper (`tk_core.timekeeper.MEMBER`; since
+/// 6.15 tk_core is `timekeeper_data[TIMEKEEPER_CORE]`, element 0), DWARF
+/// offsets; `None` when the kernel has no such member or it is unreadable.
+fn timekeeper(k: &Kernel, member: &str) -> Option<u64> {
+    let di = k.debug_info()?;
+    // tk_core is a `struct { seqcount_raw_spinlock_t seq; struct timekeeper
+    // timekeeper; ... }` (anonymous before 6.13: no type to look up): the
+    // timekeeper follows the seqcount at 8-byte alignment.
+    let tk = match di.try_offset_of("struct tk_data", "timekeeper") {
+        Ok(Some(o)) => o,
+        _ => {
+            di.size_of("struct seqcount_raw_spinlock")
+                .ok()?
+                .checked_add(7)?
+                & !7
+        }
+    };
+    let off = di.try_offset_of("struct timekeeper", member).ok()??;
+    let sym = ["tk_core", "timekeeper_data"]
+        .into_iter()
+        .find(|s| k.symbol(s).is_some())?;
+    read_u64_sym(k, sym, tk.checked_add(off)?)
+}
+
+/// Uptime in seconds: the timekeeper's CLOCK_BOOTTIME (`ktime_sec` +
+/// `offs_boot`, the time spent suspended), else the newest log timestamp;
+/// with the source's name.
+fn uptime_secs(k: &Kernel, log: Option<&[printk::LogRecord]>) -> Option<(u64, &'static str)> {
+    let tk = timekeeper(k, "ktime_sec").and_then(|secs| {
+        let boot = timekeeper(k, "offs_boot").unwrap_or(0) as i64;
+        secs.checked_add_signed(boot / 1_000_000_000)
+    });
     if let Some(secs) = tk.filter(|&s| s < 1 << 40) {
-        return Some(format!("{}  (timekeeper)", uptime(secs)));
+        return Some((secs, "timekeeper"));
     }
     let last = log?.iter().map(|r| r.ts_nsec).max()?;
-    Some(format!(
-        "{}  (newest log timestamp)",
-        uptime(last / 1_000_000_000)
-    ))
+    Some((last / 1_000_000_000, "newest log timestamp"))
+}
+
+/// Wall-clock seconds at the crash: VMCOREINFO's CRASHTIME (written by
+/// the crash kernel path), else the timekeeper's `xtime_sec` (a dump taken
+/// by QEMU or of a kernel that never ran crash_kexec).
+fn crash_time(k: &Kernel) -> Option<i64> {
+    k.vmcoreinfo
+        .crash_time()
+        .or_else(|| timekeeper(k, "xtime_sec").map(|s| s as i64))
 }
 
 /// `avenrun[3]`: fixed point with FSHIFT = 11, printed as crash does.
-fn load_average(k: &Kernel) -> Option<String> {
+fn load_average(k: &Kernel) -> Option<Vec<String>> {
     const FSHIFT: u64 = 11;
     const FIXED_1: u64 = 1 << FSHIFT;
     let mut v = Vec::new();
     for i in 0..3 {
-        let x = read_u64_sym(k, "avenrun", 8 * i)?;
+        // rounded as /proc/loadavg and crash do
+        let x = read_u64_sym(k, "avenrun", 8 * i)?.saturating_add(FIXED_1 / 200);
         let int = x >> FSHIFT;
         let frac = ((x & (FIXED_1 - 1)) * 100) >> FSHIFT;
         v.push(format!("{int}.{frac:02}"));
     }
-    Some(v.join(", "))
+    Some(v)
 }
 
 /// x86_64 `cpu_khz` in MHz.
@@ -128,7 +232,13 @@ fn cpu_mhz(k: &Kernel) -> Option<u64> {
 pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
     let space = k.kernel_space();
     let arr = k.symbol("node_data")?.0;
-    let len = k.vmcoreinfo.length("node_data").unwrap_or(1).min(4096);
+    // MAX_NUMNODES (VMCOREINFO), else nr_node_ids (NUMA kernels), else one
+    let len = k
+        .vmcoreinfo
+        .length("node_data")
+        .or_else(|| Some(k.read_u32(&space, k.symbol("nr_node_ids")?).ok()? as u64))
+        .unwrap_or(1)
+        .min(4096);
     let (off, what) = match k
         .debug_info()
         .and_then(|d| d.offset_of("struct pglist_data", "node_present_pages").ok())
@@ -145,21 +255,22 @@ pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
     for p in ptrs.chunks(8) {
         let p = u64::from_le_bytes(p.try_into().ok()?);
         if p != 0 {
-            pages += k.read_u64(&space, VirtAddr(p + off)).ok()?;
+            let n = k.read_u64(&space, VirtAddr(p).checked_add(off)?).ok()?;
+            pages = pages.checked_add(n)?;
         }
     }
     (pages > 0).then_some((pages, what))
 }
 
-/// Total RAM as crash's MEMORY, else what the dump's ranges cover.
-fn memory(k: &Kernel) -> String {
+/// Total RAM in bytes as crash's MEMORY ("present" pages), else
+/// "spanned" pages, else what the dump's ranges cover ("in the dump").
+fn memory(k: &Kernel) -> (u64, &'static str) {
     let page = k.paging.page_size();
     match total_ram_pages(k) {
-        Some((pages, "present")) => mem_size(pages * page),
-        Some((pages, what)) => format!("{}  ({what} pages)", mem_size(pages * page)),
-        None => {
-            let ram: u64 = k.dump.memory.ranges().iter().map(|r| r.len).sum();
-            format!("{}  (in the dump)", mem_size(ram))
-        }
+        Some((pages, what)) => (pages.saturating_mul(page), what),
+        None => (
+            k.dump.memory.ranges().iter().map(|r| r.len).sum(),
+            "in the dump",
+        ),
     }
 }
