@@ -129,7 +129,9 @@ impl Kernel {
         let (paging, kernel_root, root_source, phys_base) = match arch {
             Arch::X86_64 => {
                 let five = vmcoreinfo.number("pgtable_l5_enabled").unwrap_or(0) != 0;
-                let paging = Paging::X86_64(X86Paging::new(five));
+                // AMD SME/SEV: the C-bit rides in every entry and CR3.
+                let sme = vmcoreinfo.number("sme_mask").unwrap_or(0) as u64;
+                let paging = Paging::X86_64(X86Paging::new(five).with_sme_mask(sme));
                 let phys_base = vmcoreinfo.number("phys_base").unwrap_or(0);
                 let sym = vmcoreinfo
                     .symbol("init_top_pgt")
