@@ -2,6 +2,8 @@
 //! (no debug info needed): the 5.10+ lockless ring buffer, or the older
 //! `log_buf` of `struct printk_log` records.
 
+mod legacy;
+
 use crate::addr::VirtAddr;
 use crate::kernel::Kernel;
 
@@ -165,50 +167,7 @@ fn read_prb(k: &Kernel, prb_sym: u64) -> Result<Vec<LogRecord>, String> {
 }
 
 fn read_legacy(k: &Kernel) -> Result<Vec<LogRecord>, String> {
-    let space = k.kernel_space();
-    let sym = |n: &str| {
-        k.symbol(n)
-            .map(|v| v.0)
-            .ok_or_else(|| format!("neither VMCOREINFO nor the vmlinux names {n}"))
-    };
-    let rd32 = |n: &str| -> Result<u64, String> {
-        Ok(k.read_u32(&space, VirtAddr(sym(n)?))
-            .map_err(|e| format!("{n}: {e}"))? as u64)
-    };
-    let buf_ptr = k
-        .read_u64(&space, VirtAddr(sym("log_buf")?))
-        .map_err(|e| format!("log_buf: {e}"))?;
-    let len = rd32("log_buf_len")?;
-    let first = rd32("log_first_idx")?;
-    let next = rd32("log_next_idx")?;
-    let buf = read_vec(k, buf_ptr, len, "log_buf")?;
-    let hdr = size(k, "printk_log")?;
-    let ts_off = field(k, "printk_log.ts_nsec")?;
-    let len_off = field(k, "printk_log.len")?;
-    let tl_off = field(k, "printk_log.text_len")?;
-    let mut out = Vec::new();
-    let mut pos = first;
-    for _ in 0..buf.len() {
-        if pos == next || pos + hdr > len {
-            break;
-        }
-        let reclen = le(&buf, pos + len_off, 2);
-        if reclen == 0 {
-            pos = 0; // wrap marker
-            continue;
-        }
-        let text_len = le(&buf, pos + tl_off, 2);
-        let s = (pos + hdr) as usize;
-        let e = (s + text_len as usize).min(buf.len());
-        out.push(LogRecord {
-            ts_nsec: le(&buf, pos + ts_off, 8),
-            // u16 dict_len follows text_len; then u8 facility, u8 flags:5 level:3
-            level: (le(&buf, pos + tl_off + 5, 1) >> 5) as u8,
-            text: String::from_utf8_lossy(buf.get(s..e).unwrap_or(&[])).into_owned(),
-        });
-        pos += reclen;
-    }
-    Ok(out)
+    legacy::read(k)
 }
 
 /// The panic message, as crash shows it: the last "Kernel panic" / "BUG:" /
