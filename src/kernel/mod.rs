@@ -13,6 +13,7 @@ pub mod vmcoreinfo;
 use crate::addr::{Arch, PageTableRoot, PhysAddr, VirtAddr};
 use crate::dump::{Dump, MemError};
 use crate::mmu::aarch64::Arm64Paging;
+use crate::mmu::cache::WalkCache;
 use crate::mmu::{AddressSpace, Paging, TranslateError, x86_64::X86Paging};
 pub use vmcoreinfo::VmcoreInfo;
 
@@ -103,6 +104,10 @@ pub struct Kernel {
     /// NUMBER()s VMCOREINFO lacked and detection derived (arm64 without
     /// VMCOREINFO: VA_BITS, PHYS_OFFSET, ...); see [`Kernel::number`].
     pub derived_numbers: Vec<(&'static str, u64)>,
+    /// Translations and page-table pages of [`Kernel::read_virt`]'s walks,
+    /// dropped with the kernel (a live guest gets a new one per stop).
+    /// `CORESTUB_WALK_CACHE=0` turns it off (bench/ measures both).
+    pub walk_cache: WalkCache,
 }
 
 impl Kernel {
@@ -225,6 +230,9 @@ impl Kernel {
             cpus,
             vmlinux,
             derived_numbers,
+            walk_cache: WalkCache::new(
+                std::env::var_os("CORESTUB_WALK_CACHE").is_none_or(|v| v != "0"),
+            ),
         })
     }
 
@@ -247,13 +255,14 @@ impl Kernel {
         let mut done = 0;
         while done < buf.len() {
             let cur = va.plus(done as u64);
-            let t = match self
-                .paging
-                .translate(self.dump.memory.as_ref(), space, cur, None)
-            {
-                Ok(t) => t,
-                Err(e) => return (done, Some(e.into())),
-            };
+            let t =
+                match self
+                    .walk_cache
+                    .translate(&self.paging, self.dump.memory.as_ref(), space, cur)
+                {
+                    Ok(t) => t,
+                    Err(e) => return (done, Some(e.into())),
+                };
             let n = (t.bytes_left_in_page() as usize).min(buf.len() - done);
             if let Err(source) = self.dump.memory.read_phys(t.pa, &mut buf[done..done + n]) {
                 return (done, Some(ReadError::Memory { va: cur, source }));
