@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use corestub::addr::{PhysAddr, VirtAddr};
 use corestub::dump;
+use corestub::kernel::symbols::Vmlinux;
 use corestub::kernel::{Kernel, page};
 use corestub::mmu::cache::WalkCache;
 
@@ -89,6 +90,11 @@ fn virtual_reads(root: &std::path::Path, files: &[&str]) {
         if !path.exists() {
             continue;
         }
+        let vmlinux = path.with_file_name("vmlinux");
+        if !vmlinux.exists() {
+            println!("| {f} | no vmlinux beside it | | | |");
+            continue;
+        }
         let mut figures = Vec::new();
         let pages = present_pages(dump::open(&path).unwrap().memory.as_ref());
         // the direct map starts at PA 0 on x86_64: every stored page has a VA
@@ -102,6 +108,8 @@ fn virtual_reads(root: &std::path::Path, files: &[&str]) {
         for (size, set, n) in [(4096, &pages, n), (64, &hot, 200_000)] {
             for enabled in [false, true] {
                 let mut k = Kernel::new(dump::open(&path).unwrap()).unwrap();
+                // page_offset_base (the direct map's address) needs symbols
+                k.vmlinux = Some(Vmlinux::open(&vmlinux).unwrap());
                 k.walk_cache = WalkCache::new(enabled);
                 figures.push(virt_rate(&k, set, size, n, 4));
             }
