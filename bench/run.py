@@ -61,6 +61,17 @@ def native_gdb(core, *ex, cache=None):
     return run(cmd)
 
 
+# The page-table walk cache (src/mmu/cache.rs) off: the "before" of B2/B3/B4.
+WALK_CACHE_OFF = {"CORESTUB_WALK_CACHE": "0"}
+
+
+def b2_walk_cache_off(elf, cmd, warm_cache, t_on):
+    """B2 with the walk cache off. (Not on kdump-zlib: its d31 dump excludes
+    pages in that range, which stops GDB's dump at the first one.)"""
+    t_off = median_time(lambda: corestub_gdb(elf, cmd, threads="cpus", cache=warm_cache, env=WALK_CACHE_OFF))
+    row("B2 same, walk cache off", t_off, t_on, "walk cache on (row above)")
+
+
 def row(name, ours, base, base_name, note=""):
     ratio = "%.2f" % (ours / base) if base else "-"
     rows.append("| %s | %.3f s | %s | %s | %s |" % (
@@ -153,6 +164,7 @@ def main():
     t_native = median_time(lambda: native_gdb(elf, cmd, cache=nwarm))
     row("B2 dump binary memory 64 MiB (ELF)", t_ours, t_native, "native GDB core-file",
         "(server CPU %.2f s)" % stats.get("cpu", -1))
+    b2_walk_cache_off(elf, cmd, warm_cache, t_ours)
 
     # B3: dmesg and thread apply all bt 1
     t_ours = median_time(lambda: corestub_gdb(kz, "dmesg", threads="cpus", cache=warm_cache))
@@ -168,6 +180,8 @@ def main():
         row("B3 kernel lx-dmesg through corestub", t_lx, t_ours, "our dmesg")
     t_bt = median_time(lambda: corestub_gdb(kz, "thread apply all bt 1", cache=warm_cache))
     row("B3 thread apply all bt 1 (all task threads)", t_bt, None, "native core: no task threads")
+    t_bt_off = median_time(lambda: corestub_gdb(kz, "thread apply all bt 1", cache=warm_cache, env=WALK_CACHE_OFF))
+    row("B3 thread apply all bt 1, walk cache off", t_bt_off, t_bt, "walk cache on (row above)")
 
     # B5: info threads with all task threads vs CPUs only
     t_all = median_time(lambda: corestub_gdb(kz, "info threads", cache=warm_cache))

@@ -5,11 +5,19 @@
 //!   reads miss the decompressed-page cache: this measures decompression);
 //! - hot: the same 64 pages over and over (what GDB does while walking one
 //!   stack or one structure: the cache's best case).
+//!
+//! A second table reads the same pages through their direct-map virtual
+//! addresses (`Kernel::read_virt`: a page-table walk, then the data), with
+//! the walk cache off (every page walks from the root through the dump's
+//! page cache) and on (src/mmu/cache.rs).
 
 use std::time::Instant;
 
-use corestub::addr::PhysAddr;
+use corestub::addr::{PhysAddr, VirtAddr};
 use corestub::dump;
+use corestub::kernel::symbols::Vmlinux;
+use corestub::kernel::{Kernel, page};
+use corestub::mmu::cache::WalkCache;
 
 /// xorshift64*: deterministic, no dependency.
 struct Rng(u64);
@@ -46,6 +54,71 @@ fn rate(mem: &dyn dump::PhysicalMemory, pages: &[u64], n: usize, seed: u64) -> f
         mem.read_phys(PhysAddr(pa), &mut buf).unwrap();
     }
     n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// Virtual reads of `size` bytes at the direct-map addresses of `pages`.
+fn virt_rate(k: &Kernel, pages: &[u64], size: usize, n: usize, seed: u64) -> f64 {
+    let vas: Vec<u64> = pages
+        .iter()
+        .map(|&pa| page::ptov(k, PhysAddr(pa)).unwrap().0)
+        .collect();
+    let space = k.kernel_space();
+    let mut rng = Rng(seed);
+    let mut buf = vec![0u8; size];
+    let t = Instant::now();
+    for _ in 0..n {
+        let va = vas[(rng.next() % vas.len() as u64) as usize];
+        k.read_virt(
+            &space,
+            VirtAddr(va + (rng.next() % (4096 - size as u64 + 1))),
+            &mut buf,
+        )
+        .unwrap();
+    }
+    n as f64 / t.elapsed().as_secs_f64()
+}
+
+/// The virtual-read table: each figure with the walk cache off, then on.
+fn virtual_reads(root: &std::path::Path, files: &[&str]) {
+    println!();
+    println!(
+        "| B4 dump, direct-map virtual reads | uniform 4 KiB reads/s, walk cache off | on | hot-set 64 B reads/s, off | on |"
+    );
+    println!("|---|---|---|---|---|");
+    for f in files {
+        let path = root.join(f);
+        if !path.exists() {
+            continue;
+        }
+        let vmlinux = path.with_file_name("vmlinux");
+        if !vmlinux.exists() {
+            println!("| {f} | no vmlinux beside it | | | |");
+            continue;
+        }
+        let mut figures = Vec::new();
+        let pages = present_pages(dump::open(&path).unwrap().memory.as_ref());
+        // the direct map starts at PA 0 on x86_64: every stored page has a VA
+        let hot: Vec<u64> = pages
+            .iter()
+            .step_by(pages.len() / 64 + 1)
+            .copied()
+            .take(64)
+            .collect();
+        let n = 20_000.min(pages.len() * 2);
+        for (size, set, n) in [(4096, &pages, n), (64, &hot, 200_000)] {
+            for enabled in [false, true] {
+                let mut k = Kernel::new(dump::open(&path).unwrap()).unwrap();
+                // page_offset_base (the direct map's address) needs symbols
+                k.vmlinux = Some(Vmlinux::open(&vmlinux).unwrap());
+                k.walk_cache = WalkCache::new(enabled);
+                figures.push(virt_rate(&k, set, size, n, 4));
+            }
+        }
+        println!(
+            "| {f} | {:.0} | {:.0} | {:.0} | {:.0} |",
+            figures[0], figures[1], figures[2], figures[3]
+        );
+    }
 }
 
 fn main() {
@@ -90,4 +163,5 @@ fn main() {
             pages.len()
         );
     }
+    virtual_reads(&root, &files);
 }

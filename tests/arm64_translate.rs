@@ -104,9 +104,12 @@ fn kdump_elf_kernel_and_user_translations() {
     let info = vmcoreinfo(&d);
 
     let arm = paging_from_vmcoreinfo(&info);
+    // a Linux kernel by its VMCOREINFO: TBI0 (always set by Linux), not TBI1
     assert_eq!(
         arm,
-        Arm64Paging::new(Granule::K4, 48, 48, Pa52Mode::None).unwrap()
+        Arm64Paging::new(Granule::K4, 48, 48, Pa52Mode::None)
+            .unwrap()
+            .with_tbi(true, false)
     );
     let swapper_pa =
         num(&info, "SYMBOL(swapper_pg_dir)").wrapping_sub(num(&info, "NUMBER(kimage_voffset)"));
@@ -239,7 +242,14 @@ fn qemu_elf_translations_through_ttbrs() {
         assert_eq!(reg("TTBR0_EL1"), hex(&r["ttbr0"]), "cpu{n}");
         assert_eq!(reg("TTBR1_EL1"), hex(&r["ttbr1"]), "cpu{n}");
         let arm = Arm64Paging::from_tcr_el1(reg("TCR_EL1")).unwrap();
-        assert_eq!(arm, from_info, "cpu{n}: TCR_EL1 and VMCOREINFO agree");
+        // TCR_EL1 also says TBI1 (Debian's CONFIG_ARM64_MTE sets it), which
+        // VMCOREINFO cannot tell
+        assert_eq!(arm.tbi(), (true, true), "cpu{n}");
+        assert_eq!(
+            arm.clone().with_tbi(true, false),
+            from_info,
+            "cpu{n}: TCR_EL1 and VMCOREINFO agree"
+        );
         // TTBR1 carries an ASID (TCR.A1) and CnP; TTBR0 carries CnP
         let kernel = arm.ttbr_to_root(reg("TTBR1_EL1"));
         let swapper_pa =
@@ -321,4 +331,20 @@ fn qemu_elf_translations_through_ttbrs() {
         "cpu0 x30 stripped",
         true,
     );
+    // a tag in the top byte: the CPU (TBI1 in its TCR_EL1) ignores it for a
+    // data access; without TCR_EL1 (VMCOREINFO only) it is a fault
+    let tagged = (stripped & 0x00ff_ffff_ffff_ffff) | (0xf2 << 56);
+    check(
+        &d,
+        &paging,
+        &space,
+        tagged,
+        0x40da_f514,
+        "cpu0 x30 tagged",
+        true,
+    );
+    assert!(matches!(
+        Paging::Aarch64(from_info).translate(&*d.memory, &space, VirtAddr(tagged), None),
+        Err(TranslateError::NonCanonical { .. })
+    ));
 }

@@ -7,10 +7,19 @@
 //! offsets. A segment whose file data lies past the end of the file
 //! (truncated copy) still serves the part that is there.
 //!
+//! Segments may overlap: makedumpfile -E writes the kernel-text PT_LOADs
+//! and the direct-map PT_LOADs over the same physical range, with the same
+//! file bytes but different `p_memsz`. At open the segments are merged into
+//! disjoint [`Piece`]s so that a physical byte is readable if any segment
+//! holds it: file bytes win over zero fill, and where two segments hold file
+//! bytes for the same address the first PT_LOAD in program-header order
+//! wins (crash's rule: it takes the first matching PT_LOAD).
+//!
 //! The file is a [`Source`]: the mapped file, or the file a flattened
 //! stream (`makedumpfile -F -E`) reassembles to, read through its record
 //! index without rebuilding it.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use object::elf;
@@ -30,18 +39,110 @@ struct Segment {
     offset: u64,
 }
 
+/// A stretch of physical memory served one way: from the file at `offset`
+/// (the byte for `start`), or as zero fill (`offset` None).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Piece {
+    start: u64,
+    len: u64,
+    offset: Option<u64>,
+}
+
+impl Piece {
+    fn end(&self) -> u64 {
+        self.start + self.len
+    }
+}
+
 pub struct ElfMemory {
     src: Source,
-    /// Sorted by `start`, non-empty segments only.
-    segments: Vec<Segment>,
+    /// Disjoint, sorted by `start`, non-empty.
+    pieces: Vec<Piece>,
     ranges: Vec<PhysRange>,
 }
 
 impl ElfMemory {
-    fn find(&self, pa: u64) -> Option<&Segment> {
-        let i = self.segments.partition_point(|s| s.start <= pa);
-        let s = self.segments.get(i.checked_sub(1)?)?;
-        (pa - s.start < s.memsz).then_some(s)
+    fn find(&self, pa: u64) -> Option<&Piece> {
+        let i = self.pieces.partition_point(|s| s.start <= pa);
+        let s = self.pieces.get(i.checked_sub(1)?)?;
+        (pa - s.start < s.len).then_some(s)
+    }
+}
+
+/// Merges (possibly overlapping) segments, in program-header order, into
+/// disjoint pieces: at every address the first segment with file bytes
+/// there wins, else zero fill if any segment's `p_memsz` covers it. One
+/// sweep over the segment boundaries, O(n log n) in the number of segments
+/// (a hostile header table of 65535 entries stays cheap).
+fn merge_segments(segments: &[Segment]) -> Vec<Piece> {
+    // (address, starts?, segment index, file part?)
+    let mut events = Vec::with_capacity(segments.len() * 4);
+    for (i, s) in segments.iter().enumerate() {
+        let file_end = s.start + s.filesz;
+        let end = s.start + s.memsz;
+        if s.filesz > 0 {
+            events.push((s.start, true, i, true));
+            events.push((file_end, false, i, true));
+        }
+        if end > file_end {
+            events.push((file_end, true, i, false));
+            events.push((end, false, i, false));
+        }
+    }
+    events.sort_unstable_by_key(|e| e.0);
+    let mut files: BTreeSet<usize> = BTreeSet::new();
+    let mut zeros = 0usize;
+    let mut out: Vec<Piece> = Vec::new();
+    let mut k = 0;
+    while k < events.len() {
+        let at = events[k].0;
+        while k < events.len() && events[k].0 == at {
+            let (_, starts, i, file) = events[k];
+            match (starts, file) {
+                (true, true) => {
+                    files.insert(i);
+                }
+                (false, true) => {
+                    files.remove(&i);
+                }
+                (true, false) => zeros += 1,
+                (false, false) => zeros -= 1,
+            }
+            k += 1;
+        }
+        let Some(&(next, ..)) = events.get(k) else {
+            break;
+        };
+        let offset = match files.first() {
+            Some(&i) => {
+                let s = &segments[i];
+                // p_offset is untrusted: near u64::MAX the sum saturates
+                // and the read reports the file as truncated
+                Some(s.offset.saturating_add(at - s.start))
+            }
+            None if zeros > 0 => None,
+            None => continue,
+        };
+        let piece = Piece {
+            start: at,
+            len: next - at,
+            offset,
+        };
+        match out.last_mut() {
+            Some(p) if p.end() == at && continues(p, &piece) => p.len += piece.len,
+            _ => out.push(piece),
+        }
+    }
+    out
+}
+
+/// True if `next` (which starts where `p` ends) reads on from `p`: both
+/// zero fill, or file bytes that follow on in the file.
+fn continues(p: &Piece, next: &Piece) -> bool {
+    match (p.offset, next.offset) {
+        (None, None) => true,
+        (Some(a), Some(b)) => a.checked_add(p.len) == Some(b),
+        _ => false,
     }
 }
 
@@ -50,23 +151,22 @@ impl PhysicalMemory for ElfMemory {
         let mut done = 0usize;
         while done < buf.len() {
             let cur = pa.0.wrapping_add(done as u64);
-            let seg = self.find(cur).ok_or(MemError::NotInDump(PhysAddr(cur)))?;
-            let in_seg = cur - seg.start;
-            let n = ((seg.memsz - in_seg) as usize).min(buf.len() - done);
+            let piece = self.find(cur).ok_or(MemError::NotInDump(PhysAddr(cur)))?;
+            let in_piece = cur - piece.start;
+            let n = ((piece.len - in_piece) as usize).min(buf.len() - done);
             let out = &mut buf[done..done + n];
-            // bytes [in_seg, in_seg+n) of the segment: file-backed part first
-            let file_n = seg.filesz.saturating_sub(in_seg).min(n as u64) as usize;
-            if file_n > 0 {
-                // p_offset is untrusted: near u64::MAX the sum overflows
-                let off = seg.offset.saturating_add(in_seg);
-                self.src
-                    .read_at(off, &mut out[..file_n])
-                    .map_err(|missing| MemError::Truncated {
-                        pa: PhysAddr(cur + (missing.saturating_sub(off)).min(file_n as u64)),
-                        offset: missing,
-                    })?;
+            match piece.offset {
+                Some(base) => {
+                    let off = base.saturating_add(in_piece);
+                    self.src
+                        .read_at(off, out)
+                        .map_err(|missing| MemError::Truncated {
+                            pa: PhysAddr(cur + (missing.saturating_sub(off)).min(n as u64)),
+                            offset: missing,
+                        })?;
+                }
+                None => out.fill(0),
             }
-            out[file_n..].fill(0);
             done += n;
         }
         Ok(())
@@ -190,10 +290,8 @@ pub(super) fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
             _ => {}
         }
     }
-    segments.sort_by_key(|s| s.start);
-    // Overlapping PT_LOADs would make lookups ambiguous: keep the first.
-    segments.dedup_by(|b, a| b.start < a.start.saturating_add(a.memsz));
-    let ranges = merge_ranges(&segments);
+    let pieces = merge_segments(&segments);
+    let ranges = merge_ranges(&pieces);
     // QEMU dump-guest-memory: x86_64 has its "QEMU" notes; other
     // architectures are recognised by physical-only PT_LOADs (paging=false:
     // p_vaddr == p_paddr; the kernel's /proc/vmcore and makedumpfile give
@@ -228,23 +326,159 @@ pub(super) fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
         format,
         memory: Box::new(ElfMemory {
             src,
-            segments,
+            pieces,
             ranges,
         }),
         notes,
     })
 }
 
-fn merge_ranges(segments: &[Segment]) -> Vec<PhysRange> {
+fn merge_ranges(pieces: &[Piece]) -> Vec<PhysRange> {
     let mut out: Vec<PhysRange> = Vec::new();
-    for s in segments {
+    for p in pieces {
         match out.last_mut() {
-            Some(r) if r.end() == s.start => r.len += s.memsz,
+            Some(r) if r.end() == p.start => r.len += p.len,
             _ => out.push(PhysRange {
-                start: PhysAddr(s.start),
-                len: s.memsz,
+                start: PhysAddr(p.start),
+                len: p.len,
             }),
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// (p_paddr, p_filesz, p_memsz, fill byte of its file data)
+    type Seg = (u64, u64, u64, u8);
+
+    /// An x86_64 ELF vmcore with no notes and `segs` as PT_LOADs, in that
+    /// program-header order, each with its own file data.
+    fn elf(segs: &[Seg]) -> Vec<u8> {
+        let mut f = Vec::new();
+        f.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");
+        f.extend_from_slice(&4u16.to_le_bytes()); // ET_CORE
+        f.extend_from_slice(&62u16.to_le_bytes()); // EM_X86_64
+        f.extend_from_slice(&1u32.to_le_bytes());
+        f.extend_from_slice(&0u64.to_le_bytes()); // entry
+        f.extend_from_slice(&64u64.to_le_bytes()); // phoff
+        f.extend_from_slice(&0u64.to_le_bytes()); // shoff
+        f.extend_from_slice(&0u32.to_le_bytes());
+        for v in [64u16, 56, segs.len() as u16, 0, 0, 0] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut data_off = 64 + 56 * segs.len() as u64;
+        let mut data = Vec::new();
+        for &(pa, filesz, memsz, _) in segs {
+            f.extend_from_slice(&1u32.to_le_bytes()); // PT_LOAD
+            f.extend_from_slice(&7u32.to_le_bytes());
+            for v in [data_off, 0xffff_8880_0000_0000 + pa, pa, filesz, memsz, 0] {
+                f.extend_from_slice(&v.to_le_bytes());
+            }
+            data_off += filesz;
+        }
+        for &(_, filesz, _, fill) in segs {
+            data.extend(std::iter::repeat_n(fill, filesz as usize));
+        }
+        f.extend_from_slice(&data);
+        f
+    }
+
+    fn open(segs: &[Seg]) -> Dump {
+        crate::dump::open_bytes(Path::new("overlap.vmcore"), &elf(segs)).unwrap()
+    }
+
+    fn byte_at(d: &Dump, pa: u64) -> Result<u8, MemError> {
+        let mut b = [0u8; 1];
+        d.memory.read_phys(PhysAddr(pa), &mut b).map(|_| b[0])
+    }
+
+    #[test]
+    fn overlapping_segments_merge() {
+        // like makedumpfile -E: a short "text" segment, then a longer one
+        // over the same range with more memsz; the second's file bytes
+        // differ to show which wins
+        let d = open(&[
+            (0x1000, 0x1000, 0x3000, b'A'), // file 0x1000..0x2000, zeros to 0x4000
+            (0x1000, 0x2000, 0x6000, b'B'), // file 0x1000..0x3000, zeros to 0x7000
+            (0x8000, 0, 0x1000, 0),         // zero fill only
+            (0x8800, 0x400, 0x400, b'C'),   // file bytes inside that zero fill
+        ]);
+        // first PT_LOAD with file bytes wins
+        assert_eq!(byte_at(&d, 0x1000), Ok(b'A'));
+        assert_eq!(byte_at(&d, 0x1fff), Ok(b'A'));
+        // file bytes win over the first segment's zero fill
+        assert_eq!(byte_at(&d, 0x2000), Ok(b'B'));
+        assert_eq!(byte_at(&d, 0x2fff), Ok(b'B'));
+        // zero fill of both, then only of the longer one (was "not in the
+        // dump" when the shorter segment hid the longer)
+        assert_eq!(byte_at(&d, 0x3000), Ok(0));
+        assert_eq!(byte_at(&d, 0x6fff), Ok(0));
+        assert_eq!(
+            byte_at(&d, 0x7000),
+            Err(MemError::NotInDump(PhysAddr(0x7000)))
+        );
+        assert_eq!(byte_at(&d, 0x8000), Ok(0));
+        assert_eq!(byte_at(&d, 0x8800), Ok(b'C'));
+        assert_eq!(byte_at(&d, 0x8c00), Ok(0));
+        // one read across every piece
+        let mut buf = vec![0xeeu8; 0x6000];
+        d.memory.read_phys(PhysAddr(0x1000), &mut buf).unwrap();
+        assert!(buf[..0x1000].iter().all(|&b| b == b'A'));
+        assert!(buf[0x1000..0x2000].iter().all(|&b| b == b'B'));
+        assert!(buf[0x2000..].iter().all(|&b| b == 0));
+        assert_eq!(
+            d.memory.ranges(),
+            &[
+                PhysRange {
+                    start: PhysAddr(0x1000),
+                    len: 0x6000
+                },
+                PhysRange {
+                    start: PhysAddr(0x8000),
+                    len: 0x1000
+                }
+            ]
+        );
+    }
+
+    #[test]
+    fn program_header_order_decides_between_file_bytes() {
+        // listed first but higher up: it still wins where both have bytes
+        let d = open(&[
+            (0x2000, 0x1000, 0x1000, b'X'),
+            (0x1000, 0x2000, 0x2000, b'Y'),
+        ]);
+        assert_eq!(byte_at(&d, 0x1fff), Ok(b'Y'));
+        assert_eq!(byte_at(&d, 0x2000), Ok(b'X'));
+        assert_eq!(byte_at(&d, 0x2fff), Ok(b'X'));
+        assert_eq!(
+            byte_at(&d, 0x3000),
+            Err(MemError::NotInDump(PhysAddr(0x3000)))
+        );
+    }
+
+    #[test]
+    fn merge_is_linear_enough_for_hostile_tables() {
+        // 60,000 segments all over the same range: one piece
+        let segs: Vec<Segment> = (0..60_000u64)
+            .map(|i| Segment {
+                start: 0x1000 + (i % 7) * 0x10,
+                memsz: 0x10_0000,
+                filesz: 0,
+                offset: 0,
+            })
+            .collect();
+        let p = merge_segments(&segs);
+        assert_eq!(
+            p,
+            [Piece {
+                start: 0x1000,
+                len: 0x10_0060,
+                offset: None
+            }]
+        );
+    }
 }

@@ -14,6 +14,7 @@ pub mod vmcoreinfo;
 use crate::addr::{Arch, PageTableRoot, PhysAddr, VirtAddr};
 use crate::dump::{Dump, MemError};
 use crate::mmu::aarch64::Arm64Paging;
+use crate::mmu::cache::WalkCache;
 use crate::mmu::{AddressSpace, Paging, TranslateError, x86_64::X86Paging};
 pub use vmcoreinfo::VmcoreInfo;
 
@@ -134,6 +135,10 @@ pub struct Kernel {
     pub derived_numbers: Vec<(&'static str, u64)>,
     /// The typed views' layouts, resolved on first use ([`objects`]).
     layouts: objects::Layouts,
+    /// Translations and page-table pages of [`Kernel::read_virt`]'s walks,
+    /// dropped with the kernel (a live guest gets a new one per stop).
+    /// `CORESTUB_WALK_CACHE=0` turns it off (bench/ measures both).
+    pub walk_cache: WalkCache,
 }
 
 impl Kernel {
@@ -163,7 +168,9 @@ impl Kernel {
         let (paging, kernel_root, root_source, phys_base) = match arch {
             Arch::X86_64 => {
                 let five = vmcoreinfo.number("pgtable_l5_enabled").unwrap_or(0) != 0;
-                let paging = Paging::X86_64(X86Paging::new(five));
+                // AMD SME/SEV: the C-bit rides in every entry and CR3.
+                let sme = vmcoreinfo.number("sme_mask").unwrap_or(0) as u64;
+                let paging = Paging::X86_64(X86Paging::new(five).with_sme_mask(sme));
                 let phys_base = vmcoreinfo.number("phys_base").unwrap_or(0);
                 let sym = vmcoreinfo
                     .symbol("init_top_pgt")
@@ -272,6 +279,9 @@ impl Kernel {
             vmlinux,
             derived_numbers,
             layouts: Default::default(),
+            walk_cache: WalkCache::new(
+                std::env::var_os("CORESTUB_WALK_CACHE").is_none_or(|v| v != "0"),
+            ),
         })
     }
 
@@ -294,13 +304,14 @@ impl Kernel {
         let mut done = 0;
         while done < buf.len() {
             let cur = va.plus(done as u64);
-            let t = match self
-                .paging
-                .translate(self.dump.memory.as_ref(), space, cur, None)
-            {
-                Ok(t) => t,
-                Err(e) => return (done, Some(e.into())),
-            };
+            let t =
+                match self
+                    .walk_cache
+                    .translate(&self.paging, self.dump.memory.as_ref(), space, cur)
+                {
+                    Ok(t) => t,
+                    Err(e) => return (done, Some(e.into())),
+                };
             let n = (t.bytes_left_in_page() as usize).min(buf.len() - done);
             if let Err(source) = self.dump.memory.read_phys(t.pa, &mut buf[done..done + n]) {
                 return (done, Some(ReadError::Memory { va: cur, source }));

@@ -2,7 +2,8 @@
 //! (no debug info needed): the 5.10+ lockless ring buffer, or the older
 //! `log_buf` of `struct printk_log` records.
 
-use crate::addr::VirtAddr;
+mod legacy;
+
 use crate::kernel::Kernel;
 use crate::kernel::objects::{self, ObjectError};
 
@@ -43,35 +44,6 @@ impl LogRecord {
 /// allocate gigabytes).
 pub(crate) const MAX_RING_BYTES: u64 = 64 << 20;
 
-fn field(k: &Kernel, name: &str) -> Result<u64, String> {
-    k.member_offset(name)
-        .ok_or_else(|| format!("neither VMCOREINFO nor the vmlinux's DWARF gives OFFSET({name})"))
-}
-
-fn size(k: &Kernel, name: &str) -> Result<u64, String> {
-    k.type_size(name)
-        .ok_or_else(|| format!("neither VMCOREINFO nor the vmlinux's DWARF gives SIZE({name})"))
-}
-
-fn le(b: &[u8], off: u64, n: usize) -> u64 {
-    let off = off as usize;
-    let mut v = [0u8; 8];
-    if let Some(s) = b.get(off..off + n) {
-        v[..n].copy_from_slice(s);
-    }
-    u64::from_le_bytes(v)
-}
-
-fn read_vec(k: &Kernel, va: u64, len: u64, what: &str) -> Result<Vec<u8>, String> {
-    if len > MAX_RING_BYTES {
-        return Err(format!("{what}: implausible size {len:#x} (corrupt ring?)"));
-    }
-    let mut buf = vec![0u8; len as usize];
-    k.read_virt(&k.kernel_space(), VirtAddr(va), &mut buf)
-        .map_err(|e| format!("{what}: {e}"))?;
-    Ok(buf)
-}
-
 /// Reads every record still in the log, oldest first. One function per
 /// format: the 5.10+ lockless ring ([`objects::printk_ring`]) or the older
 /// `log_buf` of `struct printk_log` records ([`read_legacy`]).
@@ -91,50 +63,7 @@ pub fn read_log(k: &Kernel) -> Result<Vec<LogRecord>, ObjectError> {
 }
 
 fn read_legacy(k: &Kernel) -> Result<Vec<LogRecord>, String> {
-    let space = k.kernel_space();
-    let sym = |n: &str| {
-        k.symbol(n)
-            .map(|v| v.0)
-            .ok_or_else(|| format!("neither VMCOREINFO nor the vmlinux names {n}"))
-    };
-    let rd32 = |n: &str| -> Result<u64, String> {
-        Ok(k.read_u32(&space, VirtAddr(sym(n)?))
-            .map_err(|e| format!("{n}: {e}"))? as u64)
-    };
-    let buf_ptr = k
-        .read_u64(&space, VirtAddr(sym("log_buf")?))
-        .map_err(|e| format!("log_buf: {e}"))?;
-    let len = rd32("log_buf_len")?;
-    let first = rd32("log_first_idx")?;
-    let next = rd32("log_next_idx")?;
-    let buf = read_vec(k, buf_ptr, len, "log_buf")?;
-    let hdr = size(k, "printk_log")?;
-    let ts_off = field(k, "printk_log.ts_nsec")?;
-    let len_off = field(k, "printk_log.len")?;
-    let tl_off = field(k, "printk_log.text_len")?;
-    let mut out = Vec::new();
-    let mut pos = first;
-    for _ in 0..buf.len() {
-        if pos == next || pos + hdr > len {
-            break;
-        }
-        let reclen = le(&buf, pos + len_off, 2);
-        if reclen == 0 {
-            pos = 0; // wrap marker
-            continue;
-        }
-        let text_len = le(&buf, pos + tl_off, 2);
-        let s = (pos + hdr) as usize;
-        let e = (s + text_len as usize).min(buf.len());
-        out.push(LogRecord {
-            ts_nsec: le(&buf, pos + ts_off, 8),
-            // u16 dict_len follows text_len; then u8 facility, u8 flags:5 level:3
-            level: (le(&buf, pos + tl_off + 5, 1) >> 5) as u8,
-            text: String::from_utf8_lossy(buf.get(s..e).unwrap_or(&[])).into_owned(),
-        });
-        pos += reclen;
-    }
-    Ok(out)
+    legacy::read(k)
 }
 
 /// The panic message, as crash shows it: the last "Kernel panic" / "BUG:" /

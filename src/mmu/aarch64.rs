@@ -4,11 +4,23 @@
 //! (FEAT_LPA with the 64 KiB granule, FEAT_LPA2 with 4/16 KiB).
 //!
 //! VA bit 55 selects the root: TTBR1 (kernel, [`AddressSpace::kernel`]) or
-//! TTBR0 (user, [`AddressSpace::user`]). Addresses are checked strictly: the
-//! bits above the configured VA size must all equal bit 55, and no top-byte
-//! ignore is applied (a tagged or PAC-signed pointer must be stripped by the
-//! caller). Descriptor attribute bits (PXN/UXN, DBM, contiguous, software
-//! bits 55..58, PBHA 59..62, table attributes) are masked off; only the
+//! TTBR0 (user, [`AddressSpace::user`]). Addresses are checked as the
+//! hardware checks a data access (Arm ARM D8.2, "input address size"
+//! checks, and AddrTop): without top-byte ignore, bits 63..VA size must all
+//! be 0 (TTBR0) or all 1 (TTBR1); with TBI for that half (TCR_EL1.TBI0 /
+//! TBI1), bits 63..56 are ignored and bits 55..VA size must all equal bit
+//! 55. Anything else is a translation fault ([`TranslateError::NonCanonical`]),
+//! never a read of some other address. A PAC-signed pointer (PAC in bits
+//! 54..VA size) therefore faults until the caller strips it.
+//!
+//! Which halves have TBI: from TCR_EL1 when it is known
+//! ([`Arm64Paging::from_tcr_el1`]); for a Linux kernel known only by its
+//! VMCOREINFO, TBI0 (Linux's `__cpu_setup` sets TCR_TBI0 unconditionally)
+//! and not TBI1 (set only with CONFIG_ARM64_MTE or KASAN tags, which
+//! VMCOREINFO does not say): conservative, a tagged kernel pointer faults.
+//!
+//! Descriptor attribute bits (PXN/UXN, DBM, contiguous, software bits
+//! 55..58, PBHA 59..62, table attributes) are masked off; only the
 //! output-address field is used.
 
 use super::{AddressSpace, TranslateError, Translation, WalkStep, read_entry};
@@ -106,6 +118,10 @@ pub struct Arm64Paging {
     /// 64 − TCR_EL1.T0SZ.
     user_va_bits: u32,
     pa52: Pa52Mode,
+    /// TCR_EL1.TBI0: top byte ignored for TTBR0 (user) data addresses.
+    tbi0: bool,
+    /// TCR_EL1.TBI1: top byte ignored for TTBR1 (kernel) data addresses.
+    tbi1: bool,
 }
 
 impl Arm64Paging {
@@ -147,7 +163,21 @@ impl Arm64Paging {
             kernel_va_bits,
             user_va_bits,
             pa52,
+            tbi0: false,
+            tbi1: false,
         })
+    }
+
+    /// The same configuration with top-byte ignore set for the user
+    /// (TTBR0) and kernel (TTBR1) halves as given. [`Arm64Paging::new`]
+    /// has neither.
+    pub fn with_tbi(self, tbi0: bool, tbi1: bool) -> Self {
+        Arm64Paging { tbi0, tbi1, ..self }
+    }
+
+    /// (TBI0, TBI1).
+    pub fn tbi(&self) -> (bool, bool) {
+        (self.tbi0, self.tbi1)
     }
 
     /// The configuration of a Linux kernel from its VMCOREINFO numbers:
@@ -187,7 +217,9 @@ impl Arm64Paging {
             _ => Pa52Mode::None,
         };
         let bits = u32::try_from(runtime).unwrap_or(u32::MAX);
-        Self::new(granule, bits, bits, pa52)
+        // TBI0 always (Linux sets TCR_TBI0 unconditionally), TBI1 unknown:
+        // left off (see the module documentation)
+        Ok(Self::new(granule, bits, bits, pa52)?.with_tbi(true, false))
     }
 
     /// The configuration a CPU's TCR_EL1 describes: TG0/TG1 (granule),
@@ -217,7 +249,8 @@ impl Arm64Paging {
             Granule::K4 | Granule::K16 if ds => Pa52Mode::Lpa2,
             _ => Pa52Mode::None,
         };
-        Self::new(tg1, 64 - t1sz.min(64), 64 - t0sz.min(64), pa52)
+        let (tbi0, tbi1) = ((tcr >> 37) & 1 == 1, (tcr >> 38) & 1 == 1);
+        Ok(Self::new(tg1, 64 - t1sz.min(64), 64 - t0sz.min(64), pa52)?.with_tbi(tbi0, tbi1))
     }
 
     pub fn granule(&self) -> Granule {
@@ -316,6 +349,19 @@ impl Arm64Paging {
         self.granule.shift() + self.granule.bits_per_level() * (3 - level) as u32
     }
 
+    /// The input-address check of a data access: bits AddrTop..va_bits are
+    /// all 0 (TTBR0) or all 1 (TTBR1), where AddrTop is 55 with top-byte
+    /// ignore for that half and 63 without. Bit 55 (which chose the half)
+    /// is always in the checked field, as va_bits ≤ 52.
+    fn in_range(&self, va: VirtAddr, user: bool, va_bits: u32) -> bool {
+        let tbi = if user { self.tbi0 } else { self.tbi1 };
+        let top = if tbi { 56 } else { 64 };
+        // va_bits is 25..=52 (checked at construction): width 4..=39
+        let width = top - va_bits;
+        let field = (va.0 >> va_bits) & ((1u64 << width) - 1);
+        field == if user { 0 } else { (1u64 << width) - 1 }
+    }
+
     pub fn translate(
         &self,
         mem: &dyn PhysicalMemory,
@@ -329,11 +375,7 @@ impl Arm64Paging {
         } else {
             self.kernel_va_bits
         };
-        // Bits 63..va_bits must be all 0 (TTBR0) or all 1 (TTBR1); this also
-        // checks them against bit 55. No top-byte ignore.
-        let top = va.0 >> va_bits;
-        let expected = if user { 0 } else { u64::MAX >> va_bits };
-        if top != expected {
+        if !self.in_range(va, user, va_bits) {
             return Err(TranslateError::NonCanonical { va });
         }
         let root = if user {
@@ -897,8 +939,10 @@ mod tests {
         assert!(Arm64Paging::new(K64, 52, 48, Pa52Mode::None).is_ok());
 
         // the fixture kernel: PAGESIZE 4096, VA_BITS 48, T1SZ 0x10, 48-bit PAs
+        // (a Linux kernel: TBI0 on, TBI1 unknown and so off)
+        let linux = |p: Result<Arm64Paging, ConfigError>| p.unwrap().with_tbi(true, false);
         let p = Arm64Paging::from_vmcoreinfo(4096, 48, Some(0x10), Some(48)).unwrap();
-        assert_eq!(p, Arm64Paging::new(K4, 48, 48, Pa52Mode::None).unwrap());
+        assert_eq!(p, linux(Arm64Paging::new(K4, 48, 48, Pa52Mode::None)));
         assert_eq!(
             p.kernel_root_from_swapper_pg_dir(PhysAddr(0x4158_f000), 48),
             root(0x4158_f000)
@@ -906,7 +950,7 @@ mod tests {
         // a 52-bit 64K kernel on 48-bit hardware: TTBR1 is offset into the
         // 1024-entry PGD by (1024 - 64) * 8 = 0x1e00
         let p = Arm64Paging::from_vmcoreinfo(65536, 52, Some(16), Some(52)).unwrap();
-        assert_eq!(p, Arm64Paging::new(K64, 48, 48, Pa52Mode::Lpa).unwrap());
+        assert_eq!(p, linux(Arm64Paging::new(K64, 48, 48, Pa52Mode::Lpa)));
         assert_eq!(
             p.kernel_root_from_swapper_pg_dir(PhysAddr(0x4100_0000), 52),
             root(0x4100_1e00)
@@ -914,17 +958,81 @@ mod tests {
         let p = Arm64Paging::from_vmcoreinfo(4096, 52, Some(12), Some(52)).unwrap();
         assert_eq!(p.pa52(), Pa52Mode::Lpa2);
         let p = Arm64Paging::from_vmcoreinfo(16384, 47, None, None).unwrap();
-        assert_eq!(p, Arm64Paging::new(K16, 47, 47, Pa52Mode::None).unwrap());
+        assert_eq!(p, linux(Arm64Paging::new(K16, 47, 47, Pa52Mode::None)));
         assert!(Arm64Paging::from_vmcoreinfo(8192, 48, None, None).is_err());
 
         // TCR_EL1 of the QEMU fixture: TG0 4K, TG1 4K, T0SZ = T1SZ = 16,
-        // IPS 48 bits, DS 0
+        // IPS 48 bits, DS 0, TBI0 and TBI1 (bits 37, 38: Debian's kernel has
+        // CONFIG_ARM64_MTE, which sets TBI1)
         let p = Arm64Paging::from_tcr_el1(0x0150_01f5_b550_3510).unwrap();
-        assert_eq!(p, Arm64Paging::new(K4, 48, 48, Pa52Mode::None).unwrap());
+        assert_eq!(
+            p,
+            Arm64Paging::new(K4, 48, 48, Pa52Mode::None)
+                .unwrap()
+                .with_tbi(true, true)
+        );
+        let p = Arm64Paging::from_tcr_el1(0x0150_01f5_b550_3510 & !(3 << 37)).unwrap();
+        assert_eq!(p.tbi(), (false, false));
 
         let paging = Paging::Aarch64(Arm64Paging::new(K16, 47, 47, Pa52Mode::None).unwrap());
         assert_eq!(paging.page_size(), 16384);
         assert!(paging.is_user(VirtAddr(0x0000_7fff_ffff_f000)));
         assert!(!paging.is_user(VirtAddr(0xffff_8000_0000_0000)));
+    }
+
+    // The input-address check with and without top-byte ignore (Arm ARM
+    // D8.2; AddrTop is 55 with TBI, 63 without), 4K granule, 48-bit VAs.
+    // Every index of va 0xffff_0000_0000_0010 and of its user twin is 0,
+    // and the table below maps index 0 at every level.
+    #[test]
+    fn top_byte_ignore_follows_tcr() {
+        let mut m = Pages::default();
+        m.set(0x1000, 0x2000 | TABLE);
+        m.set(0x2000, 0x3000 | TABLE);
+        m.set(0x3000, 0x4000 | TABLE);
+        m.set(0x4000, 0x5000 | PAGE);
+        let s = AddressSpace {
+            kernel: root(0x1000),
+            user: Some(root(0x1000)),
+        };
+        let base = Arm64Paging::new(Granule::K4, 48, 48, Pa52Mode::None).unwrap();
+        let non_canonical = |p: &Arm64Paging, va| {
+            matches!(
+                walk(p, &m, &s, va),
+                Err(TranslateError::NonCanonical { .. })
+            )
+        };
+        let user_tagged = 0x5a00_0000_0000_0010u64; // tag 0x5a, bit 55 clear
+        let kernel_tagged = 0x5aff_0000_0000_0010u64; // tag 0x5a, bits 55..48 set
+        for (tbi0, tbi1) in [(false, false), (true, false), (false, true), (true, true)] {
+            let p = base.clone().with_tbi(tbi0, tbi1);
+            // canonical addresses always translate
+            assert_eq!(walk(&p, &m, &s, 0x10), ok(0x5010, 4096));
+            assert_eq!(walk(&p, &m, &s, 0xffff_0000_0000_0010), ok(0x5010, 4096));
+            // a tag in the top byte: only where that half has TBI
+            assert_eq!(non_canonical(&p, user_tagged), !tbi0, "{tbi0} {tbi1}");
+            assert_eq!(non_canonical(&p, kernel_tagged), !tbi1, "{tbi0} {tbi1}");
+            if tbi0 {
+                assert_eq!(walk(&p, &m, &s, user_tagged), ok(0x5010, 4096));
+            }
+            // never ignored: bits 55..48 that disagree (a PAC in 54..48, or
+            // bit 55 without the bits below it), whatever the top byte
+            for va in [
+                0x0001_0000_0000_0010u64,
+                0x0080_0000_0000_0010,
+                0xff7f_0000_0000_0010,
+                0xfffe_0000_0000_0010,
+                0x5a80_0000_0000_0010,
+                0x00ff_0000_0000_0010u64.wrapping_sub(0x1_0000_0000_0000),
+            ] {
+                assert!(non_canonical(&p, va), "{va:#x} with TBI {tbi0} {tbi1}");
+            }
+            // without TBI1 the kernel half wants all of 63..48 set
+            assert_eq!(non_canonical(&p, 0x00ff_0000_0000_0010), !tbi1);
+        }
+        // a Linux kernel described by VMCOREINFO: TBI0 on, TBI1 off
+        let p = Arm64Paging::from_vmcoreinfo(4096, 48, Some(16), Some(48)).unwrap();
+        assert_eq!(walk(&p, &m, &s, user_tagged), ok(0x5010, 4096));
+        assert!(non_canonical(&p, kernel_tagged));
     }
 }

@@ -4,6 +4,7 @@
 //! number of levels, and every entry that points outside the dump is an error.
 
 pub mod aarch64;
+pub mod cache;
 pub mod x86_64;
 
 use crate::addr::{PageTableRoot, PhysAddr, VirtAddr};

@@ -17,9 +17,10 @@
 //! Session per stop** (generation counter in [`Live`]) and drops the old
 //! one, so nothing read before a resume is served after it; the vmlinux and
 //! its DWARF caches are shared between sessions ([`Vmlinux`] clones). The
-//! RAM source itself has no cache (reads copy from the shared mapping), so
-//! there is nothing else to invalidate. GDB's own caches are flushed by the
-//! stop it is sent.
+//! page-table walk cache belongs to the session's `Kernel` (mmu/cache.rs)
+//! and goes with it. The RAM source itself has no cache (reads copy from
+//! the shared mapping), so there is nothing else to invalidate. GDB's own
+//! caches are flushed by the stop it is sent.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
