@@ -3,7 +3,6 @@
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -11,7 +10,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use corestub::addr::Arch;
 use corestub::target::Session;
 
-use super::{CliResult, DumpArgs, handoff, serve, session};
+use super::{CliResult, DumpArgs, handoff, scripts, serve, session};
 
 #[derive(clap::Args)]
 pub struct GdbArgs {
@@ -28,21 +27,6 @@ pub struct GdbArgs {
 /// Quotes a word for /bin/sh (GDB runs `target remote | CMD` through it).
 fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
-}
-
-/// Where corestub's GDB scripts are: $CORESTUB_SCRIPTS, next to an
-/// installed binary (../share/corestub/gdb-scripts), or the source tree.
-pub fn scripts_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("CORESTUB_SCRIPTS") {
-        return Some(PathBuf::from(d));
-    }
-    let exe = std::env::current_exe().ok()?;
-    let installed = exe.parent()?.join("../share/corestub/gdb-scripts");
-    if installed.is_dir() {
-        return Some(installed);
-    }
-    let source = Path::new(env!("CARGO_MANIFEST_DIR")).join("gdb-scripts");
-    source.is_dir().then_some(source)
 }
 
 fn gdb_supports(gdb: &str, arch: &str) -> bool {
@@ -144,11 +128,14 @@ pub fn run(a: GdbArgs) -> CliResult {
         }
     }
     ex(format!("target remote | {serve}"));
-    if let Some(dir) = scripts_dir() {
-        let main = dir.join("corestub.py");
-        if main.is_file() {
-            ex(format!("source {}", main.display()));
+    match scripts::dir() {
+        Ok((dir, origin)) => {
+            log::info!("GDB scripts from {} ({origin:?})", dir.display());
+            ex(format!("source {}", dir.join(scripts::MAIN).display()));
         }
+        Err(e) => eprintln!(
+            "corestub: no GDB scripts ({e}): dmesg, ps, sys, lsmod, modsyms, trapinfo and task are unavailable"
+        ),
     }
     ex("set confirm on".into());
     args.extend(a.gdb_args.iter().cloned());

@@ -1,5 +1,6 @@
 //! The command line (clap). Names are fixed by the project's docs:
-//! `corestub serve`, `corestub gdb`, `corestub lldb`, `corestub info`.
+//! `corestub serve`, `corestub gdb`, `corestub lldb`, `corestub info`, and
+//! for installing: `corestub man`, `corestub completions`.
 
 mod debuginfod;
 mod gdb;
@@ -7,7 +8,9 @@ mod handoff;
 mod info;
 mod live;
 mod lldb;
+mod manual;
 mod raw;
+mod scripts;
 mod serve;
 mod session;
 mod vmlinux;
@@ -17,13 +20,24 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// `corestub --version`: ours, and the vendored gdbstub's with its patch
+/// level (build.rs counts vendor/gdbstub/PATCHES.md's entries).
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (gdbstub ",
+    env!("CORESTUB_GDBSTUB_VERSION"),
+    " + corestub patches 1-",
+    env!("CORESTUB_GDBSTUB_PATCHES"),
+    ")"
+);
+
 #[derive(Parser)]
 #[command(
     name = "corestub",
-    version,
+    version = VERSION,
     about = "Serve a Linux crash dump to GDB/LLDB as a stopped remote target"
 )]
-struct Cli {
+pub struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -33,11 +47,16 @@ enum Cmd {
     /// Serve DUMP over the GDB remote protocol (TCP or stdio).
     Serve(serve::ServeArgs),
     /// Start GDB connected to DUMP, with vmlinux loaded for KASLR and scripts sourced.
+    #[command(after_long_help = scripts::LOOKUP_HELP)]
     Gdb(gdb::GdbArgs),
     /// Start LLDB connected to DUMP, with vmlinux loaded for KASLR.
     Lldb(lldb::LldbArgs),
     /// Print a crash-like summary of DUMP.
     Info(info::InfoArgs),
+    /// Write a man page (roff) for corestub or one of its commands to stdout.
+    Man(manual::ManArgs),
+    /// Write a shell completion script to stdout.
+    Completions(manual::CompletionsArgs),
 }
 
 pub type CliResult = Result<ExitCode, Box<dyn std::error::Error>>;
@@ -48,6 +67,8 @@ pub fn run() -> CliResult {
         Cmd::Gdb(a) => gdb::run(a),
         Cmd::Lldb(a) => lldb::run(a),
         Cmd::Info(a) => info::run(a),
+        Cmd::Man(a) => manual::man(a),
+        Cmd::Completions(a) => manual::completions(a),
     }
 }
 

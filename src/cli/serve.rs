@@ -14,7 +14,7 @@ use corestub::target::conn::{BufConn, serve_connection};
 use corestub::target::live::{Live, serve_live_connection};
 use corestub::target::x86_64::X86_64;
 
-use super::{CliResult, DumpArgs, live, session};
+use super::{CliResult, DumpArgs, live, scripts, session};
 
 #[derive(clap::Args)]
 pub struct ServeArgs {
@@ -205,6 +205,7 @@ pub fn run(a: ServeArgs) -> CliResult {
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         banner(&format!("unix socket {}", path.display()));
         eprintln!("corestub:         target remote {}", path.display());
+        print_scripts_hint();
         for stream in listener.incoming() {
             let stream = stream?;
             let session = session.clone();
@@ -231,6 +232,7 @@ pub fn run(a: ServeArgs) -> CliResult {
     let addr = listener.local_addr()?;
     banner(&addr.to_string());
     eprintln!("corestub:         target remote {addr}");
+    print_scripts_hint();
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -246,4 +248,16 @@ pub fn run(a: ServeArgs) -> CliResult {
         std::thread::spawn(move || serve_one(session, live, Box::new(stream), Box::new(w)));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The third line of the banner's GDB commands: corestub's scripts
+/// (dmesg, ps, sys, ...), from wherever `corestub gdb` would take them.
+fn print_scripts_hint() {
+    match scripts::dir() {
+        Ok((dir, _)) => eprintln!(
+            "corestub:         source {}",
+            dir.join(scripts::MAIN).display()
+        ),
+        Err(e) => eprintln!("corestub: no GDB scripts: {e}"),
+    }
 }
