@@ -83,7 +83,8 @@ const SMP: u32 = 3;
 /// Hang guards, not speed limits (boot is ~10 s, each dump a few seconds).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(120);
 const DUMP_TIMEOUT: Duration = Duration::from_secs(300);
-const SOURCE: &str = "deb http://deb.debian.org/debian bookworm-backports main";
+/// The suite the 6.12 kernels come from, on the machine's Debian mirror.
+const SUITE: &str = "bookworm-backports";
 const ELF: &str = "qemu.elf";
 const KDUMP: &str = "qemu-kdump-zlib.kdump";
 /// A kernel's guest directory. `guest/` was made before /init loaded
@@ -313,7 +314,8 @@ fn fetch_kernel(a: &Arch) -> Result<Kernel, String> {
     for d in ["lists/partial", "cache/archives/partial", "debs", "x"] {
         std::fs::create_dir_all(work.join(d)).map_err(|e| e.to_string())?;
     }
-    std::fs::write(work.join("sources.list"), format!("{SOURCE}\n")).map_err(|e| e.to_string())?;
+    let sources = common::guest::debian_sources_list(SUITE)?;
+    std::fs::write(work.join("sources.list"), sources).map_err(|e| e.to_string())?;
     let native = Command::new("dpkg")
         .arg("--print-architecture")
         .output()
@@ -1004,4 +1006,29 @@ fn qemu_612_arm64_lpa2_three_cpus() {
 #[test]
 fn qemu_612_arm64_16k_lpa2_three_cpus() {
     check(&ARM64_16K)
+}
+
+/// The Rust reading of the machine's apt sources agrees with the shell's
+/// (.ci/debian-archive-uri, which .ci/run uses), and both entry styles
+/// parse.
+#[test]
+fn debian_archive_uri_from_apt_sources() {
+    use common::guest::source_uris;
+    let deb822 =
+        "Types: deb\n# URIs: http://commented/debian\nURIs: http://m.example/debian/\nSuites: x\n";
+    assert_eq!(source_uris(deb822), ["http://m.example/debian/"]);
+    let one_line = "# deb http://no/debian x main\ndeb [arch=amd64 signed-by=/k.gpg] https://m.example/debian x main\ndeb-src http://src/debian x main\n";
+    assert_eq!(source_uris(one_line), ["https://m.example/debian"]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/debian-archive-uri");
+    let shell = Command::new("bash").arg(&script).output().unwrap();
+    let rust = common::guest::debian_archive_uri();
+    if shell.status.success() {
+        assert_eq!(
+            rust.as_deref().ok(),
+            Some(String::from_utf8_lossy(&shell.stdout).trim()),
+            "{rust:?}"
+        );
+    } else {
+        assert!(rust.is_err(), "the script found none, Rust found {rust:?}");
+    }
 }
