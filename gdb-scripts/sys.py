@@ -96,8 +96,11 @@ def sys_lines():
 
     row("KERNEL", _kernel_file())
     row("DUMPFILE", _dumpfile())
-    online = cc.cpu_mask("__cpu_online_mask")
-    row("CPUS", len(online) if online else cc.nr_cpus())
+    # present, not online: panic() without kdump stops the other CPUs
+    # with smp_send_stop(), which takes them out of the online mask (a
+    # 3-CPU QEMU dump taken after the panic had 1 online CPU)
+    present = cc.cpu_mask("__cpu_present_mask")
+    row("CPUS", len(present) if present else cc.nr_cpus())
     ct = cc.crash_time()
     row("DATE", time.strftime("%a %b %d %H:%M:%S UTC %Y", time.gmtime(ct)) if ct else None)
     try:
@@ -133,7 +136,7 @@ class Sys(gdb.Command):
 
 Usage: sys
 KERNEL (the vmlinux GDB loaded), DUMPFILE (from corestub's `monitor info
-dumpfile`), CPUS (online), DATE (VMCOREINFO CRASHTIME, else the timekeeper;
+dumpfile`), CPUS (present), DATE (VMCOREINFO CRASHTIME, else the timekeeper;
 UTC), UPTIME (CLOCK_BOOTTIME at the crash), LOAD AVERAGE, TASKS (idle tasks
 included), NODENAME, RELEASE, VERSION, MACHINE, MEMORY (present pages of all
 nodes), PANIC (the panic/oops line of the kernel log)."""
