@@ -60,14 +60,27 @@ pub fn direct_map(k: &Kernel) -> Result<(u64, u64), String> {
 /// The direct-map virtual address of `pa`.
 pub fn ptov(k: &Kernel, pa: PhysAddr) -> Result<VirtAddr, String> {
     let (base, start) = direct_map(k)?;
-    if pa.0 < start {
-        return Err(format!(
-            "physical address {pa} is below the start of the direct map ({start:#x})"
-        ));
-    }
-    VirtAddr(base).checked_add(pa.0 - start).ok_or_else(|| {
+    let offset = linear_offset(pa.0, start).ok_or_else(|| {
+        format!("physical address {pa} is below the start of the direct map ({start:#x})")
+    })?;
+    VirtAddr(base).checked_add(offset).ok_or_else(|| {
         format!("physical address {pa} is past the end of the direct map at {base:#x}")
     })
+}
+
+/// `pa`'s offset into a linear map that starts at physical `phys_offset`
+/// (signed, see [`signed_phys_offset`]); None below it.
+fn linear_offset(pa: u64, phys_offset: u64) -> Option<u64> {
+    u64::try_from(i128::from(pa) - i128::from(signed_phys_offset(phys_offset))).ok()
+}
+
+/// arm64's `memstart_addr` (PHYS_OFFSET) is an `s64`: with KASLR, 5.x
+/// kernels randomise the linear map by making it negative (5.10 arm64
+/// cloud: 0xfffff41c00000000), and the kernel's `__phys_to_virt` and
+/// `vmemmap` do signed arithmetic with it. Physical addresses stay below
+/// 2^52, so the sign bit never belongs to a real address.
+fn signed_phys_offset(po: u64) -> i64 {
+    po as i64
 }
 
 /// `vmemmap`: the (possibly notional) address of the `struct page` of PFN 0.
@@ -81,7 +94,9 @@ pub fn vmemmap(k: &Kernel) -> Result<u64, String> {
         Arch::Aarch64 => {
             let shift = page_shift(k);
             let size = page_struct_size(k);
-            let first_pfn = arm64_phys_offset(k)? >> shift;
+            // memstart_addr >> PAGE_SHIFT in the kernel: an arithmetic
+            // shift of an s64 (see signed_phys_offset)
+            let first_pfn = (signed_phys_offset(arm64_phys_offset(k)?) >> shift) as u64;
             let vmemmap = |start: u64| start.wrapping_sub(first_pfn.wrapping_mul(size));
             if let Some(s) = k.number("VMEMMAP_START") {
                 return Ok(vmemmap(s));
@@ -277,6 +292,17 @@ pub fn page_flag_names(k: &Kernel, flags: u64) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::arm64_vmemmap_starts;
+
+    #[test]
+    fn linear_map_from_a_negative_phys_offset() {
+        use super::linear_offset;
+        // 5.10 arm64 with KASLR: memstart_addr = -0xbe4_0000_0000
+        let po = 0xffff_f41c_0000_0000;
+        assert_eq!(linear_offset(0x4812_7000, po), Some(0xbe4_4812_7000));
+        assert_eq!(linear_offset(0x4000_0000, 0x4000_0000), Some(0));
+        assert_eq!(linear_offset(0x3fff_f000, 0x4000_0000), None);
+        assert_eq!(linear_offset(0x1000, 0), Some(0x1000));
+    }
 
     #[test]
     fn arm64_vmemmap_start_formulas() {

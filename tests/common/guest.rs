@@ -300,3 +300,70 @@ pub fn downloaded(dir: &Path, pkg: &str) -> Result<PathBuf, String> {
         })
         .ok_or_else(|| format!("apt-get download left no {pkg}_*.deb"))
 }
+
+/// The URI of the machine's Debian archive (e.g. `http://MIRROR/debian`),
+/// read from its apt source entries: deb822 `URIs:` fields in
+/// /etc/apt/sources.list.d/*.sources and one-line `deb [opts] URI suite …`
+/// entries in /etc/apt/sources.list{,.d/*.list}. The security archive and
+/// entries corestub wrote (`corestub-*`) are skipped. Nothing in this
+/// repository names a registry host: every suite a test fetches from is
+/// reached through the mirror the machine already uses (the shell
+/// equivalent is .ci/debian-archive-uri).
+pub fn debian_archive_uri() -> Result<String, String> {
+    let mut files = vec![PathBuf::from("/etc/apt/sources.list")];
+    let mut parts: Vec<PathBuf> = std::fs::read_dir("/etc/apt/sources.list.d")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            let n = p.file_name().unwrap_or_default().to_string_lossy();
+            (n.ends_with(".sources") || n.ends_with(".list")) && !n.starts_with("corestub-")
+        })
+        .collect();
+    parts.sort();
+    files.extend(parts);
+    files
+        .iter()
+        .filter_map(|f| std::fs::read_to_string(f).ok())
+        .flat_map(|text| source_uris(&text))
+        .map(|u| u.trim_end_matches('/').to_string())
+        .find(|u| u.ends_with("/debian") && !u.contains("-security"))
+        .ok_or_else(|| {
+            "no Debian archive entry (…/debian) in /etc/apt/sources.list{,.d/*.list,.d/*.sources}"
+                .to_string()
+        })
+}
+
+/// Every archive URI in one apt source file, deb822 or one-line style.
+pub fn source_uris(text: &str) -> Vec<String> {
+    let is_uri = |w: &&str| w.contains("://");
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('#') {
+            continue;
+        }
+        if let Some(v) = line.strip_prefix("URIs:") {
+            out.extend(v.split_whitespace().map(str::to_string));
+        } else if let Some(rest) = line.strip_prefix("deb ") {
+            // `[arch=… signed-by=…]` options may come before the URI
+            out.extend(rest.split_whitespace().find(is_uri).map(str::to_string));
+        }
+    }
+    out
+}
+
+/// A one-line sources.list for a private apt configuration: `suite`'s
+/// main component from the machine's Debian archive
+/// ([`debian_archive_uri`]), signed by Debian's archive keyring when it is
+/// installed where Debian puts it.
+pub fn debian_sources_list(suite: &str) -> Result<String, String> {
+    let uri = debian_archive_uri()?;
+    let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg";
+    let opts = if Path::new(keyring).is_file() {
+        format!("[signed-by={keyring}] ")
+    } else {
+        String::new()
+    };
+    Ok(format!("deb {opts}{uri} {suite} main\n"))
+}
