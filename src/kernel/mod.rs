@@ -312,9 +312,20 @@ impl Kernel {
                     Ok(t) => t,
                     Err(e) => return (done, Some(e.into())),
                 };
-            let n = (t.bytes_left_in_page() as usize).min(buf.len() - done);
+            let mut n = (t.bytes_left_in_page() as usize).min(buf.len() - done);
             if let Err(source) = self.dump.memory.read_phys(t.pa, &mut buf[done..done + n]) {
-                return (done, Some(ReadError::Memory { va: cur, source }));
+                // A large (2M/1G) page spans many dump pages, some of which
+                // the dump may leave out: read up to the next 4 KiB frame
+                // (the smallest dump page) so that a partial read returns
+                // what precedes the missing frame.
+                let to_frame = (4096 - (t.pa.0 & 0xfff)) as usize;
+                if n <= to_frame {
+                    return (done, Some(ReadError::Memory { va: cur, source }));
+                }
+                n = to_frame;
+                if let Err(source) = self.dump.memory.read_phys(t.pa, &mut buf[done..done + n]) {
+                    return (done, Some(ReadError::Memory { va: cur, source }));
+                }
             }
             done += n;
         }

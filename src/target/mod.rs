@@ -163,6 +163,15 @@ impl<A: ArchSupport> Target for DumpTarget<A> {
         true
     }
 
+    /// Binary memory reads (`x`, gdbstub patch 9): qSupported offers
+    /// `binary-upload+`, which GDB >= 16.2 and LLDB >= 20 take; a byte costs
+    /// one character on the wire instead of two hex digits. Older clients
+    /// keep reading with `m` (GDB 13 does not know `x`; LLDB <= 19 probes
+    /// `x0,0` for its own format and gets `b`, not `OK`).
+    fn use_x_lowcase_packet(&self) -> bool {
+        true
+    }
+
     fn resume_stub_message(&self) -> &str {
         "corestub: this is a crash dump; it cannot run, continue or step (the machine is stopped for good)\n"
     }

@@ -94,6 +94,7 @@ macro_rules! commands {
                     fn support_reverse_step(&mut self) -> Option<()>;
                     fn support_reverse_cont(&mut self) -> Option<()>;
                     fn support_no_ack_mode(&mut self) -> Option<()>;
+                    fn support_x_lowcase_packet(&mut self) -> Option<()>;
                     fn support_x_upcase_packet(&mut self) -> Option<()>;
                     fn support_thread_extra_info(&mut self) -> Option<()>;
                     fn support_threads_xml(&mut self) -> Option<()>;
@@ -154,6 +155,11 @@ macro_rules! commands {
                             ResumeOps::SingleThread(ops) => ops.support_reverse_cont().map(drop),
                             ResumeOps::MultiThread(ops) => ops.support_reverse_cont().map(drop),
                         }
+                    }
+
+                    // corestub patch (PATCHES.md, 9)
+                    fn support_x_lowcase_packet(&mut self) -> Option<()> {
+                        self.use_x_lowcase_packet().then_some(())
                     }
 
                     fn support_x_upcase_packet(&mut self) -> Option<()> {
@@ -263,6 +269,11 @@ commands! {
         "c" => _c::c<'a>,
         "s" => _s::s<'a>,
         "vCont" => _vCont::vCont<'a>,
+    }
+
+    // corestub patch (PATCHES.md, 9)
+    x_lowcase_packet use 'a {
+        "x" => _x_lowcase::x<'a>,
     }
 
     x_upcase_packet use 'a {

@@ -328,6 +328,51 @@ impl<'a, C: Connection + 'a> ResponseWriter<'a, C> {
         Ok(())
     }
 
+    /// corestub patch (PATCHES.md, 9): `write_binary` for a whole slice, in
+    /// patch 7's way: stretches of bytes that need no escape are run-length
+    /// encoded (`rle_encode`) a chunk at a time and passed to the connection
+    /// with one `write_all`; `#`, `$`, `}` and `*` are sent as `}` followed
+    /// by the byte XOR 0x20.
+    ///
+    /// Unlike `write_binary`, the second byte of an escape never starts (or
+    /// joins) a run. Both clients expand a run by repeating the byte before
+    /// the `*`, but LLDB does it after unescaping (`ExpandRLE` handles `}`
+    /// and `*` in one pass), so `}` `\x03` `*` `!` (`#` then four `\x03`
+    /// for GDB) is five `#` for LLDB. Runs of unescaped bytes read the same
+    /// for both.
+    pub fn write_binary_buf(&mut self, data: &[u8]) -> Result<(), Error<C::Error>> {
+        const CHUNK: usize = 256;
+
+        let mut rle = [0; CHUNK + RLE_MAX_FLUSH];
+        let mut rest = data;
+        loop {
+            let plain = rest
+                .iter()
+                .position(|&b| needs_binary_escape(b))
+                .unwrap_or(rest.len());
+            if self.rle_enabled {
+                for chunk in rest[..plain].chunks(CHUNK) {
+                    let n = self.rle_encode(chunk, &mut rle);
+                    self.inner_write_all(&rle[..n])?;
+                }
+            } else {
+                self.inner_write_all(&rest[..plain])?;
+            }
+
+            let Some(&b) = rest.get(plain) else {
+                return Ok(());
+            };
+            if self.rle_enabled {
+                // end the pending run: nothing may repeat across the escape
+                let n = rle_flush(self.rle_char, self.rle_repeat, &mut rle);
+                self.rle_repeat = 0;
+                self.inner_write_all(&rle[..n])?;
+            }
+            self.inner_write_all(&[b'}', b ^ 0x20])?;
+            rest = &rest[plain + 1..];
+        }
+    }
+
     /// Write a number as a big-endian hex string using the most compact
     /// representation possible (i.e: trimming leading zeros).
     pub fn write_num<D: BeBytes + PrimInt>(&mut self, digit: D) -> Result<(), Error<C::Error>> {
@@ -402,6 +447,13 @@ impl<'a, C: Connection + 'a> ResponseWriter<'a, C> {
         self.write_specific_id_kind(tid.tid)?;
         Ok(())
     }
+}
+
+/// corestub patch: the bytes the binary encoding escapes (`}` + byte ^ 0x20):
+/// packet delimiters, the escape itself and the RLE marker.
+#[inline]
+fn needs_binary_escape(b: u8) -> bool {
+    matches!(b, b'#' | b'$' | b'}' | b'*')
 }
 
 /// corestub patch: the two lowercase hex digits of every byte.

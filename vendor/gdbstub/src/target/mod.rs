@@ -530,6 +530,23 @@ pub trait Target {
         true
     }
 
+    /// corestub patch (PATCHES.md, 9): enable/disable the `x` packet (read
+    /// memory as binary data, as opposed to the hex of the basic `m` packet).
+    ///
+    /// **By default, this method returns `false`** (as upstream's).
+    ///
+    /// When `true`, `qSupported` answers `binary-upload+`. GDB 16.2 and later
+    /// use `x` only when they see it (16.1 tried `x` regardless and fell
+    /// back to `m` on an empty reply); LLDB 20 and later look for it too.
+    /// The reply is `b` followed by the bytes read, with `#`, `$`, `}` and
+    /// `*` escaped as `}` + (byte ^ 0x20). LLDB 19 and older probe `x0,0`
+    /// for LLDB's own `x` (a reply without the `b`) and keep using `m` when
+    /// the answer is not `OK`: `x ADDR,0` answers `b`, so they do.
+    #[inline(always)]
+    fn use_x_lowcase_packet(&self) -> bool {
+        false
+    }
+
     /// Whether `gdbstub` should provide a "stub" `resume` implementation on
     /// targets without support for resumption.
     ///
@@ -809,6 +826,7 @@ macro_rules! impl_dyn_target {
             __delegate!(fn guard_rail_implicit_sw_breakpoints(&self) -> bool);
 
             __delegate!(fn use_no_ack_mode(&self) -> bool);
+            __delegate!(fn use_x_lowcase_packet(&self) -> bool);
             __delegate!(fn use_x_upcase_packet(&self) -> bool);
             __delegate!(fn use_resume_stub(&self) -> bool);
             __delegate!(fn use_rle(&self) -> bool);

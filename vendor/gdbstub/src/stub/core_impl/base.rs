@@ -146,6 +146,11 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                     res.write_str(";vforkdone-events+")?;
                 }
 
+                // corestub patch (PATCHES.md, 9)
+                if target.use_x_lowcase_packet() {
+                    res.write_str(";binary-upload+")?;
+                }
+
                 if let Some(resume_ops) = target.base_ops().resume_ops() {
                     let (reverse_cont, reverse_step) = match resume_ops {
                         ResumeOps::MultiThread(ops) => (
@@ -322,32 +327,13 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 HandlerStatus::NeedsOk
             }
             Base::m(cmd) => {
-                let buf = cmd.buf;
-                let addr = <T::Arch as Arch>::Usize::from_be_bytes(cmd.addr)
-                    .ok_or(Error::TargetMismatch)?;
-
-                // corestub patch: one read, at most one packet buffer long.
-                // Upstream looped over `cmd.len` in buffer-sized chunks and
-                // streamed hex for all of it: `m ADDR,ffffffff` made the stub
-                // stream gigabytes in one reply, an error in a later chunk
-                // wrote `E..` into the middle of an already-started hex
-                // reply, a short read in one chunk shifted every later byte,
-                // and `addr + i` could overflow near the top of the address
-                // space. The protocol lets a reply be shorter than asked
-                // (GDB asks again for the rest), so clamp instead.
-                let chunk_size = cmd.len.min(buf.len());
-                if chunk_size == 0 {
-                    return Ok(HandlerStatus::Handled);
-                }
-                let data = &mut buf[..chunk_size];
-                let data_len = match target.base_ops() {
-                    BaseOps::SingleThread(ops) => ops.read_addrs(addr, data),
-                    BaseOps::MultiThread(ops) => ops.read_addrs(addr, data, self.current_mem_tid),
-                }
-                .handle_error()?;
-
-                // TODO: add more specific error variant?
-                let data = data.get(..data_len).ok_or(Error::PacketBufferOverflow)?;
+                let data = read_addr_handler::<C, T>(
+                    self.current_mem_tid,
+                    target,
+                    cmd.buf,
+                    cmd.len,
+                    cmd.addr,
+                )?;
                 res.write_hex_buf(data)?;
                 HandlerStatus::Handled
             }
@@ -494,4 +480,39 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
         };
         Ok(handler_status)
     }
+}
+
+/// corestub patch: the memory read shared by the `m` and `x` handlers (as
+/// upstream's `read_addr_handler`, PATCHES.md 9), one read, at most one
+/// packet buffer long (PATCHES.md 3). Upstream looped over `len` in
+/// buffer-sized chunks and streamed all of it: `m ADDR,ffffffff` made the
+/// stub stream gigabytes in one reply, an error in a later chunk wrote
+/// `E..` into the middle of an already-started reply, a short read in one
+/// chunk shifted every later byte, and `addr + i` could overflow near the
+/// top of the address space. The protocol lets a reply be shorter than
+/// asked (GDB asks again for the rest), so clamp instead. Returns the bytes
+/// read (`buf`'s start); an empty request reads nothing and returns an
+/// empty slice without calling the target.
+pub(crate) fn read_addr_handler<'b, C: Connection, T: Target>(
+    current_mem_tid: Tid,
+    target: &mut T,
+    buf: &'b mut [u8],
+    len: usize,
+    addr: &[u8],
+) -> Result<&'b [u8], Error<T::Error, C::Error>> {
+    let addr = <T::Arch as Arch>::Usize::from_be_bytes(addr).ok_or(Error::TargetMismatch)?;
+    let chunk_size = len.min(buf.len());
+    if chunk_size == 0 {
+        return Ok(&[]);
+    }
+    let data = &mut buf[..chunk_size];
+    let data_len = match target.base_ops() {
+        BaseOps::SingleThread(ops) => ops.read_addrs(addr, data),
+        BaseOps::MultiThread(ops) => ops.read_addrs(addr, data, current_mem_tid),
+    }
+    .handle_error()?;
+
+    // TODO: add more specific error variant?
+    let data = buf.get(..data_len).ok_or(Error::PacketBufferOverflow)?;
+    Ok(data)
 }
