@@ -11,6 +11,13 @@ use crate::mmu::AddressSpace;
 /// Upper bound on the tasks we walk: a corrupt list must not loop forever.
 const MAX_TASKS: usize = 1 << 22;
 
+/// `base + off` for a member of a structure at an address read from the
+/// dump: an error naming both when it would leave the address space.
+fn at(base: u64, off: u64) -> Result<u64, String> {
+    base.checked_add(off)
+        .ok_or_else(|| format!("member at {base:#x}+{off:#x} is past the address space"))
+}
+
 /// Member offsets needed to walk and describe tasks, resolved once.
 #[derive(Clone, Debug)]
 pub struct TaskLayout {
@@ -173,55 +180,70 @@ impl<'k> TaskReader<'k> {
         self.kernel
             .read_virt(
                 &self.kernel.kernel_space(),
-                VirtAddr(addr + l.comm),
+                VirtAddr(at(addr, l.comm)?),
                 &mut comm,
             )
             .map_err(|e| e.to_string())?;
         let end = comm.iter().position(|&c| c == 0).unwrap_or(16);
         let ppid = match l.real_parent {
             Some(o) => {
-                let parent = self.u64_at(addr + o)?;
-                self.u32_at(parent + l.tgid).map(|v| v as i32).unwrap_or(0)
+                let parent = self.u64_at(at(addr, o)?)?;
+                at(parent, l.tgid)
+                    .and_then(|a| self.u32_at(a))
+                    .map(|v| v as i32)
+                    .unwrap_or(0)
             }
             None => 0,
         };
         let exit_state = match l.exit_state {
-            Some(o) => self.u32_at(addr + o)?,
+            Some(o) => self.u32_at(at(addr, o)?)?,
             None => 0,
         };
         Ok(Task {
             addr,
-            pid: self.u32_at(addr + l.pid)? as i32,
-            tgid: self.u32_at(addr + l.tgid)? as i32,
+            pid: self.u32_at(at(addr, l.pid)?)? as i32,
+            tgid: self.u32_at(at(addr, l.tgid)?)? as i32,
             ppid,
             comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
-            state: state_letter(self.u32_at(addr + l.state)?, exit_state),
-            mm: self.u64_at(addr + l.mm)?,
-            active_mm: self.u64_at(addr + l.active_mm)?,
-            stack: self.u64_at(addr + l.stack)?,
+            state: state_letter(self.u32_at(at(addr, l.state)?)?, exit_state),
+            mm: self.u64_at(at(addr, l.mm)?)?,
+            active_mm: self.u64_at(at(addr, l.active_mm)?)?,
+            stack: self.u64_at(at(addr, l.stack)?)?,
             cpu: match l.cpu {
-                Some(o) => Some(self.u32_at(addr + o)?),
+                Some(o) => Some(self.u32_at(at(addr, o)?)?),
                 None => None,
             },
-            kthread: self.u32_at(addr + l.flags)? & PF_KTHREAD != 0,
+            kthread: self.u32_at(at(addr, l.flags)?)? & PF_KTHREAD != 0,
         })
     }
 
     /// Follows a circular list of `list_head`s embedded at `link` in each
-    /// element, starting after `head_elem`; returns element addresses.
+    /// element, starting after `head_elem`; returns element addresses. A
+    /// corrupt list that loops back to an element already seen (not to the
+    /// head) stops there with a warning: walking on would repeat the same
+    /// elements up to MAX_TASKS times.
     fn walk(&self, head_elem: u64, link: u64, out: &mut Vec<u64>) -> Result<(), String> {
-        let head = head_elem + link;
+        let head = at(head_elem, link)?;
         let mut next = self.u64_at(head)?;
-        let mut n = 0;
+        let mut seen = std::collections::HashSet::new();
         while next != head {
-            if n >= MAX_TASKS {
+            if seen.len() >= MAX_TASKS {
                 return Err(format!(
                     "task list at {head:#x} does not close after {MAX_TASKS} entries"
                 ));
             }
-            out.push(next - link);
+            if !seen.insert(next) {
+                log::warn!(
+                    "task list at {head:#x} loops back to {next:#x} after {} entries",
+                    seen.len()
+                );
+                break;
+            }
+            let elem = next.checked_sub(link).ok_or_else(|| {
+                format!("task list at {head:#x}: link {next:#x} is below its offset {link:#x}")
+            })?;
+            out.push(elem);
             next = self.u64_at(next)?;
-            n += 1;
         }
         Ok(())
     }
@@ -271,7 +293,7 @@ impl<'k> TaskReader<'k> {
         (0..self.kernel.cpus.len())
             .map(|cpu| {
                 let base = self.kernel.per_cpu_offset(cpu)?;
-                self.u64_at(rq.0.wrapping_add(base) + curr).ok()
+                self.u64_at(at(rq.0.wrapping_add(base), curr).ok()?).ok()
             })
             .collect()
     }
@@ -286,7 +308,7 @@ impl<'k> TaskReader<'k> {
             kernel.symbol("init_mm").map(|v| v.0).unwrap_or(0)
         };
         let user = (mm != 0)
-            .then(|| self.u64_at(mm + self.layout.mm_pgd).ok())
+            .then(|| self.u64_at(at(mm, self.layout.mm_pgd).ok()?).ok())
             .flatten()
             .and_then(|pgd| {
                 kernel
@@ -312,8 +334,8 @@ impl<'k> TaskReader<'k> {
         let l = &self.layout;
         match self.kernel.arch {
             Arch::X86_64 => {
-                let sp = self.u64_at(task.addr + l.switch_ctx)?;
-                let mut regs = vec![("rsp", sp + l.frame_size)];
+                let sp = self.u64_at(at(task.addr, l.switch_ctx)?)?;
+                let mut regs = vec![("rsp", at(sp, l.frame_size)?)];
                 for (name, o) in &l.frame {
                     let reg = match name.as_str() {
                         "r15" => "r15",
@@ -325,7 +347,7 @@ impl<'k> TaskReader<'k> {
                         "ret_addr" => "rip",
                         _ => continue,
                     };
-                    regs.push((reg, self.u64_at(sp + o)?));
+                    regs.push((reg, self.u64_at(at(sp, *o)?)?));
                 }
                 Ok(regs)
             }
@@ -335,11 +357,11 @@ impl<'k> TaskReader<'k> {
                     "x19", "x20", "x21", "x22", "x23", "x24", "x25", "x26", "x27", "x28", "x29",
                     "sp", "pc",
                 ];
-                let base = task.addr + l.switch_ctx;
+                let base = at(task.addr, l.switch_ctx)?;
                 NAMES
                     .iter()
                     .enumerate()
-                    .map(|(i, n)| Ok((*n, self.u64_at(base + 8 * i as u64)?)))
+                    .map(|(i, n)| Ok((*n, self.u64_at(at(base, 8 * i as u64)?)?)))
                     .collect()
             }
         }

@@ -36,8 +36,10 @@ pub(super) fn all_tasks(s: &Session) -> Result<(TaskReader<'_>, Vec<Task>), Stri
             let Some(base) = k.per_cpu_offset(cpu) else {
                 continue;
             };
-            let Ok(idle) = k.read_u64(&k.kernel_space(), VirtAddr(rq.0.wrapping_add(base) + off))
-            else {
+            let Some(idle_ptr) = rq.0.wrapping_add(base).checked_add(off) else {
+                continue;
+            };
+            let Ok(idle) = k.read_u64(&k.kernel_space(), VirtAddr(idle_ptr)) else {
                 continue;
             };
             if idle != 0
@@ -83,10 +85,10 @@ pub(super) fn ps(s: &Session, args: &[&str]) -> CmdResult {
         tasks_for_rss
             .iter()
             .filter(|t| t.mm == mm)
-            .flat_map(|t| [0u64, 1].map(|i| rd32(t.addr + o + 4 * i)))
+            .flat_map(|t| [0u64, 1].map(|i| rd32(t.addr.checked_add(o + 4 * i)?)))
             .flatten()
             .map(|v| v as i32 as i64)
-            .sum()
+            .fold(0i64, i64::saturating_add)
     };
     let page_kb = k.paging.page_size() / 1024;
     let total = total_ram_pages(k).map(|(p, _)| p).filter(|&p| p > 0);
@@ -97,18 +99,21 @@ pub(super) fn ps(s: &Session, args: &[&str]) -> CmdResult {
         let (vsz, rss_pages) = if t.mm == 0 {
             (0, 0)
         } else {
-            let vsz = total_vm.and_then(|o| rd(t.mm + o)).unwrap_or(0) * page_kb;
+            let vsz = total_vm
+                .and_then(|o| rd(t.mm.checked_add(o)?))
+                .unwrap_or(0)
+                .saturating_mul(page_kb);
             // MM_FILEPAGES + MM_ANONPAGES of mm_rss_stat.count[], as crash counts RSS
             let rss = rss
                 .map(|o| {
                     [0u64, 1]
                         .iter()
-                        .filter_map(|i| rd(t.mm + o + 8 * i))
+                        .filter_map(|i| rd(t.mm.checked_add(o + 8 * i)?))
                         .map(|v| v as i64)
-                        .sum::<i64>()
+                        .fold(0i64, i64::saturating_add)
                 })
                 .unwrap_or(0);
-            (vsz, (rss + pending(t.mm)).max(0) as u64)
+            (vsz, rss.saturating_add(pending(t.mm)).max(0) as u64)
         };
         let mem = total.map_or(0.0, |tot| rss_pages as f64 * 100.0 / tot as f64);
         let comm = if t.mm == 0 {
@@ -126,7 +131,7 @@ pub(super) fn ps(s: &Session, args: &[&str]) -> CmdResult {
             state_name(t.state),
             mem,
             vsz,
-            rss_pages * page_kb,
+            rss_pages.saturating_mul(page_kb),
             comm
         ));
     }

@@ -145,7 +145,7 @@ pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
     for p in ptrs.chunks(8) {
         let p = u64::from_le_bytes(p.try_into().ok()?);
         if p != 0 {
-            pages += k.read_u64(&space, VirtAddr(p + off)).ok()?;
+            pages = pages.saturating_add(k.read_u64(&space, VirtAddr(p.checked_add(off)?)).ok()?);
         }
     }
     (pages > 0).then_some((pages, what))
@@ -155,8 +155,8 @@ pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
 fn memory(k: &Kernel) -> String {
     let page = k.paging.page_size();
     match total_ram_pages(k) {
-        Some((pages, "present")) => mem_size(pages * page),
-        Some((pages, what)) => format!("{}  ({what} pages)", mem_size(pages * page)),
+        Some((pages, "present")) => mem_size(pages.saturating_mul(page)),
+        Some((pages, what)) => format!("{}  ({what} pages)", mem_size(pages.saturating_mul(page))),
         None => {
             let ram: u64 = k.dump.memory.ranges().iter().map(|r| r.len).sum();
             format!("{}  (in the dump)", mem_size(ram))
