@@ -2,6 +2,12 @@
 //! and by the bounded random-input test `tests/fuzz_smoke.rs`). Not part of
 //! the program. Every function takes arbitrary bytes and must return without
 //! panicking, in bounded time and memory, whatever the bytes are.
+//!
+//! [`real`] holds the targets over damaged copies of the real fixtures
+//! (kernel layer and whole sessions); this file the format readers, the
+//! page walkers, the DWARF reader and the synthetic RSP session.
+
+pub mod real;
 
 use std::io::{Cursor, Write};
 use std::path::Path;
@@ -89,6 +95,74 @@ pub fn vmcoreinfo(bytes: &[u8]) {
         let mut n = Notes::default();
         n.parse_into(bytes, arch, 0);
     }
+}
+
+/// Type names the server's DWARF readers look up.
+const DWARF_TYPES: [&str; 12] = [
+    "struct task_struct",
+    "struct mm_struct",
+    "struct inactive_task_frame",
+    "struct cpu_context",
+    "struct rq",
+    "struct printk_ringbuffer",
+    "struct prb_desc_ring",
+    "struct printk_info",
+    "struct page",
+    "struct uts_namespace",
+    "atomic_long_t",
+    "enum pid_type",
+];
+
+/// Member paths looked up in [`DWARF_TYPES`] (nested, indexed, bit-fields).
+const DWARF_FIELDS: [(&str, &str); 10] = [
+    ("struct task_struct", "thread.sp"),
+    ("struct task_struct", "thread.cpu_context.pc"),
+    ("struct task_struct", "thread_info.cpu"),
+    ("struct task_struct", "ids[1].pids[3]"),
+    ("struct task_struct", "rcu.next"),
+    ("struct task_struct", "sched_contributes_to_load"),
+    ("struct mm_struct", "rss_stat[2].count"),
+    ("struct printk_info", "level"),
+    ("struct page", "index"),
+    ("struct uts_namespace", "name.release[64]"),
+];
+
+/// A vmlinux made of the input bytes: ELF sections (compressed or not),
+/// symbols, build-id, then the DWARF layouts every kernel reader resolves.
+/// `Vmlinux` maps a file, so the input goes through a per-process file.
+pub fn dwarf(bytes: &[u8]) {
+    use crate::kernel::symbols::Vmlinux;
+    static PATH: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let path = PATH.get_or_init(|| {
+        std::env::temp_dir().join(format!("corestub-fuzz-vmlinux-{}", std::process::id()))
+    });
+    // a new inode each time: an old mapping never sees the new bytes
+    let _ = std::fs::remove_file(path);
+    if std::fs::write(path, bytes).is_err() {
+        return;
+    }
+    let Ok(v) = Vmlinux::open(path) else {
+        return;
+    };
+    let _ = (v.build_id(), v.percpu_range(), v.percpu_zero_based());
+    let _ = (v.symbol_count(), v.addr("init_task"));
+    let _ = v.symbolize(v.addr("_start").unwrap_or(0x40_1000));
+    let _ = v.relocate(v.addr("runqueues").unwrap_or(0), 0x1000_0000);
+    let Ok(d) = v.debug_info() else {
+        return;
+    };
+    // the task view resolves its members through a Kernel (VMCOREINFO,
+    // else these same DWARF lookups): the field lookups below cover it
+    for name in DWARF_TYPES {
+        let _ = (d.layout(name), d.size_of(name));
+    }
+    for (ty, path) in DWARF_FIELDS {
+        let _ = (d.field(ty, path), d.try_offset_of(ty, path));
+    }
+    for var in ["init_task", "prb", "runqueues", "nothing"] {
+        let _ = d.variable_type(var);
+    }
+    let _ = std::fs::remove_file(path);
 }
 
 /// Physical memory made of the fuzz input: byte `i` is at physical address

@@ -165,6 +165,87 @@ fn fuzz_smoke_rsp() {
     run("rsp", 1000, |b| h::rsp(&s, b));
 }
 
+#[test]
+fn fuzz_smoke_dwarf() {
+    run("dwarf", 300, h::dwarf);
+}
+
+/// The targets over damaged real fixtures (src/fuzz_harness/real.rs): both
+/// fixtures present, or a loud skip (a failure with
+/// CORESTUB_REQUIRE_FIXTURES=1).
+fn real_fixtures(test: &str) -> bool {
+    h::real::FIXTURES.iter().all(|(set, file)| {
+        corestub::fixtures::fixture(set, file, test).is_some()
+            && corestub::fixtures::fixture(set, "vmlinux", test).is_some()
+    })
+}
+
+/// Each real target's seeds first hit a fixture that opened and recorded
+/// the pages a session reads (else every input would return at once).
+fn real_run(target: &str, inputs: usize, f: impl Fn(&[u8])) {
+    if !real_fixtures(&format!("fuzz_smoke_{target}")) {
+        return;
+    }
+    for i in 0..h::real::FIXTURES.len() {
+        let fx = h::real::fixture(i).expect("fixture opens and serves");
+        assert!(
+            fx.hot.len() > 100,
+            "{}: {} hot pages",
+            fx.name,
+            fx.hot.len()
+        );
+    }
+    run(target, inputs, f);
+}
+
+/// The undamaged overlay serves what the fixture holds: task threads with
+/// registers, and a kernel log (so the targets start from working paths).
+#[test]
+fn real_targets_start_from_a_working_session() {
+    if !real_fixtures("real_targets_start_from_a_working_session") {
+        return;
+    }
+    for i in 0..h::real::FIXTURES.len() as u8 {
+        let s = h::real::intact_session(i).expect("intact session");
+        let tasks = s.tasks();
+        assert!(tasks.len() > 20, "fixture {i}: {} tasks", tasks.len());
+        assert!(
+            tasks
+                .iter()
+                .any(|t| t.task.pid == 1 && t.switch_regs.is_ok())
+        );
+        let log = corestub::kernel::printk::read_log(&s.kernel).expect("log");
+        assert!(log.len() > 50, "fixture {i}: {} log records", log.len());
+        let ps = corestub::target::monitor::run(&s, "ps");
+        assert!(ps.lines().count() > 20, "fixture {i}: {ps}");
+    }
+}
+
+#[test]
+fn fuzz_smoke_session() {
+    real_run("session", 40, h::real::session_target);
+}
+
+#[test]
+fn fuzz_smoke_tasks() {
+    real_run("tasks", 60, h::real::tasks_target);
+}
+
+#[test]
+fn fuzz_smoke_printk() {
+    real_run("printk", 60, h::real::printk_target);
+}
+
+#[test]
+fn fuzz_smoke_monitor() {
+    real_run("monitor", 60, h::real::monitor_target);
+}
+
+#[test]
+fn fuzz_smoke_regs() {
+    real_run("regs", 40, h::real::regs_target);
+}
+
 /// The synthetic dump the RSP target serves is itself right.
 #[test]
 fn synthetic_session_reads_kernel_text() {

@@ -203,6 +203,16 @@ fn run_case(r: &Reference, case: &str, bytes: &[u8], expect: Expect) -> Outcome 
                     let _ = k.panic_cpu();
                     let mut b = vec![0u8; 1 << 20];
                     let _ = k.read_virt_partial(&space, VirtAddr(0xffff_ffff_8100_0000), &mut b);
+                    // beyond Kernel::new: CPU threads and their registers,
+                    // the log and the monitor commands (no vmlinux here:
+                    // the task list is covered by damaged_task_list_*)
+                    let s = std::sync::Arc::new(corestub::target::Session::new(
+                        k,
+                        corestub::target::ThreadMode::All,
+                    ));
+                    for out in real::exercise(&s) {
+                        assert!(!out.is_empty(), "{case}: empty monitor answer");
+                    }
                 }
             }
         }
@@ -803,4 +813,217 @@ fn fixtures_unchanged_by_mutation_suite() {
     assert_eq!(before, after);
     let dirs_after: Vec<_> = paths.iter().map(|p| siblings(p)).collect();
     assert_eq!(dirs_before, dirs_after, "files appeared beside the dumps");
+}
+
+// ---- beyond Kernel::new: tasks, printk, monitor commands, registers ----
+
+use corestub::fuzz_harness::real;
+
+/// Physical address of kernel virtual address `va` in the intact fixture.
+fn pa_of(k: &Kernel, va: u64) -> PhysAddr {
+    k.paging
+        .translate(
+            k.dump.memory.as_ref(),
+            &k.kernel_space(),
+            VirtAddr(va),
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{va:#x}: {e}"))
+        .pa
+}
+
+fn member(k: &Kernel, ty: &str, path: &str) -> u64 {
+    k.debug_info()
+        .expect("fixture vmlinux has DWARF")
+        .offset_of(ty, path)
+        .unwrap_or_else(|e| panic!("{ty}.{path}: {e}"))
+}
+
+/// One damaged session: it must serve its threads, registers and monitor
+/// commands without panicking, in bounded time and heap; a monitor command
+/// that fails says why, naming an address when memory was the reason.
+fn serve_damaged(
+    fixture: usize,
+    case: &str,
+    patches: Vec<(PhysAddr, Vec<u8>)>,
+    edit: impl FnOnce(&mut corestub::dump::notes::Notes),
+) -> std::sync::Arc<corestub::target::Session> {
+    let base = CUR.load(Ordering::Relaxed);
+    PEAK.store(base, Ordering::Relaxed);
+    let t0 = Instant::now();
+    let s = real::patched_session(fixture, patches, edit).expect("fixture serves");
+    let outs = real::exercise(&s);
+    for out in &outs {
+        assert!(!out.is_empty(), "{case}: empty monitor answer");
+        if out.contains("cannot read") || out.contains("unreadable") {
+            assert!(out.contains("0x"), "{case}: error names no address: {out}");
+        }
+    }
+    let took = t0.elapsed();
+    let heap = PEAK.load(Ordering::Relaxed).saturating_sub(base);
+    assert!(took < MAX_CASE_TIME, "{case}: took {took:?}");
+    assert!(heap < MAX_CASE_HEAP, "{case}: {} MiB of heap", heap >> 20);
+    s
+}
+
+fn le(v: u64) -> Vec<u8> {
+    v.to_le_bytes().to_vec()
+}
+
+/// Task-list, task and register damage on both ELF fixtures: lists that
+/// loop, end in poison, overflow the address space or point at themselves;
+/// a repeated PID; a non-UTF-8 comm; saved stack pointers and CPU notes
+/// that point nowhere. The server must answer every thread and command.
+#[test]
+fn damaged_task_list_and_registers() {
+    let _g = serial();
+    let test = "damaged_task_list_and_registers";
+    for (i, (set, file)) in real::FIXTURES.iter().enumerate() {
+        if common::fixture(set, file, test).is_none()
+            || common::fixture(set, "vmlinux", test).is_none()
+        {
+            return;
+        }
+        let intact = real::intact_session(i as u8).expect("intact session");
+        let k = &intact.kernel;
+        let tasks = intact.tasks();
+        let n_intact = tasks.len();
+        let init = k.symbol("init_task").unwrap().0;
+        let t1 = tasks.iter().find(|t| t.task.pid == 1).unwrap().task.clone();
+        let t2 = tasks.iter().find(|t| t.task.pid > 1).unwrap().task.clone();
+        let ts = "struct task_struct";
+        let link = member(k, ts, "tasks");
+        let at = |task: u64, path: &str| pa_of(k, task + member(k, ts, path));
+        let sp_path = match k.arch {
+            corestub::addr::Arch::X86_64 => "thread.sp",
+            corestub::addr::Arch::Aarch64 => "thread.cpu_context.sp",
+        };
+        let cases: Vec<(&str, Vec<(PhysAddr, Vec<u8>)>)> = vec![
+            ("empty-list", vec![(at(init, "tasks"), le(init + link))]),
+            (
+                "self-loop",
+                vec![(at(t1.addr.0, "tasks"), le(t1.addr.0 + link))],
+            ),
+            (
+                "back-loop",
+                vec![(at(t2.addr.0, "tasks"), le(t1.addr.0 + link))],
+            ),
+            (
+                "poison",
+                vec![(at(t1.addr.0, "tasks"), le(0xdead_0000_0000_0100))],
+            ),
+            ("wraps", vec![(at(t1.addr.0, "tasks"), le(u64::MAX - 3))]),
+            ("null", vec![(at(t1.addr.0, "tasks"), le(0))]),
+            (
+                "same-pid",
+                vec![(at(t2.addr.0, "pid"), t1.pid.to_le_bytes().to_vec())],
+            ),
+            (
+                "negative-pid",
+                vec![(at(t2.addr.0, "pid"), (-7i32).to_le_bytes().to_vec())],
+            ),
+            ("comm-0xff", vec![(at(t2.addr.0, "comm"), vec![0xff; 16])]),
+            (
+                "sp-nowhere",
+                vec![(at(t2.addr.0, sp_path), le(u64::MAX - 7))],
+            ),
+            ("stack-nowhere", vec![(at(t2.addr.0, "stack"), le(8))]),
+            ("mm-wraps", vec![(at(t2.addr.0, "mm"), le(u64::MAX - 15))]),
+            (
+                "parent-wraps",
+                vec![(at(t2.addr.0, "real_parent"), le(u64::MAX - 1))],
+            ),
+            (
+                "thread-group-loop",
+                vec![(at(t2.addr.0, "thread_group"), le(t1.addr.0 + link))],
+            ),
+        ];
+        for (case, patches) in cases {
+            let case = format!("{set}: {case}");
+            let s = serve_damaged(i, &case, patches, |_| {});
+            let n = s.tasks().len();
+            // a list linked into another yields that list's elements once
+            // more (as bogus tasks), never an endless walk
+            assert!(n <= 2 * n_intact + 2, "{case}: {n} tasks from {n_intact}");
+            let order = &s.threads().order;
+            let mut tids: Vec<usize> = order.iter().map(|(t, _)| *t).collect();
+            tids.sort_unstable();
+            tids.dedup();
+            assert_eq!(tids.len(), order.len(), "{case}: a thread id listed twice");
+        }
+        // CPU notes: every register all ones, PIDs that name other tasks
+        let s = serve_damaged(i, &format!("{set}: notes"), Vec::new(), |n| {
+            for (j, c) in n.cpus.iter_mut().enumerate() {
+                c.regs.iter_mut().for_each(|r| *r = u64::MAX);
+                c.pid = [1, u32::MAX, 0][j % 3];
+            }
+        });
+        assert_eq!(s.kernel.cpus.len(), k.cpus.len());
+    }
+}
+
+/// printk ring damage on both ELF fixtures: the ring pointer, descriptor
+/// counts, the text buffer pointer, descriptor positions and text lengths.
+/// `monitor log` answers with records or an error naming an address.
+#[test]
+fn damaged_printk_ring() {
+    let _g = serial();
+    let test = "damaged_printk_ring";
+    for (i, (set, file)) in real::FIXTURES.iter().enumerate() {
+        if common::fixture(set, file, test).is_none()
+            || common::fixture(set, "vmlinux", test).is_none()
+        {
+            return;
+        }
+        let intact = real::intact_session(i as u8).expect("intact session");
+        let k = &intact.kernel;
+        let prb_sym = k.symbol("prb").expect("6.1 has prb").0;
+        let prb = k.read_u64(&k.kernel_space(), VirtAddr(prb_sym)).unwrap();
+        let off = |name: &str| k.member_offset(name).unwrap();
+        let ring = off("printk_ringbuffer.desc_ring");
+        let text = off("printk_ringbuffer.text_data_ring");
+        let descs_ptr = prb + ring + off("prb_desc_ring.descs");
+        let descs = k.read_u64(&k.kernel_space(), VirtAddr(descs_ptr)).unwrap();
+        let infos_ptr = prb + ring + off("prb_desc_ring.infos");
+        let infos = k.read_u64(&k.kernel_space(), VirtAddr(infos_ptr)).unwrap();
+        let lpos = descs + off("prb_desc.text_blk_lpos");
+        let text_len = infos + off("printk_info.text_len");
+        let cases: Vec<(&str, u64, Vec<u8>)> = vec![
+            ("prb-nowhere", prb_sym, le(0xdead_0000_0000_0000)),
+            ("prb-wraps", prb_sym, le(u64::MAX - 8)),
+            (
+                "count-bits-63",
+                prb + ring + off("prb_desc_ring.count_bits"),
+                le(63),
+            ),
+            (
+                "count-bits-0",
+                prb + ring + off("prb_desc_ring.count_bits"),
+                vec![0; 4],
+            ),
+            ("descs-wrap", descs_ptr, le(u64::MAX - 64)),
+            ("infos-null", infos_ptr, le(0)),
+            ("size-bits-31", prb + text, vec![31, 0, 0, 0]),
+            ("data-nowhere", prb + text + 8, le(0xffff_0000_dead_0000)),
+            ("lpos-backwards", lpos, [le(u64::MAX - 1), le(3)].concat()),
+            ("lpos-huge", lpos, [le(0), le(1 << 40)].concat()),
+            ("text-len-max", text_len, vec![0xff, 0xff]),
+            (
+                "head-id-max",
+                prb + ring + off("prb_desc_ring.head_id"),
+                le(u64::MAX),
+            ),
+            (
+                "tail-id-max",
+                prb + ring + off("prb_desc_ring.tail_id"),
+                le(u64::MAX),
+            ),
+        ];
+        for (case, va, bytes) in cases {
+            let case = format!("{set}: {case}");
+            let s = serve_damaged(i, &case, vec![(pa_of(k, va), bytes)], |_| {});
+            let log = corestub::target::monitor::run(&s, "log");
+            assert!(!log.is_empty(), "{case}");
+        }
+    }
 }

@@ -42,6 +42,11 @@ pub(super) fn rd(s: &Session, args: &[&str]) -> CmdResult {
         ));
     }
     let len = count as usize * unit;
+    if addr.checked_add(len as u64 - 1).is_none() {
+        return usage(format!(
+            "{addr:#x} + {len:#x} bytes is past the address space"
+        ));
+    }
     let mut buf = vec![0u8; len];
     // Read what we can; print those lines, then the error for the rest.
     let (n, err) = if physical {
