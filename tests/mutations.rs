@@ -898,7 +898,8 @@ fn damaged_task_list_and_registers() {
             corestub::addr::Arch::X86_64 => "thread.sp",
             corestub::addr::Arch::Aarch64 => "thread.cpu_context.sp",
         };
-        let cases: Vec<(&str, Vec<(PhysAddr, Vec<u8>)>)> = vec![
+        type Patches = Vec<(PhysAddr, Vec<u8>)>;
+        let cases: Vec<(&str, Patches)> = vec![
             ("empty-list", vec![(at(init, "tasks"), le(init + link))]),
             (
                 "self-loop",

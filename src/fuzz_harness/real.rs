@@ -227,7 +227,7 @@ fn apply(f: &Fixture, overlay: &mut Overlay, notes: &mut Notes, rec: &[u8; RECOR
             None => return,
         },
         4 => {
-            let from = hot(val as u16) + ((val >> 16) % PAGE & !7);
+            let from = hot(val as u16) + (((val >> 16) % PAGE) & !7);
             match cur(overlay, from) {
                 Some(v) => v.to_le_bytes().to_vec(),
                 None => return,
