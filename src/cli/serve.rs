@@ -204,8 +204,8 @@ pub fn run(a: ServeArgs) -> CliResult {
         let listener = bound?;
         std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))?;
         banner(&format!("unix socket {}", path.display()));
-        eprintln!("corestub:         target remote {}", path.display());
         print_scripts_hint();
+        eprintln!("corestub:         target remote {}", path.display());
         for stream in listener.incoming() {
             let stream = stream?;
             let session = session.clone();
@@ -231,8 +231,8 @@ pub fn run(a: ServeArgs) -> CliResult {
     let listener = TcpListener::bind(a.listen)?;
     let addr = listener.local_addr()?;
     banner(&addr.to_string());
-    eprintln!("corestub:         target remote {addr}");
     print_scripts_hint();
+    eprintln!("corestub:         target remote {addr}");
     for stream in listener.incoming() {
         let stream = match stream {
             Ok(s) => s,
@@ -250,14 +250,19 @@ pub fn run(a: ServeArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The third line of the banner's GDB commands: corestub's scripts
-/// (dmesg, ps, sys, ...), from wherever `corestub gdb` would take them.
+/// A line of the banner's GDB commands: corestub's scripts (dmesg, ps,
+/// sys, ...), from wherever `corestub gdb` would take them. Printed before
+/// the `target remote` line, which stays last: a wrapper that reads the
+/// banner up to it and then closes the pipe must not make a later line
+/// fail (and an ignored write error: never a panic on a closed stderr).
 fn print_scripts_hint() {
-    match scripts::dir() {
-        Ok((dir, _)) => eprintln!(
+    use std::io::Write;
+    let line = match scripts::dir() {
+        Ok((dir, _)) => format!(
             "corestub:         source {}",
             dir.join(scripts::MAIN).display()
         ),
-        Err(e) => eprintln!("corestub: no GDB scripts: {e}"),
-    }
+        Err(e) => format!("corestub: no GDB scripts: {e}"),
+    };
+    let _ = writeln!(std::io::stderr(), "{line}");
 }
