@@ -180,9 +180,10 @@ pub fn detect(
             // The linear map: PAGE_OFFSET = -2^VA_BITS (configured), from
             // PHYS_OFFSET. Holding swapper_pg_dir there settles VA_BITS.
             let linear_ok = phys_offset.is_some_and(|po| {
-                let Some(va) = swapper_pa
-                    .0
-                    .checked_sub(po)
+                // memstart_addr is an s64: 5.x KASLR makes it negative
+                let offset = i128::from(swapper_pa.0) - i128::from(po as i64);
+                let Some(va) = u64::try_from(offset)
+                    .ok()
                     .and_then(|d| (u64::MAX << config).checked_add(d))
                 else {
                     return false;
