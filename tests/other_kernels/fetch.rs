@@ -315,20 +315,31 @@ pub fn fetch_kernel(cache: &Path, series: &Series, t: &Target) -> Result<Kernel,
         })
         .ok_or_else(|| format!("no loop.ko in {} (built in?)", mods_deb.display()))?;
     let dbg_files = deb_files(&dbg_deb)?;
-    // 7.x: usr/lib/debug/lib/modules/R/vmlinux, and boot/vmlinux-R is a
-    // symbolic link to it (first the file, then the older place)
-    let vmlinux = [
+    // The debug vmlinux is in two places, one a symbolic link to the
+    // other, and which one is the file varies: 7.x keeps it in
+    // lib/modules/R/vmlinux (boot/vmlinux-R links there), 6.12.95's arm64
+    // -dbg the other way round. Both are extracted, the regular file wins.
+    let vmlinux_places: Vec<String> = [
         format!("modules/{release}/vmlinux"),
         format!("debug/boot/vmlinux-{release}"),
     ]
     .iter()
-    .find_map(|s| member(&dbg_files, s))
-    .ok_or_else(|| format!("no debug vmlinux in {}", dbg_deb.display()))?;
+    .filter_map(|s| member(&dbg_files, s))
+    .collect();
+    if vmlinux_places.is_empty() {
+        return Err(format!("no debug vmlinux in {}", dbg_deb.display()));
+    }
     let dbg_loop = member(&dbg_files, &format!("modules/{release}/{MODULE}"))
         .ok_or_else(|| format!("no debug loop.ko in {}", dbg_deb.display()))?;
     extract(&image_deb, &x, std::slice::from_ref(&vmlinuz))?;
     extract(&mods_deb, &x, std::slice::from_ref(&loop_packed))?;
-    extract(&dbg_deb, &x, &[vmlinux.clone(), dbg_loop.clone()])?;
+    let mut dbg_members = vmlinux_places.clone();
+    dbg_members.push(dbg_loop.clone());
+    extract(&dbg_deb, &x, &dbg_members)?;
+    let vmlinux = vmlinux_places
+        .into_iter()
+        .find(|m| std::fs::symlink_metadata(x.join(m)).is_ok_and(|md| md.is_file()))
+        .ok_or_else(|| format!("the debug vmlinux in {} is only links", dbg_deb.display()))?;
     // the -dbg .deb (250-360 MB) is no longer needed: free it before the
     // copies below
     let _ = std::fs::remove_dir_all(&debs);
