@@ -130,26 +130,10 @@ fn gdb_args(dump: &Path, vmlinux: Option<&Path>) -> Vec<String> {
     if let Some(v) = vmlinux {
         a.extend(["--vmlinux".into(), v.display().to_string()]);
     }
-    a.push(dump.display().to_string());
-    a.extend(
-        [
-            "--",
-            "-nx",
-            "-batch",
-            "-iex",
-            "set width 0",
-            "-iex",
-            "set height 0",
-        ]
-        .map(String::from),
-    );
+    a.extend([dump.display().to_string(), "--".into()]);
+    a.extend(common::GDB_BATCH.map(String::from));
     for (label, cmd) in STEPS {
-        a.extend([
-            "-ex".into(),
-            format!("echo @@STEP {label}\\n"),
-            "-ex".into(),
-            cmd.to_string(),
-        ]);
+        a.extend(common::step_args(label, cmd));
     }
     a.extend(["-ex".into(), "echo @@STEP end\\n".into()]);
     a

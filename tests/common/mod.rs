@@ -25,10 +25,7 @@ pub fn gdb_steps(
 ) -> (BTreeMap<String, String>, String) {
     let mut args = gdb_batch_args(dump, vmlinux);
     for (label, cmd) in steps {
-        args.push("-ex".into());
-        args.push(format!("echo @@STEP {label}\\n"));
-        args.push("-ex".into());
-        args.push(cmd.to_string());
+        args.extend(step_args(label, cmd));
     }
     args.push("-ex".into());
     args.push("echo @@STEP end\\n".into());
@@ -44,21 +41,38 @@ pub fn gdb_steps(
     (split_steps(&String::from_utf8_lossy(&out.stdout)), all)
 }
 
+/// GDB in batch mode, no init files, an unlimited page.
+pub const GDB_BATCH: [&str; 6] = [
+    "-nx",
+    "-batch",
+    "-iex",
+    "set width 0",
+    "-iex",
+    "set height 0",
+];
+
+/// `-ex` arguments that run `cmd` after a `@@STEP label` marker (see
+/// [`split_steps`]).
+pub fn step_args(label: &str, cmd: &str) -> [String; 4] {
+    [
+        "-ex".into(),
+        format!("echo @@STEP {label}\\n"),
+        "-ex".into(),
+        cmd.to_string(),
+    ]
+}
+
 /// `corestub gdb --vmlinux V DUMP -- -nx -batch` with an unlimited page.
 pub fn gdb_batch_args(dump: &Path, vmlinux: &Path) -> Vec<String> {
-    vec![
+    let mut a = vec![
         "gdb".into(),
         "--vmlinux".into(),
         vmlinux.display().to_string(),
         dump.display().to_string(),
         "--".into(),
-        "-nx".into(),
-        "-batch".into(),
-        "-iex".into(),
-        "set width 0".into(),
-        "-iex".into(),
-        "set height 0".into(),
-    ]
+    ];
+    a.extend(GDB_BATCH.map(String::from));
+    a
 }
 
 /// Splits text at `@@STEP label` markers into each step's output. GDB
