@@ -74,17 +74,31 @@ def modules(who="lsmod"):
 
 
 def sections(mod, who="lsmod"):
-    """{section name: address} from the module's sysfs section attributes."""
+    """{section name: address} from the module's sysfs section attributes.
+
+    Two layouts, told apart by the debug info: `attrs[]` of `struct
+    module_sect_attr` (a bin_attribute plus `address`) counted by
+    `nsections`; or, on newer kernels, `attrs[]` of plain bin_attributes
+    whose `private` holds the address, listed NULL-terminated in the
+    group's `bin_attrs`."""
     if not mod.sect_attrs:
         return {}
     st = cc.need_type("struct module_sect_attrs", who)
+    if cc.has(st, "nsections"):
+        return _counted_sections(mod.sect_attrs, st, who)
+    return _listed_sections(mod.sect_attrs, st, who)
+
+
+MAX_SECTIONS = 1000
+
+
+def _counted_sections(addr, st, who):
     at = cc.need_type("struct module_sect_attr", who)
-    hdr = cc.read(mod.sect_attrs, st.sizeof)
+    hdr = cc.read(addr, st.sizeof)
     n = cc.u(hdr, cc.off(st, "nsections"), 4)
-    if n == 0 or n > 1000:
+    if n == 0 or n > MAX_SECTIONS:
         return {}
-    o_attrs = cc.off(st, "attrs")
-    b = cc.read(mod.sect_attrs + o_attrs, n * at.sizeof)
+    b = cc.read(addr + cc.off(st, "attrs"), n * at.sizeof)
     o_name = cc.first_off(at, ["battr.attr.name", "mattr.attr.name", "name"], who)
     o_addr = cc.off(at, "address")
     w = cc.ulong()
@@ -94,6 +108,25 @@ def sections(mod, who="lsmod"):
         name_ptr = cc.u(b, base + o_name, w)
         if name_ptr:
             out[cc.read_cstr(name_ptr, 64)] = cc.u(b, base + o_addr, w)
+    return out
+
+
+def _listed_sections(addr, st, who):
+    bt = cc.need_type("struct bin_attribute", who)
+    o_list = cc.first_off(st, ["grp.bin_attrs", "grp.bin_attrs_new"], who)
+    o_name = cc.off(bt, "attr.name", who)
+    o_addr = cc.off(bt, "private", who)
+    w = cc.ulong()
+    list_ptr = cc.u(cc.read(addr + o_list, w), 0, w)
+    out = {}
+    for i in range(MAX_SECTIONS):
+        attr = cc.u(cc.read(list_ptr + i * w, w), 0, w) if list_ptr else 0
+        if attr == 0:
+            break
+        b = cc.read(attr, bt.sizeof)
+        name_ptr = cc.u(b, o_name, w)
+        if name_ptr:
+            out[cc.read_cstr(name_ptr, 64)] = cc.u(b, o_addr, w)
     return out
 
 

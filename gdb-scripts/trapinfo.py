@@ -91,6 +91,18 @@ def _stack_size():
     return 16384
 
 
+def _top_padding(regs_t):
+    """TOP_OF_KERNEL_STACK_PADDING: x86_64 kernels built with FRED leave
+    room above pt_regs for the rest of `struct fred_frame` (event data and
+    a reserved word) whether or not the CPU uses FRED. The type exists in
+    the debug info exactly when the kernel was built so."""
+    try:
+        frame = gdb.lookup_type("struct fred_frame")
+    except gdb.error:
+        return 0
+    return max(frame.sizeof - regs_t.sizeof, 0)
+
+
 def _entry_regs(task, names):
     """User registers saved at kernel entry: the pt_regs at the top of the
     task's stack (task_pt_regs)."""
@@ -99,7 +111,8 @@ def _entry_regs(task, names):
     try:
         stack_size = _stack_size()
         regs_t = cc.need_type("struct pt_regs", "trapinfo")
-        b = cc.read(task.stack + stack_size - regs_t.sizeof, regs_t.sizeof)
+        top = task.stack + stack_size - _top_padding(regs_t)
+        b = cc.read(top - regs_t.sizeof, regs_t.sizeof)
     except (gdb.GdbError, gdb.MemoryError):
         return None
     out = []

@@ -698,7 +698,6 @@ fn qemu_510_arm64_three_cpus() {
 }
 
 #[test]
-#[ignore = "7.x breaks modsyms (no struct module_sect_attr: attrs[] are bin_attributes, address in .private), the timekeeper (tk_core became timekeeper_data[TIMEKEEPER_CORE]) and x86_64 trapinfo's entry registers: see the kernels branch report"]
 fn qemu_7_x86_64_la57_three_cpus() {
     check(&Case {
         series: &S7,
@@ -708,7 +707,6 @@ fn qemu_7_x86_64_la57_three_cpus() {
 }
 
 #[test]
-#[ignore = "7.x breaks modsyms (no struct module_sect_attr: attrs[] are bin_attributes, address in .private), the timekeeper (tk_core became timekeeper_data[TIMEKEEPER_CORE]) and x86_64 trapinfo's entry registers: see the kernels branch report"]
 fn qemu_7_arm64_lpa2_three_cpus() {
     check(&Case {
         arch: &ARM64,
