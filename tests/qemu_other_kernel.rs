@@ -86,6 +86,7 @@ use common::guest::have;
 use common::{corestub_bin, run};
 use other_kernels::boot::{self, Console, Machine, SMP, dump_name, guest_dumps};
 use other_kernels::fetch::{self, Kernel, S7, S510, S612, Series, Target};
+use other_kernels::kscripts;
 use serde_json::Value;
 
 const TEST: &str = "qemu_other_kernel";
@@ -381,6 +382,12 @@ fn check(c: &Case) {
         check_gdb(c, &k, &con, &dump, f);
         eprintln!("{label}: {f} checked in {:.1?}", t.elapsed());
     }
+    let t = Instant::now();
+    check_kernel_scripts(c, &k, &con, &guest.join(dump_name(&formats[0])));
+    eprintln!(
+        "{label}: the kernel's scripts/gdb checked in {:.1?}",
+        t.elapsed()
+    );
     eprintln!("{label}: total {:.1?}", t0.elapsed());
 }
 
@@ -625,6 +632,65 @@ fn check_gdb(c: &Case, k: &Kernel, con: &Console, dump: &Path, f: &str) {
     );
     has("m_ptov", &format!("{upa:x}"), "ptov of the user page");
     has("m_kmem", &format!("{upa:x}"), "kmem -p of the user page");
+}
+
+/// The kernel's own scripts/gdb of this exact version (lx-*), through
+/// corestub on the ELF dump: lx-version, lx-dmesg, lx-ps, lx-lsmod and
+/// $lx_current() against what the guest printed.
+fn check_kernel_scripts(c: &Case, k: &Kernel, con: &Console, dump: &Path) {
+    let label = format!("{} scripts/gdb", c.label());
+    let t = Target {
+        label: &label,
+        deb: c.arch.deb,
+        flavour: c.arch.flavour,
+    };
+    let scripts = match kscripts::kernel_scripts(k, c.series, &t) {
+        Ok(s) => s,
+        Err(e) => return c.skip(&format!("the kernel's scripts/gdb: {e}")),
+    };
+    let steps: Vec<(&str, String)> = vec![
+        (
+            "lx_load",
+            format!("source {}", scripts.join("vmlinux-gdb.py").display()),
+        ),
+        ("lx_version", "lx-version".into()),
+        ("lx_dmesg", "lx-dmesg".into()),
+        ("lx_ps", "lx-ps".into()),
+        ("lx_lsmod", "lx-lsmod".into()),
+        ("lx_current", "p $lx_current().pid".into()),
+    ];
+    let (steps, all) = gdb_steps(dump, &k.vmlinux, &steps);
+    let step = |k: &str| steps.get(k).cloned().unwrap_or_default();
+    assert!(
+        !step("lx_load").contains("Error") && !step("lx_load").contains("Traceback"),
+        "{label}: loading vmlinux-gdb.py:\n{all}"
+    );
+    assert!(step("lx_version").contains(&k.release), "{label}:\n{all}");
+    assert!(step("lx_dmesg").contains(&con.marker), "{label}:\n{all}");
+    for p in &con.sleepers {
+        assert!(
+            step("lx_ps")
+                .lines()
+                .any(|l| l.contains(&format!(" {p} ")) && l.ends_with(" sleep")),
+            "{label}: lx-ps lacks sleeper {p}:\n{all}"
+        );
+    }
+    assert!(
+        step("lx_lsmod").lines().any(|l| l.contains(" loop ")),
+        "{label}: lx-lsmod lacks loop:\n{all}"
+    );
+    // $lx_current() reads the per-CPU `current_task`, which arm64 does
+    // not have; the scripts learned arm64's SP_EL0 only after 5.10
+    let cpus_py =
+        std::fs::read_to_string(scripts.join("scripts/gdb/linux/cpus.py")).unwrap_or_default();
+    if c.arch.deb == "arm64" && !cpus_py.contains("SP_EL0") {
+        eprintln!("{label}: this version's $lx_current() has no arm64 support: not checked");
+        return;
+    }
+    assert!(
+        step("lx_current").contains(&format!("= {}", con.panic_pid)),
+        "{label}: $lx_current() on the panicking CPU's thread:\n{all}"
+    );
 }
 
 const X86_64_612: Case = Case {

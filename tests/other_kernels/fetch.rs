@@ -123,7 +123,7 @@ pub struct Target<'a> {
 
 /// A private apt configuration in `work` for `suite` of the machine's
 /// Debian mirror: the `-o` options for apt-get and apt-cache.
-fn private_apt(work: &Path, suite: &str, deb: &str) -> Result<Vec<String>, String> {
+pub fn private_apt(work: &Path, suite: &str, deb: &str) -> Result<Vec<String>, String> {
     for d in ["lists/partial", "cache/archives/partial"] {
         std::fs::create_dir_all(work.join(d)).map_err(|e| format!("{}: {e}", work.display()))?;
     }
@@ -160,7 +160,7 @@ fn private_apt(work: &Path, suite: &str, deb: &str) -> Result<Vec<String>, Strin
 }
 
 /// Files of a .deb (`dpkg-deb -c`), as `./path` names.
-fn deb_files(deb: &Path) -> Result<Vec<String>, String> {
+pub fn deb_files(deb: &Path) -> Result<Vec<String>, String> {
     let out = Command::new("dpkg-deb")
         .arg("--fsys-tarfile")
         .arg(deb)
@@ -182,7 +182,7 @@ fn deb_files(deb: &Path) -> Result<Vec<String>, String> {
 }
 
 /// The member of `files` ending in `suffix` (a path without `./`).
-fn member(files: &[String], suffix: &str) -> Option<String> {
+pub fn member(files: &[String], suffix: &str) -> Option<String> {
     files.iter().find(|f| f.ends_with(suffix)).cloned()
 }
 
