@@ -7,6 +7,7 @@
 pub mod elf;
 pub mod flat;
 pub mod info_registers;
+pub mod kcore;
 pub mod kdump;
 pub mod live;
 pub mod notes;
@@ -152,6 +153,10 @@ pub fn map_readonly(path: &Path) -> Result<memmap2::Mmap, DumpError> {
 
 /// Opens a dump file of any supported format, chosen by its magic bytes.
 pub fn open(path: &Path) -> Result<Dump, DumpError> {
+    // the running kernel (/proc/kcore) cannot be mapped: read with pread
+    if kcore::is_proc_file(path) {
+        return kcore::open(path);
+    }
     open_map(path, map_readonly(path)?)
 }
 

@@ -14,6 +14,11 @@ pub use crate::kernel::tasks::TASK_TID_BASE;
 use crate::kernel::tasks::{Task, TaskReader};
 use crate::mmu::AddressSpace;
 
+/// Label suffix of a thread on a CPU that has no saved registers (the
+/// running kernel): its registers are its last switch frame, not where it
+/// is now (drgn marks these the same way).
+pub const RUNNING: &str = " [running]";
+
 /// Which threads GDB sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ThreadMode {
@@ -146,7 +151,18 @@ impl Session {
         if Some(i) == self.panic_cpu {
             s.push_str(" [panic]");
         }
+        if !self.cpu_has_registers(i) && self.cpu_state().tasks.get(i).is_some_and(Option::is_some)
+        {
+            s.push_str(RUNNING);
+        }
         s
+    }
+
+    /// True if CPU `i`'s registers were saved (dump notes, QMP); false on
+    /// the running kernel, whose CPUs are busy: their threads then show the
+    /// current task's last switch frame.
+    pub fn cpu_has_registers(&self, i: usize) -> bool {
+        self.kernel.cpus.get(i).is_some_and(|c| !c.regs.is_empty())
     }
 
     /// Every task (idle tasks excepted), read on first use and kept.
@@ -208,7 +224,16 @@ impl Session {
                 flags.push("panic".into());
             }
         }
-        format!("pid {} {} [{}]", t.task.pid, t.task.comm, flags.join(", "))
+        let running = match t.running_on {
+            Some(cpu) if !self.cpu_has_registers(cpu) => RUNNING,
+            _ => "",
+        };
+        format!(
+            "pid {} {} [{}]{running}",
+            t.task.pid,
+            t.task.comm,
+            flags.join(", ")
+        )
     }
 }
 
