@@ -212,6 +212,7 @@ echo \"KCORE-SLEEPERS $s1 $s2\"
 echo \"KCORE-ENV $s1 $(cut -d' ' -f50,51 /proc/$s1/stat)\"
 echo \"KCORE-COMM $(cat /proc/$s1/comm)\"
 chmod 755 {loader}
+{loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub info --vmlinux /mnt/vmlinux | sed 's/^/KCORE-INFO /'
 {loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub serve --listen 0.0.0.0:{GUEST_PORT} --allow-remote --vmlinux /mnt/vmlinux &
 while true; do sleep 1000; done
 "
@@ -377,6 +378,28 @@ fn kcore_in_a_guest() {
     let symbols = console_line(&text, "corestub: in GDB: ")
         .replace("/mnt/vmlinux", &vmlinux.display().to_string());
     assert!(symbols.starts_with("add-symbol-file "), "{symbols}");
+    // `corestub info` on the running kernel: the summary a dump gets
+    let info = |key: &str| console_line(&text, &format!("KCORE-INFO {key:>18}: ")).to_string();
+    assert_eq!(info("RELEASE"), KVER);
+    assert!(
+        info("FORMAT").starts_with("running kernel (kcore"),
+        "{}",
+        info("FORMAT")
+    );
+    let tasks: usize = info("TASKS").parse().unwrap();
+    assert!(tasks > 40, "TASKS {tasks}");
+    assert_eq!(info("CPUS"), "2");
+    assert!(
+        !text.contains("KCORE-INFO              PANIC"),
+        "no panic on a running kernel"
+    );
+    eprintln!(
+        "{TEST}: corestub info in the guest:\n{}",
+        text.lines()
+            .filter(|l| l.contains("KCORE-INFO"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
     let (s1, s2) = (sleepers[0], sleepers[1]);
     let env_start = env[1];
 
@@ -445,7 +468,10 @@ fn kcore_in_a_guest() {
     }
     // monitor output goes to GDB's stderr: the refresh took snapshot 2
     // (continue took the third), and `monitor help` lists it
-    for want in ["running kernel re-read (snapshot 2)", "refresh re-read the running kernel"] {
+    for want in [
+        "running kernel re-read (snapshot 2)",
+        "refresh re-read the running kernel",
+    ] {
         assert!(all.contains(want), "no {want:?}:\n{}", ctx());
     }
     // the write was refused, and said so

@@ -180,7 +180,12 @@ pub fn run(a: ServeArgs) -> CliResult {
     }
     if a.stdio {
         // stdout belongs to the protocol; everything else goes to stderr.
-        serve_one(session, served, Box::new(io::stdin()), Box::new(io::stdout()));
+        serve_one(
+            session,
+            served,
+            Box::new(io::stdin()),
+            Box::new(io::stdout()),
+        );
         report_stats();
         return Ok(ExitCode::SUCCESS);
     }

@@ -201,9 +201,19 @@ fn open_file(path: &Path) -> Result<File, DumpError> {
 }
 
 /// `len` bytes at `off`, for headers and notes.
-fn read_vec(path: &Path, file: &File, off: u64, len: u64, what: &str) -> Result<Vec<u8>, DumpError> {
+fn read_vec(
+    path: &Path,
+    file: &File,
+    off: u64,
+    len: u64,
+    what: &str,
+) -> Result<Vec<u8>, DumpError> {
     if len > MAX_HEADER_BYTES {
-        return Err(corrupt(path, off, format!("{what} of {len:#x} bytes is implausibly large")));
+        return Err(corrupt(
+            path,
+            off,
+            format!("{what} of {len:#x} bytes is implausibly large"),
+        ));
     }
     let mut v = vec![0u8; len as usize];
     file.read_exact_at(&mut v, off)
@@ -363,7 +373,12 @@ mod tests {
         let mut notes = Vec::new();
         encode_note(&mut notes, b"CORE", NT_PRSTATUS, &[0u8; 336]);
         encode_note(&mut notes, b"CORE", 4, &[0u8; 64]); // NT_TASKSTRUCT
-        encode_note(&mut notes, b"VMCOREINFO", 0, b"OSRELEASE=6.1.0-kcore\nPAGESIZE=4096\n");
+        encode_note(
+            &mut notes,
+            b"VMCOREINFO",
+            0,
+            b"OSRELEASE=6.1.0-kcore\nPAGESIZE=4096\n",
+        );
         let phnum = 1 + segs.len() as u64;
         let mut f = Vec::new();
         f.extend_from_slice(b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0");

@@ -36,7 +36,8 @@ use crate::kernel::Kernel;
 use crate::kernel::symbols::Vmlinux;
 
 /// `monitor help` line for the command only this target has.
-const REFRESH_HELP: &str = "  refresh re-read the running kernel (task list, CPUs; caches dropped)\n";
+const REFRESH_HELP: &str =
+    "  refresh re-read the running kernel (task list, CPUs; caches dropped)\n";
 
 /// The running kernel: its kcore and the vmlinux, shared by connections.
 pub struct RunningKernel {
@@ -152,7 +153,9 @@ impl<A: ArchSupport> MultiThreadBase for KcoreTarget<A> {
     }
 
     fn write_addrs(&mut self, start: u64, _data: &[u8], _t: Tid) -> TargetResult<(), Self> {
-        log::warn!("refused a memory write at {start:#x}: the running kernel is read-only to corestub");
+        log::warn!(
+            "refused a memory write at {start:#x}: the running kernel is read-only to corestub"
+        );
         Err(TargetError::Errno(30)) // EROFS
     }
 

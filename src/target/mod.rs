@@ -120,7 +120,12 @@ impl<A: ArchSupport> DumpTarget<A> {
     /// switch frame instead (labelled `[running]`), never invented values.
     fn cpu_registers(&self, i: usize) -> Regs<A> {
         let k = &self.session.kernel;
-        let current = self.session.cpu_state().tasks.get(i).and_then(Option::as_ref);
+        let current = self
+            .session
+            .cpu_state()
+            .tasks
+            .get(i)
+            .and_then(Option::as_ref);
         if !self.session.cpu_has_registers(i)
             && let Some(task) = current
         {
