@@ -480,6 +480,14 @@ fn kcore_in_a_guest() {
         "the write to init_task.comm was not refused:\n{}",
         ctx()
     );
+    // a second client gets its own fresh snapshot
+    let (steps2, all2) = gdb(port, &symbols, &[("threads", "info threads")]);
+    assert!(
+        steps2
+            .get("threads")
+            .is_some_and(|t| t.contains(&format!("pid {s1} sleep"))),
+        "second client:\n{all2}"
+    );
     drop(qemu);
     eprintln!("{TEST}: total {:.1?}", t0.elapsed());
 }

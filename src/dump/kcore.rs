@@ -77,10 +77,10 @@ impl PhysicalMemory for KcoreMemory {
                     let off = base.saturating_add(in_piece);
                     self.file
                         .read_exact_at(out, off)
-                        .map_err(|e| MemError::Corrupt {
+                        .map_err(|e| MemError::Unreadable {
                             pa: PhysAddr(cur),
                             offset: off,
-                            reason: format!("reading the running kernel's memory failed: {e}"),
+                            reason: e.to_string(),
                         })?;
                 }
                 None => out.fill(0),
@@ -190,6 +190,10 @@ fn open_file(path: &Path) -> Result<File, DumpError> {
             Some(libc::EACCES) | Some(libc::EPERM) => format!(
                 "{e}: reading the running kernel needs root (CAP_SYS_RAWIO): run corestub with sudo \
                  (with kernel lockdown in confidentiality mode, e.g. Secure Boot, even root cannot)"
+            ),
+            Some(libc::ENOENT) => format!(
+                "{e}: this system has no /proc/kcore (a kernel without CONFIG_PROC_KCORE, or a \
+                 container that hides it)"
             ),
             _ => e.to_string(),
         };

@@ -41,6 +41,13 @@ pub enum MemError {
         offset: u64,
         reason: String,
     },
+    /// Reading the file failed (the running kernel's kcore: EIO, EFAULT).
+    #[error("physical address {pa}: reading file offset {offset:#x} failed: {reason}")]
+    Unreadable {
+        pa: PhysAddr,
+        offset: u64,
+        reason: String,
+    },
 }
 
 impl MemError {
@@ -48,7 +55,9 @@ impl MemError {
     pub fn addr(&self) -> PhysAddr {
         match self {
             MemError::NotInDump(pa) | MemError::Excluded(pa) => *pa,
-            MemError::Truncated { pa, .. } | MemError::Corrupt { pa, .. } => *pa,
+            MemError::Truncated { pa, .. }
+            | MemError::Corrupt { pa, .. }
+            | MemError::Unreadable { pa, .. } => *pa,
         }
     }
 }

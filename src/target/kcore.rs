@@ -14,7 +14,7 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use gdbstub::common::{Signal, Tid};
 use gdbstub::conn::ConnectionExt;
@@ -45,6 +45,8 @@ pub struct RunningKernel {
     pub vmlinux: Option<Vmlinux>,
     pub mode: ThreadMode,
     generation: AtomicU64,
+    /// A connection has started: the next ones take a fresh snapshot.
+    connected: AtomicBool,
 }
 
 impl RunningKernel {
@@ -54,6 +56,7 @@ impl RunningKernel {
             vmlinux,
             mode,
             generation: AtomicU64::new(0),
+            connected: AtomicBool::new(false),
         }
     }
 
@@ -267,13 +270,19 @@ impl<A: ArchSupport> BlockingEventLoop for KcoreLoop<A> {
     }
 }
 
-/// Serves one GDB client over the running kernel, starting from `session`
-/// (a snapshot the caller took and warmed up).
+/// Serves one GDB client over the running kernel. The first client starts
+/// from `session` (the snapshot the caller took and warmed up at start);
+/// later ones, maybe hours on, from a fresh one.
 pub fn serve_kcore_connection<A: ArchSupport>(
     kernel: Arc<RunningKernel>,
     session: Arc<Session>,
     conn: BufConn,
 ) -> Result<DisconnectReason, String> {
+    let session = if kernel.connected.swap(true, Ordering::SeqCst) {
+        Arc::new(kernel.snapshot()?)
+    } else {
+        session
+    };
     let mut target = KcoreTarget::<A>::new(kernel, session);
     let gdb = GdbStub::builder(conn)
         .packet_buffer_size(PACKET_SIZE)
