@@ -211,6 +211,7 @@ sleep 1
 echo \"KCORE-SLEEPERS $s1 $s2\"
 echo \"KCORE-ENV $s1 $(cut -d' ' -f50,51 /proc/$s1/stat)\"
 echo \"KCORE-COMM $(cat /proc/$s1/comm)\"
+echo \"KCORE-MODULES $(cut -d' ' -f1 /proc/modules | tr '\\n' ' ')\"
 chmod 755 {loader}
 {loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub info --vmlinux /mnt/vmlinux | sed 's/^/KCORE-INFO /'
 {loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub serve --listen 0.0.0.0:{GUEST_PORT} --allow-remote --vmlinux /mnt/vmlinux &
@@ -424,15 +425,22 @@ fn kcore_in_a_guest() {
             ("continue", "continue"),
             ("threads-continue", "info threads"),
             ("help", "monitor help"),
+            ("lsmod", "lsmod"),
+            ("sys", "sys"),
         ],
     );
     eprintln!("{TEST}: GDB session {:.1?}", t_gdb.elapsed());
     let step = |l: &str| steps.get(l).map(String::as_str).unwrap_or("");
+    eprintln!("{TEST}: sys in GDB:\n{}", step("sys"));
     let ctx = || format!("GDB output:\n{all}\nconsole:\n{}", read_console());
     for (l, want) in [
         ("threads", format!("pid {s1} sleep")),
         ("threads", format!("pid {s2} sleep")),
         ("threads", "[running]".to_string()),
+        // a task on a CPU (corestub itself, reading) is marked too
+        ("threads", "] [running])".to_string()),
+        ("sys", format!("RELEASE: {KVER}")),
+        ("sys", "DUMPFILE: /proc/kcore".to_string()),
         ("comm", "\"swapper/0".to_string()),
         ("dmesg", format!("KCORE-MARKER {marker}")),
         ("user", format!("CORESTUB_MARK={marker}")),
@@ -456,6 +464,19 @@ fn kcore_in_a_guest() {
         "bt of sleeper {s1}: {bt}\n{}",
         ctx()
     );
+    let modules: Vec<&str> = console_line(&text, "KCORE-MODULES ")
+        .split_whitespace()
+        .collect();
+    assert!(modules.contains(&"virtio_net"), "{modules:?}");
+    for m in &modules {
+        assert!(
+            step("lsmod")
+                .lines()
+                .any(|l| l.split_whitespace().any(|w| w == *m)),
+            "lsmod lacks {m} (the guest's /proc/modules: {modules:?}):\n{}",
+            ctx()
+        );
+    }
     let ps = step("ps");
     for pid in [s1, s2] {
         assert!(
