@@ -158,6 +158,19 @@ impl Session {
         s
     }
 
+    /// True if `task` is on a CPU whose registers were not saved (the
+    /// running kernel): the CPU's `rq->curr` (`running_on`), or flagged
+    /// `on_cpu` (also mid-switch, its frame not settled) on a CPU we know.
+    fn on_cpu_without_registers(&self, task: &Task, running_on: Option<usize>) -> bool {
+        let flagged = task
+            .cpu
+            .map(|c| c as usize)
+            .filter(|&c| task.on_cpu && c < self.kernel.cpus.len());
+        running_on
+            .or(flagged)
+            .is_some_and(|cpu| !self.cpu_has_registers(cpu))
+    }
+
     /// True if CPU `i`'s registers were saved (dump notes, QMP); false on
     /// the running kernel, whose CPUs are busy: their threads then show the
     /// current task's last switch frame.
@@ -224,9 +237,10 @@ impl Session {
                 flags.push("panic".into());
             }
         }
-        let running = match t.running_on {
-            Some(cpu) if !self.cpu_has_registers(cpu) => RUNNING,
-            _ => "",
+        let running = if self.on_cpu_without_registers(&t.task, t.running_on) {
+            RUNNING
+        } else {
+            ""
         };
         format!(
             "pid {} {} [{}]{running}",
