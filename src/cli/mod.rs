@@ -108,14 +108,14 @@ impl DumpArgs {
     }
 
     /// The running kernel's kcore when that is what is served: no DUMP
-    /// given (nor --raw-ram/--qemu-ram), or DUMP is a procfs file.
+    /// given (nor --raw-ram/--qemu-ram), or DUMP is /proc/kcore itself.
     pub fn running_kernel(&self) -> Option<&std::path::Path> {
         if self.raw.raw_ram.is_some() || self.live.qemu_ram.is_some() {
             return None;
         }
         match self.dump.as_slice() {
             [] => Some(self.path()),
-            [one] if corestub::dump::kcore::is_proc_file(one) => Some(one),
+            [one] if corestub::dump::kcore::is_proc_kcore(one) => Some(one),
             _ => None,
         }
     }

@@ -124,12 +124,18 @@ pub struct Kcore {
     segments: (usize, usize),
 }
 
-/// True when `path` is a file of procfs (the running kernel's kcore, not a
-/// copy of one): drgn's test too. statfs needs no read permission, so a
-/// user without it still gets kcore's own error message.
-pub fn is_proc_file(path: &Path) -> bool {
+/// True when `path` is the running kernel's kcore: a file named `kcore`
+/// on procfs (statfs, as drgn tells kcore from a copy; statfs needs no
+/// read permission, so a user without it still gets kcore's own error).
+/// Other procfs files, /proc/vmcore in a kdump kernel above all, are
+/// ordinary dumps.
+pub fn is_proc_kcore(path: &Path) -> bool {
     use std::os::unix::ffi::OsStrExt;
-    let Ok(c) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    if real.file_name() != Some(std::ffi::OsStr::new("kcore")) {
+        return false;
+    }
+    let Ok(c) = std::ffi::CString::new(real.as_os_str().as_bytes()) else {
         return false;
     };
     // SAFETY: statfs fills a zeroed statfs for a NUL-terminated path.
@@ -537,6 +543,24 @@ mod tests {
         encode_note(&mut blob, b"GNU", 3, &[0xab, 0x01, 0xff]);
         assert_eq!(build_id_of_notes(&blob).as_deref(), Some("ab01ff"));
         assert_eq!(build_id_of_notes(&[0xff; 7]), None);
+    }
+
+    #[test]
+    fn only_procfs_kcore_is_the_running_kernel() {
+        // a kcore-format file elsewhere is a file, /proc/vmcore a dump
+        let f = write(
+            "named",
+            &kcore(&[(0xffff_8880_0000_1000, 0x1000, vec![1; 16])]),
+        );
+        assert!(!is_proc_kcore(&f.0));
+        assert!(!is_proc_kcore(Path::new("/proc/vmcore")));
+        assert!(!is_proc_kcore(Path::new("/proc/self/status")));
+        let dir = std::env::temp_dir().join(format!("corestub-kc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let named = dir.join("kcore");
+        std::fs::write(&named, b"x").unwrap();
+        assert!(!is_proc_kcore(&named), "not on procfs");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

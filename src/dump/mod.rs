@@ -163,7 +163,7 @@ pub fn map_readonly(path: &Path) -> Result<memmap2::Mmap, DumpError> {
 /// Opens a dump file of any supported format, chosen by its magic bytes.
 pub fn open(path: &Path) -> Result<Dump, DumpError> {
     // the running kernel (/proc/kcore) cannot be mapped: read with pread
-    if kcore::is_proc_file(path) {
+    if kcore::is_proc_kcore(path) {
         return kcore::open(path);
     }
     open_map(path, map_readonly(path)?)
