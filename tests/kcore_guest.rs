@@ -18,9 +18,12 @@
 //! marks CPU threads `[running]` (kcore has no CPU registers), `bt` of a
 //! sleeper ends in its nanosleep, `p init_task.comm`, `dmesg` has the
 //! marker, `ps` lists the sleepers, the sleeper's environment read through
-//! its own page tables holds the marker, a write is refused, and `monitor
-//! refresh` and `continue` re-read the kernel (a new snapshot) and still
-//! list the sleepers.
+//! its own page tables holds the marker, a write and a breakpoint are
+//! refused, a `stepi` is answered by a stop (the connection lives on), and
+//! `monitor refresh` and `continue` re-read the kernel (a new snapshot) and
+//! still list the sleepers; `lsmod` matches the guest's /proc/modules,
+//! `corestub info` in the guest prints the dump summary, and a second GDB
+//! client gets a fresh snapshot.
 //!
 //! Needs qemu-system-x86_64, busybox-static, gdb, mke2fs, strip, the
 //! x86_64 vmlinux fixture and Debian's linux-image-6.1.0-56-cloud-amd64
@@ -427,6 +430,13 @@ fn kcore_in_a_guest() {
             ("help", "monitor help"),
             ("lsmod", "lsmod"),
             ("sys", "sys"),
+            // last: after a step GDB spends a long time in its own symbol
+            // lookups (a minute under load), whatever the server answers
+            ("break", "break do_nanosleep"),
+            ("continue-bp", "continue"),
+            ("delete", "delete"),
+            ("stepi", "stepi"),
+            ("after-stepi", "monitor info version"),
         ],
     );
     eprintln!("{TEST}: GDB session {:.1?}", t_gdb.elapsed());
@@ -447,6 +457,8 @@ fn kcore_in_a_guest() {
         ("comm-after", "\"swapper/0".to_string()),
         ("threads-after", format!("pid {s1} sleep")),
         ("continue", "received signal SIGINT".to_string()),
+        // a step is refused with a stop; the connection lives on
+        ("stepi", "received signal SIGINT".to_string()),
         ("threads-continue", format!("pid {s2} sleep")),
     ] {
         assert!(
@@ -492,9 +504,22 @@ fn kcore_in_a_guest() {
     for want in [
         "running kernel re-read (snapshot 2)",
         "refresh re-read the running kernel",
+        // answered after the refused step: the connection lives on
+        "corestub 0.",
     ] {
         assert!(all.contains(want), "no {want:?}:\n{}", ctx());
     }
+    // the breakpoint's insertion (a memory write) was refused by the server
+    let bp = step("break")
+        .split_whitespace()
+        .find(|w| w.starts_with("0x"))
+        .map(|w| w.trim_end_matches(':').to_string())
+        .unwrap_or_else(|| panic!("no breakpoint address:\n{}", ctx()));
+    assert!(
+        read_console().contains(&format!("refused a memory write at {bp}")),
+        "breakpoint at {bp} not refused:\n{}",
+        ctx()
+    );
     // the write was refused, and said so
     assert!(
         all.contains("Cannot access memory") || all.contains("Could not write"),

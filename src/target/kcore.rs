@@ -22,7 +22,8 @@ use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonErr
 use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
 use gdbstub::target::ext::base::BaseOps;
 use gdbstub::target::ext::base::multithread::{
-    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps,
+    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps, MultiThreadSingleStep,
+    MultiThreadSingleStepOps,
 };
 use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
 use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
@@ -30,6 +31,7 @@ use gdbstub::target::{Target, TargetError, TargetResult};
 
 use super::conn::{BufConn, PACKET_SIZE};
 use super::regs::{Regs, TableArch};
+use super::session::TASK_TID_BASE;
 use super::{ArchSupport, DumpTarget, Session, ThreadMode};
 use crate::dump::kcore::Kcore;
 use crate::kernel::Kernel;
@@ -89,6 +91,8 @@ pub struct KcoreTarget<A: ArchSupport> {
     session: Arc<Session>,
     /// `continue` re-read the kernel: report a stop at once.
     stop_pending: bool,
+    /// GDB asked to step: refused, answered by an immediate stop.
+    step_asked: bool,
     _arch: std::marker::PhantomData<A>,
 }
 
@@ -98,6 +102,7 @@ impl<A: ArchSupport> KcoreTarget<A> {
             kernel,
             session,
             stop_pending: false,
+            step_asked: false,
             _arch: std::marker::PhantomData,
         }
     }
@@ -112,9 +117,22 @@ impl<A: ArchSupport> KcoreTarget<A> {
         Ok(())
     }
 
-    fn stop(signal: Signal) -> MultiThreadStopReason<u64> {
+    /// The thread a stop names: init's task (PID 1), which sleeps and so
+    /// has an exact frame, rather than CPU 0, whose current task's frame is
+    /// stale (and can be garbage GDB spends long symbolising); CPU 0 when
+    /// there are no task threads.
+    fn stop_thread(&self) -> Tid {
+        let init = TASK_TID_BASE + 1;
+        let tid = match self.session.threads().get(init) {
+            Some(_) => init,
+            None => 1,
+        };
+        NonZeroUsize::new(tid).expect("thread ids start at 1")
+    }
+
+    fn stop(&self, signal: Signal) -> MultiThreadStopReason<u64> {
         MultiThreadStopReason::SignalWithThread {
-            tid: NonZeroUsize::new(1).expect("1"),
+            tid: self.stop_thread(),
             signal,
         }
     }
@@ -174,6 +192,10 @@ impl<A: ArchSupport> MultiThreadBase for KcoreTarget<A> {
         true
     }
 
+    fn initial_stop_thread(&mut self) -> Result<Option<Tid>, Self::Error> {
+        Ok(Some(self.stop_thread()))
+    }
+
     fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
         Some(self)
     }
@@ -188,13 +210,24 @@ impl<A: ArchSupport> MultiThreadBase for KcoreTarget<A> {
 /// registers).
 impl<A: ArchSupport> MultiThreadResume for KcoreTarget<A> {
     fn resume(&mut self) -> Result<(), Self::Error> {
-        self.refresh()?;
+        if std::mem::take(&mut self.step_asked) {
+            // nothing ran, nothing is re-read: GDB stops its stepping at
+            // the SIGINT stop instead of stepping on (or dropping us)
+            log::warn!("refused a step: the running kernel cannot be stepped");
+        } else {
+            self.refresh()?;
+        }
         self.stop_pending = true;
         Ok(())
     }
 
     fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
+        self.step_asked = false;
         Ok(())
+    }
+
+    fn support_single_step(&mut self) -> Option<MultiThreadSingleStepOps<'_, Self>> {
+        Some(self)
     }
 
     fn set_resume_action_continue(
@@ -202,6 +235,19 @@ impl<A: ArchSupport> MultiThreadResume for KcoreTarget<A> {
         _tid: Tid,
         _signal: Option<Signal>,
     ) -> Result<(), Self::Error> {
+        Ok(())
+    }
+}
+
+/// Steps are accepted only to be refused: without this, gdbstub drops the
+/// connection on GDB's `vCont;s` (`stepi`, `step`, `next`).
+impl<A: ArchSupport> MultiThreadSingleStep for KcoreTarget<A> {
+    fn set_resume_action_step(
+        &mut self,
+        _tid: Tid,
+        _signal: Option<Signal>,
+    ) -> Result<(), Self::Error> {
+        self.step_asked = true;
         Ok(())
     }
 }
@@ -257,7 +303,7 @@ impl<A: ArchSupport> BlockingEventLoop for KcoreLoop<A> {
         conn: &mut BufConn,
     ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
         if std::mem::take(&mut target.stop_pending) {
-            return Ok(Event::TargetStopped(KcoreTarget::<A>::stop(Signal::SIGINT)));
+            return Ok(Event::TargetStopped(target.stop(Signal::SIGINT)));
         }
         let b = conn.read().map_err(WaitForStopReasonError::Connection)?;
         Ok(Event::IncomingData(b))
@@ -266,7 +312,7 @@ impl<A: ArchSupport> BlockingEventLoop for KcoreLoop<A> {
     fn on_interrupt(target: &mut KcoreTarget<A>) -> Result<Option<Self::StopReason>, String> {
         target.stop_pending = false;
         target.refresh()?;
-        Ok(Some(KcoreTarget::<A>::stop(Signal::SIGINT)))
+        Ok(Some(target.stop(Signal::SIGINT)))
     }
 }
 
