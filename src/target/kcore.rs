@@ -8,8 +8,8 @@
 //! refresh`, GDB `continue` (which re-reads the kernel and stops at once)
 //! and an interrupt. kcore itself caches nothing ([`Kcore`] reads with
 //! pread), and the vmlinux with its DWARF caches is shared between
-//! sessions. Breakpoints, steps and writes are refused: kcore is opened
-//! read-only.
+//! sessions. Breakpoints and writes are refused (kcore is opened
+//! read-only); a step is answered by an immediate stop, as nothing can run.
 
 use std::io;
 use std::num::NonZeroUsize;
@@ -269,7 +269,7 @@ impl<A: ArchSupport> MonitorCmd for KcoreTarget<A> {
         let text = match words.as_slice() {
             ["refresh"] => match self.refresh() {
                 Ok(()) => format!(
-                    "corestub: running kernel re-read (snapshot {}); in GDB: flushregs, then info threads\n",
+                    "corestub: running kernel re-read (snapshot {}); in GDB: maintenance flush register-cache, then info threads\n",
                     self.kernel.generation()
                 ),
                 Err(e) => format!("refresh: {e}\n"),
