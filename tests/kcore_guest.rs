@@ -423,7 +423,7 @@ fn kcore_in_a_guest() {
             ("write", "set var init_task.comm[0] = 88"),
             ("comm-after", "p init_task.comm"),
             ("refresh", "monitor refresh"),
-            ("flushregs", "flushregs"),
+            ("flush", "maintenance flush register-cache"),
             ("threads-after", "info threads"),
             ("continue", "continue"),
             ("threads-continue", "info threads"),
