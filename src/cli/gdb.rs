@@ -50,7 +50,9 @@ pub fn run(a: GdbArgs) -> CliResult {
     // serve` that GDB starts owns it (no hand-off; nothing paused here).
     // Everything else: open the kernel now, start GDB at once, and warm the
     // session here while GDB loads symbols (handoff.rs).
-    let live = a.dump.live.qemu_ram.is_some();
+    // The running kernel likewise: the pipe child opens /proc/kcore itself
+    // and re-reads it on refresh.
+    let live = a.dump.live.qemu_ram.is_some() || a.dump.running_kernel().is_some();
     let (live_session, mut kernel, vmlinux) = if live {
         let opened = session::open(&a.dump)?;
         (Some(opened.session), None, opened.vmlinux)
@@ -227,7 +229,7 @@ fn serve_handoffs(session: Arc<Session>, sock: OwnedFd) {
                 std::thread::spawn(move || {
                     serve::serve_one(
                         s,
-                        None,
+                        serve::Served::Dump,
                         Box::new(std::fs::File::from(r)),
                         Box::new(std::fs::File::from(w)),
                     )

@@ -11,15 +11,11 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, ExitCode};
-use std::sync::Arc;
 
-use corestub::addr::Arch;
 use corestub::target::Session;
-use corestub::target::aarch64::Aarch64;
-use corestub::target::conn::{BufConn, serve_connection};
-use corestub::target::x86_64::X86_64;
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 
+use super::serve::{Served, serve_one};
 use super::{CliResult, DumpArgs, session};
 
 #[derive(clap::Args)]
@@ -89,20 +85,15 @@ pub fn lldb_symbol_commands(session: &Session, vmlinux: &Path) -> Result<Vec<Str
     Ok(cmds)
 }
 
-fn serve_one(session: Arc<Session>, conn: BufConn) {
-    let r = match session.kernel.arch {
-        Arch::X86_64 => serve_connection::<X86_64>(session, conn),
-        Arch::Aarch64 => serve_connection::<Aarch64>(session, conn),
-    };
-    match r {
-        Ok(reason) => log::info!("LLDB finished: {reason:?}"),
-        Err(e) => log::warn!("LLDB connection ended: {e}"),
-    }
-}
-
 pub fn run(mut a: LldbArgs) -> CliResult {
     a.dump.threads.get_or_insert(super::Threads::Cpus);
     let opened = session::open(&a.dump)?;
+    // the running kernel keeps its refresh (continue, monitor refresh);
+    // everything else is served as the snapshot it is
+    let served = match &opened.running {
+        Some(k) => Served::Running(k.clone()),
+        None => Served::Dump,
+    };
     let session = opened.session;
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
@@ -138,9 +129,8 @@ pub fn run(mut a: LldbArgs) -> CliResult {
             let _ = stream.set_nodelay(true);
             let Ok(w) = stream.try_clone() else { continue };
             let session = server.clone();
-            std::thread::spawn(move || {
-                serve_one(session, BufConn::new(Box::new(stream), Box::new(w)))
-            });
+            let served = served.clone();
+            std::thread::spawn(move || serve_one(session, served, Box::new(stream), Box::new(w)));
         }
     });
 

@@ -84,8 +84,10 @@ pub struct DumpArgs {
     #[arg(long, value_enum)]
     pub threads: Option<Threads>,
     /// The dump file (ELF vmcore, kdump-compressed, flattened); for a
-    /// `makedumpfile --split` dump, every part (any order).
-    #[arg(required_unless_present_any = ["raw_ram", "qemu_ram"], value_name = "DUMP")]
+    /// `makedumpfile --split` dump, every part (any order). Without DUMP
+    /// (and without --raw-ram/--qemu-ram): the running kernel, read-only
+    /// through /proc/kcore (needs root).
+    #[arg(value_name = "DUMP")]
     pub dump: Vec<PathBuf>,
     #[command(flatten)]
     pub raw: raw::RawArgs,
@@ -94,14 +96,28 @@ pub struct DumpArgs {
 }
 
 impl DumpArgs {
-    /// The dump file, the raw RAM file, or a live guest's RAM file.
+    /// The dump file, the raw RAM file, a live guest's RAM file, or
+    /// /proc/kcore.
     pub fn path(&self) -> &std::path::Path {
         self.dump
             .first()
             .map(PathBuf::as_path)
             .or(self.raw.raw_ram.as_deref())
             .or(self.live.qemu_ram.as_deref())
-            .expect("clap requires a dump, --raw-ram or --qemu-ram")
+            .unwrap_or(std::path::Path::new(corestub::dump::kcore::PROC_KCORE))
+    }
+
+    /// The running kernel's kcore when that is what is served: no DUMP
+    /// given (nor --raw-ram/--qemu-ram), or DUMP is /proc/kcore itself.
+    pub fn running_kernel(&self) -> Option<&std::path::Path> {
+        if self.raw.raw_ram.is_some() || self.live.qemu_ram.is_some() {
+            return None;
+        }
+        match self.dump.as_slice() {
+            [] => Some(self.path()),
+            [one] if corestub::dump::kcore::is_proc_kcore(one) => Some(one),
+            _ => None,
+        }
     }
 }
 

@@ -11,6 +11,7 @@ use corestub::addr::Arch;
 use corestub::target::Session;
 use corestub::target::aarch64::Aarch64;
 use corestub::target::conn::{BufConn, serve_connection};
+use corestub::target::kcore::{RunningKernel, serve_kcore_connection};
 use corestub::target::live::{Live, serve_live_connection};
 use corestub::target::x86_64::X86_64;
 
@@ -45,13 +46,39 @@ pub struct ServeArgs {
 type Reader = Box<dyn io::Read + Send>;
 type Writer = Box<dyn io::Write + Send>;
 
-/// Serves one client: the dump's shared session, or a live guest.
-pub(super) fn serve_one(session: Arc<Session>, live: Option<Arc<Live>>, r: Reader, w: Writer) {
-    let r = match (live, session.kernel.arch) {
-        (Some(l), Arch::X86_64) => serve_live_connection::<X86_64>(l, r, w),
-        (Some(l), Arch::Aarch64) => serve_live_connection::<Aarch64>(l, r, w),
-        (None, Arch::X86_64) => serve_connection::<X86_64>(session, BufConn::new(r, w)),
-        (None, Arch::Aarch64) => serve_connection::<Aarch64>(session, BufConn::new(r, w)),
+/// What a connection is served from: a dump's shared session, a live
+/// guest, or the running kernel (first snapshot `session`).
+#[derive(Clone)]
+pub(super) enum Served {
+    Dump,
+    Live(Arc<Live>),
+    Running(Arc<RunningKernel>),
+}
+
+impl Served {
+    pub(super) fn of(opened: &session::Opened) -> Served {
+        match (&opened.live, &opened.running) {
+            (Some(l), _) => Served::Live(l.clone()),
+            (None, Some(k)) => Served::Running(k.clone()),
+            (None, None) => Served::Dump,
+        }
+    }
+}
+
+/// Serves one client.
+pub(super) fn serve_one(session: Arc<Session>, served: Served, r: Reader, w: Writer) {
+    let arch = session.kernel.arch;
+    let r = match (served, arch) {
+        (Served::Live(l), Arch::X86_64) => serve_live_connection::<X86_64>(l, r, w),
+        (Served::Live(l), Arch::Aarch64) => serve_live_connection::<Aarch64>(l, r, w),
+        (Served::Running(k), Arch::X86_64) => {
+            serve_kcore_connection::<X86_64>(k, session, BufConn::new(r, w))
+        }
+        (Served::Running(k), Arch::Aarch64) => {
+            serve_kcore_connection::<Aarch64>(k, session, BufConn::new(r, w))
+        }
+        (Served::Dump, Arch::X86_64) => serve_connection::<X86_64>(session, BufConn::new(r, w)),
+        (Served::Dump, Arch::Aarch64) => serve_connection::<Aarch64>(session, BufConn::new(r, w)),
     };
     match r {
         Ok(reason) => log::info!("client finished: {reason:?}"),
@@ -130,8 +157,9 @@ pub fn run(a: ServeArgs) -> CliResult {
         live::block_signals();
     }
     let opened = session::open(&a.dump)?;
-    let session = opened.session;
-    let live = opened.live;
+    let served = Served::of(&opened);
+    let session = opened.session.clone();
+    let live = opened.live.clone();
     if let Some(l) = &live {
         live::spawn_signal_thread(l.clone());
     }
@@ -152,7 +180,12 @@ pub fn run(a: ServeArgs) -> CliResult {
     }
     if a.stdio {
         // stdout belongs to the protocol; everything else goes to stderr.
-        serve_one(session, live, Box::new(io::stdin()), Box::new(io::stdout()));
+        serve_one(
+            session,
+            served,
+            Box::new(io::stdin()),
+            Box::new(io::stdout()),
+        );
         report_stats();
         return Ok(ExitCode::SUCCESS);
     }
@@ -160,10 +193,10 @@ pub fn run(a: ServeArgs) -> CliResult {
         let k = &session.kernel;
         eprintln!(
             "corestub: serving {}{} ({}, {} CPUs{}) on {addr}",
-            if live.is_some() {
-                "live guest RAM "
-            } else {
-                ""
+            match &served {
+                Served::Live(_) => "live guest RAM ",
+                Served::Running(_) => "the running kernel, read-only, ",
+                Served::Dump => "",
             },
             k.dump.path.display(),
             k.arch.name(),
@@ -209,9 +242,9 @@ pub fn run(a: ServeArgs) -> CliResult {
         for stream in listener.incoming() {
             let stream = stream?;
             let session = session.clone();
-            let live = live.clone();
+            let served = served.clone();
             let w = stream.try_clone()?;
-            std::thread::spawn(move || serve_one(session, live, Box::new(stream), Box::new(w)));
+            std::thread::spawn(move || serve_one(session, served, Box::new(stream), Box::new(w)));
         }
         return Ok(ExitCode::SUCCESS);
     }
@@ -243,9 +276,9 @@ pub fn run(a: ServeArgs) -> CliResult {
         };
         let _ = stream.set_nodelay(true);
         let session = session.clone();
-        let live = live.clone();
+        let served = served.clone();
         let w = stream.try_clone()?;
-        std::thread::spawn(move || serve_one(session, live, Box::new(stream), Box::new(w)));
+        std::thread::spawn(move || serve_one(session, served, Box::new(stream), Box::new(w)));
     }
     Ok(ExitCode::SUCCESS)
 }

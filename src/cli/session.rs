@@ -4,8 +4,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use corestub::dump;
-use corestub::kernel::Kernel;
+use corestub::dump::kcore::Kcore;
+use corestub::kernel::{Kernel, VmcoreInfo};
 use corestub::target::Session;
+use corestub::target::kcore::RunningKernel;
 
 use super::DumpArgs;
 use super::vmlinux;
@@ -16,6 +18,8 @@ pub struct Opened {
     /// A live guest (`--qemu-ram`): `session` is a first snapshot, taken
     /// without pausing it.
     pub live: Option<Arc<corestub::target::live::Live>>,
+    /// The running kernel (/proc/kcore): `session` is a first snapshot.
+    pub running: Option<Arc<RunningKernel>>,
 }
 
 pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
@@ -32,6 +36,18 @@ pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
             session,
             vmlinux,
             live: Some(live),
+            running: None,
+        });
+    }
+    if let Some(kcore) = args.running_kernel() {
+        let (running, vmlinux) = open_running_kernel(kcore, args)?;
+        let session = Arc::new(running.snapshot()?);
+        log::debug!("running kernel opened in {:?}", t0.elapsed());
+        return Ok(Opened {
+            session,
+            vmlinux,
+            live: None,
+            running: Some(running),
         });
     }
     let (kernel, vmlinux) = open_kernel(args)?;
@@ -41,7 +57,31 @@ pub fn open(args: &DumpArgs) -> Result<Opened, Box<dyn std::error::Error>> {
         session: Arc::new(session),
         vmlinux,
         live: None,
+        running: None,
     })
+}
+
+/// Opens the running kernel's kcore and finds its vmlinux (by VMCOREINFO's
+/// build-id, else /sys/kernel/notes', and release).
+fn open_running_kernel(
+    path: &Path,
+    args: &DumpArgs,
+) -> Result<(Arc<RunningKernel>, Option<PathBuf>), Box<dyn std::error::Error>> {
+    let kcore = Kcore::open(path, dump::kcore::host_cpus())?;
+    let info = kcore.vmcoreinfo.as_deref().map(VmcoreInfo::parse);
+    let notes_id = dump::kcore::sys_kernel_build_id();
+    let build_id = info
+        .as_ref()
+        .and_then(|i| i.build_id())
+        .or(notes_id.as_deref());
+    let release = info.as_ref().and_then(|i| i.osrelease());
+    let found = vmlinux::resolve(args.vmlinux.as_deref(), path, release, build_id)?;
+    let (vmlinux_path, vm) = match found {
+        Some((p, v)) => (Some(p), Some(v)),
+        None => (None, None),
+    };
+    let running = RunningKernel::new(kcore, vm, args.thread_mode().into());
+    Ok((Arc::new(running), vmlinux_path))
 }
 
 /// Opens a dump file (or raw RAM) up to the kernel layer: enough for the

@@ -32,24 +32,24 @@ use crate::addr::{Arch, PhysAddr};
 
 /// One PT_LOAD, by physical address.
 #[derive(Clone, Copy, Debug)]
-struct Segment {
-    start: u64,
-    memsz: u64,
-    filesz: u64,
-    offset: u64,
+pub(super) struct Segment {
+    pub start: u64,
+    pub memsz: u64,
+    pub filesz: u64,
+    pub offset: u64,
 }
 
 /// A stretch of physical memory served one way: from the file at `offset`
 /// (the byte for `start`), or as zero fill (`offset` None).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Piece {
-    start: u64,
-    len: u64,
-    offset: Option<u64>,
+pub(super) struct Piece {
+    pub start: u64,
+    pub len: u64,
+    pub offset: Option<u64>,
 }
 
 impl Piece {
-    fn end(&self) -> u64 {
+    pub fn end(&self) -> u64 {
         self.start + self.len
     }
 }
@@ -74,7 +74,7 @@ impl ElfMemory {
 /// there wins, else zero fill if any segment's `p_memsz` covers it. One
 /// sweep over the segment boundaries, O(n log n) in the number of segments
 /// (a hostile header table of 65535 entries stays cheap).
-fn merge_segments(segments: &[Segment]) -> Vec<Piece> {
+pub(super) fn merge_segments(segments: &[Segment]) -> Vec<Piece> {
     // (address, starts?, segment index, file part?)
     let mut events = Vec::with_capacity(segments.len() * 4);
     for (i, s) in segments.iter().enumerate() {
@@ -333,7 +333,7 @@ pub(super) fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
     })
 }
 
-fn merge_ranges(pieces: &[Piece]) -> Vec<PhysRange> {
+pub(super) fn merge_ranges(pieces: &[Piece]) -> Vec<PhysRange> {
     let mut out: Vec<PhysRange> = Vec::new();
     for p in pieces {
         match out.last_mut() {

@@ -7,6 +7,7 @@
 pub mod elf;
 pub mod flat;
 pub mod info_registers;
+pub mod kcore;
 pub mod kdump;
 pub mod live;
 pub mod notes;
@@ -40,6 +41,13 @@ pub enum MemError {
         offset: u64,
         reason: String,
     },
+    /// Reading the file failed (the running kernel's kcore: EIO, EFAULT).
+    #[error("physical address {pa}: reading file offset {offset:#x} failed: {reason}")]
+    Unreadable {
+        pa: PhysAddr,
+        offset: u64,
+        reason: String,
+    },
 }
 
 impl MemError {
@@ -47,7 +55,9 @@ impl MemError {
     pub fn addr(&self) -> PhysAddr {
         match self {
             MemError::NotInDump(pa) | MemError::Excluded(pa) => *pa,
-            MemError::Truncated { pa, .. } | MemError::Corrupt { pa, .. } => *pa,
+            MemError::Truncated { pa, .. }
+            | MemError::Corrupt { pa, .. }
+            | MemError::Unreadable { pa, .. } => *pa,
         }
     }
 }
@@ -152,6 +162,10 @@ pub fn map_readonly(path: &Path) -> Result<memmap2::Mmap, DumpError> {
 
 /// Opens a dump file of any supported format, chosen by its magic bytes.
 pub fn open(path: &Path) -> Result<Dump, DumpError> {
+    // the running kernel (/proc/kcore) cannot be mapped: read with pread
+    if kcore::is_proc_kcore(path) {
+        return kcore::open(path);
+    }
     open_map(path, map_readonly(path)?)
 }
 

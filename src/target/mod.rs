@@ -6,6 +6,7 @@
 
 pub mod aarch64;
 pub mod conn;
+pub mod kcore;
 pub mod live;
 pub mod monitor;
 pub mod regs;
@@ -29,6 +30,7 @@ use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOp
 use gdbstub::target::{Target, TargetError, TargetResult};
 
 use crate::addr::VirtAddr;
+use crate::kernel::tasks::TaskReader;
 use crate::kernel::{CpuContext, Kernel};
 use crate::mmu::AddressSpace;
 use regs::{RegNum, RegTable, Regs, TableArch};
@@ -113,37 +115,53 @@ impl<A: ArchSupport> DumpTarget<A> {
     }
 
     /// CPU `i`'s registers from its note, plus the running task where the
-    /// arch keeps it in a register.
+    /// arch keeps it in a register. A CPU without saved registers (the
+    /// running kernel, RAM without registers) shows its current task's last
+    /// switch frame instead (labelled `[running]`), never invented values.
     fn cpu_registers(&self, i: usize) -> Regs<A> {
         let k = &self.session.kernel;
-        let mut regs = A::cpu_registers(k, &k.cpus[i]);
         let current = self
             .session
             .cpu_state()
             .tasks
             .get(i)
-            .and_then(|t| t.as_ref().map(|t| t.addr.0));
-        A::set_current_task(&mut regs, current);
+            .and_then(Option::as_ref);
+        if !self.session.cpu_has_registers(i)
+            && let Some(task) = current
+        {
+            let saved = TaskReader::new(k)
+                .and_then(|r| r.switch_registers(task))
+                .map_err(|e| e.to_string());
+            return self.switch_frame(task.addr.0, &saved);
+        }
+        let mut regs = A::cpu_registers(k, &k.cpus[i]);
+        A::set_current_task(&mut regs, current.map(|t| t.addr.0));
+        regs
+    }
+
+    /// A task's registers as its last context switch saved them.
+    fn switch_frame(&self, task: u64, saved: &Result<Vec<(&'static str, u64)>, String>) -> Regs<A> {
+        let mut regs = A::task_registers(&self.session.kernel);
+        A::set_current_task(&mut regs, Some(task));
+        if let Ok(saved) = saved {
+            for (name, v) in saved {
+                regs.set(name, *v);
+            }
+        }
         regs
     }
 
     fn registers(&self, t: Tid) -> Option<Regs<A>> {
-        let k = &self.session.kernel;
         match self.thread(t)? {
             ThreadRef::Cpu(i) => Some(self.cpu_registers(i)),
             ThreadRef::Task(j) => {
                 let tt = &self.session.tasks()[j];
-                if let Some(cpu) = tt.running_on {
+                if let Some(cpu) = tt.running_on
+                    && self.session.cpu_has_registers(cpu)
+                {
                     return Some(self.cpu_registers(cpu));
                 }
-                let mut regs = A::task_registers(k);
-                A::set_current_task(&mut regs, Some(tt.task.addr.0));
-                if let Ok(saved) = &tt.switch_regs {
-                    for (name, v) in saved {
-                        regs.set(name, *v);
-                    }
-                }
-                Some(regs)
+                Some(self.switch_frame(tt.task.addr.0, &tt.switch_regs))
             }
         }
     }

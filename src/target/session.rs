@@ -14,6 +14,11 @@ pub use crate::kernel::tasks::TASK_TID_BASE;
 use crate::kernel::tasks::{Task, TaskReader};
 use crate::mmu::AddressSpace;
 
+/// Label suffix of a thread on a CPU that has no saved registers (the
+/// running kernel): its registers are its last switch frame, not where it
+/// is now (drgn marks these the same way).
+pub const RUNNING: &str = " [running]";
+
 /// Which threads GDB sees.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ThreadMode {
@@ -146,7 +151,31 @@ impl Session {
         if Some(i) == self.panic_cpu {
             s.push_str(" [panic]");
         }
+        if !self.cpu_has_registers(i) && self.cpu_state().tasks.get(i).is_some_and(Option::is_some)
+        {
+            s.push_str(RUNNING);
+        }
         s
+    }
+
+    /// True if `task` is on a CPU whose registers were not saved (the
+    /// running kernel): the CPU's `rq->curr` (`running_on`), or flagged
+    /// `on_cpu` (also mid-switch, its frame not settled) on a CPU we know.
+    fn on_cpu_without_registers(&self, task: &Task, running_on: Option<usize>) -> bool {
+        let flagged = task
+            .cpu
+            .map(|c| c as usize)
+            .filter(|&c| task.on_cpu && c < self.kernel.cpus.len());
+        running_on
+            .or(flagged)
+            .is_some_and(|cpu| !self.cpu_has_registers(cpu))
+    }
+
+    /// True if CPU `i`'s registers were saved (dump notes, QMP); false on
+    /// the running kernel, whose CPUs are busy: their threads then show the
+    /// current task's last switch frame.
+    pub fn cpu_has_registers(&self, i: usize) -> bool {
+        self.kernel.cpus.get(i).is_some_and(|c| !c.regs.is_empty())
     }
 
     /// Every task (idle tasks excepted), read on first use and kept.
@@ -208,7 +237,17 @@ impl Session {
                 flags.push("panic".into());
             }
         }
-        format!("pid {} {} [{}]", t.task.pid, t.task.comm, flags.join(", "))
+        let running = if self.on_cpu_without_registers(&t.task, t.running_on) {
+            RUNNING
+        } else {
+            ""
+        };
+        format!(
+            "pid {} {} [{}]{running}",
+            t.task.pid,
+            t.task.comm,
+            flags.join(", ")
+        )
     }
 }
 

@@ -204,21 +204,32 @@ pub fn initramfs(busybox: &[u8], init: &str) -> Vec<u8> {
     initramfs_with(busybox, init, &[])
 }
 
-/// [`initramfs`] plus `files`, each (path without a leading /, contents)
-/// in the root directory or one of the directories above (e.g. a module
-/// for /init to insmod).
+/// [`initramfs`] plus `files`, each (path without a leading /, contents),
+/// mode 0644; directories above them are created (e.g. a module for /init
+/// to insmod, or a program's shared libraries under lib/).
 pub fn initramfs_with(busybox: &[u8], init: &str, files: &[(&str, &[u8])]) -> Vec<u8> {
     let mut c = Cpio {
         out: Vec::new(),
         ino: 0,
     };
-    for d in [".", "bin", "proc", "sys", "dev", "tmp"] {
+    let mut dirs: Vec<String> = [".", "bin", "proc", "sys", "dev", "tmp"]
+        .map(String::from)
+        .to_vec();
+    for d in &dirs {
         c.entry(d, 0o040755, (0, 0), &[]);
     }
     c.entry("dev/console", 0o020600, (5, 1), &[]);
     c.entry("bin/busybox", 0o100755, (0, 0), busybox);
     c.entry("init", 0o100755, (0, 0), init.as_bytes());
     for (name, data) in files {
+        let parts: Vec<&str> = name.split('/').collect();
+        for i in 1..parts.len() {
+            let d = parts[..i].join("/");
+            if !dirs.contains(&d) {
+                c.entry(&d, 0o040755, (0, 0), &[]);
+                dirs.push(d);
+            }
+        }
         c.entry(name, 0o100644, (0, 0), data);
     }
     c.entry("TRAILER!!!", 0, (0, 0), &[]);

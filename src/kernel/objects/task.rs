@@ -34,6 +34,9 @@ pub struct TaskLayout {
     pub state: Member,
     pub exit_state: Option<Member>,
     pub cpu: Option<Member>,
+    /// `on_cpu` (SMP kernels): set from just before a task is switched in
+    /// until its switch-out has finished saving its frame.
+    pub on_cpu: Option<Member>,
     pub flags: Member,
     pub real_parent: Option<Member>,
     /// Before 6.2 (SPLIT_RSS_COUNTING): `rss_stat.count[]`, per-thread RSS
@@ -121,6 +124,7 @@ impl TaskLayout {
                 Some(m) => Some(m),
                 None => optional_member(k, T, "thread_info.cpu")?,
             },
+            on_cpu: optional_member(k, T, "on_cpu")?,
             flags: member(k, T, "flags")?,
             real_parent: optional_member(k, T, "real_parent")?,
             rss_stat_count: optional_member(k, T, "rss_stat.count")?,
@@ -150,6 +154,9 @@ pub struct Task {
     pub active_mm: VirtAddr,
     pub stack: VirtAddr,
     pub cpu: Option<u32>,
+    /// `on_cpu != 0`: running, or in the middle of a context switch (its
+    /// switch frame is not settled); false where the kernel has no on_cpu.
+    pub on_cpu: bool,
     /// Kernel thread (PF_KTHREAD).
     pub kthread: bool,
 }
@@ -210,6 +217,11 @@ impl<'k> TaskView<'k> {
             active_mm: l.active_mm.ptr(k, addr)?,
             stack: l.stack.ptr(k, addr)?,
             cpu: l.cpu.map(|m| m.u32(k, addr)).transpose()?,
+            on_cpu: l
+                .on_cpu
+                .map(|m| m.u32(k, addr))
+                .transpose()?
+                .is_some_and(|v| v != 0),
             kthread: l.flags.u32(k, addr)? & PF_KTHREAD != 0,
         })
     }

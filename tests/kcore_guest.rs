@@ -1,0 +1,539 @@
+//! The running kernel (/proc/kcore), end to end: `corestub serve` runs
+//! *inside* a QEMU guest as root, reading the guest's own /proc/kcore, and
+//! GDB on the host debugs the guest kernel through a forwarded port.
+//!
+//! The guest: Debian's 6.1 cloud kernel (the fixtures' vmlinux; KASLR on)
+//! under QEMU TCG, 2 CPUs, a busybox initramfs holding corestub (stripped),
+//! its shared libraries and the dynamic loader (from `ldd`), the virtio
+//! modules from the same kernel package, and the debug vmlinux on a
+//! read-only virtio disk (an ext4 image made once with `mke2fs -d`). User
+//! networking forwards 127.0.0.1:PORT to the guest's `corestub serve
+//! --listen 0.0.0.0:1234 --allow-remote`. /init starts two sleepers (the
+//! first with only `CORESTUB_MARK=<marker>` in its environment), logs the
+//! marker to the kernel log, and prints what the checks compare against on
+//! the serial console: the sleepers' PIDs and the first one's
+//! env_start/env_end from /proc/PID/stat.
+//!
+//! Host GDB checks: `info threads` lists the sleepers as task threads and
+//! marks CPU threads `[running]` (kcore has no CPU registers), `bt` of a
+//! sleeper ends in its nanosleep, `p init_task.comm`, `dmesg` has the
+//! marker, `ps` lists the sleepers, the sleeper's environment read through
+//! its own page tables holds the marker, a write and a breakpoint are
+//! refused, a `stepi` is answered by a stop (the connection lives on), and
+//! `monitor refresh` and `continue` re-read the kernel (a new snapshot) and
+//! still list the sleepers; `lsmod` matches the guest's /proc/modules,
+//! `corestub info` in the guest prints the dump summary, and a second GDB
+//! client gets a fresh snapshot.
+//!
+//! Needs qemu-system-x86_64, busybox-static, gdb, mke2fs, strip, the
+//! x86_64 vmlinux fixture and Debian's linux-image-6.1.0-56-cloud-amd64
+//! (fetched with apt-get download into the fixture cache on first use,
+//! with the disk image). Missing pieces: SKIP, or failure under
+//! CORESTUB_REQUIRE_FIXTURES=1.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::guest::{
+    INIT_PREAMBLE, Proc, TempDir, busybox, cmd_ok, downloaded, extract, have, initramfs_with,
+};
+use common::{GDB_BATCH, corestub_bin, split_steps, step_args};
+
+const TEST: &str = "kcore_guest";
+const KVER: &str = "6.1.0-56-cloud-amd64";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
+/// The guest port corestub listens on.
+const GUEST_PORT: u16 = 1234;
+
+/// The modules that give the guest a virtio NIC and disk (all `=m` in
+/// Debian's cloud kernel), under lib/modules/KVER/kernel/.
+const MODULES: &[&str] = &[
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci_legacy_dev.ko",
+    "drivers/virtio/virtio_pci_modern_dev.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
+    "drivers/block/virtio_blk.ko",
+];
+
+fn skip(why: &str) {
+    common::guest::skip(TEST, why)
+}
+
+/// The kernel image and its virtio modules, cached in
+/// `fixtures/kcore-guest/KVER/` (each file renamed into place whole).
+struct GuestKernel {
+    vmlinuz: PathBuf,
+    modules: Vec<PathBuf>,
+}
+
+fn module_path(dir: &Path, m: &str) -> PathBuf {
+    dir.join("modules").join(m.rsplit('/').next().unwrap())
+}
+
+fn guest_kernel() -> Result<GuestKernel, String> {
+    let dir = corestub::fixtures::root().join("kcore-guest").join(KVER);
+    let k = GuestKernel {
+        vmlinuz: dir.join("vmlinuz"),
+        modules: MODULES.iter().map(|m| module_path(&dir, m)).collect(),
+    };
+    if k.vmlinuz.is_file() && k.modules.iter().all(|m| m.is_file()) {
+        return Ok(k);
+    }
+    let work = dir.join(format!("tmp-{}", std::process::id()));
+    std::fs::create_dir_all(work.join("modules")).map_err(|e| e.to_string())?;
+    let _tmp = TempDir(work.clone());
+    let pkg = format!("linux-image-{KVER}");
+    cmd_ok(
+        Command::new("apt-get")
+            .args(["download", &pkg])
+            .current_dir(&work),
+        &format!("apt-get download {pkg}"),
+    )?;
+    let deb = downloaded(&work, &pkg)?;
+    let image = format!("./boot/vmlinuz-{KVER}");
+    let mods: Vec<String> = MODULES
+        .iter()
+        .map(|m| format!("./lib/modules/{KVER}/kernel/{m}"))
+        .collect();
+    let mut members = vec![image.clone()];
+    members.extend(mods.iter().cloned());
+    extract(&deb, &work, &members)?;
+    std::fs::create_dir_all(dir.join("modules")).map_err(|e| e.to_string())?;
+    for (m, rel) in MODULES.iter().zip(&mods) {
+        std::fs::rename(work.join(rel), module_path(&dir, m)).map_err(|e| format!("{m}: {e}"))?;
+    }
+    std::fs::rename(work.join(&image), &k.vmlinuz).map_err(|e| format!("{image}: {e}"))?;
+    Ok(k)
+}
+
+/// An ext4 image holding `vmlinux` (as /vmlinux), made once beside the
+/// kernel: the guest mounts it read-only for corestub's `--vmlinux`.
+fn vmlinux_disk(vmlinux: &Path) -> Result<PathBuf, String> {
+    let dir = corestub::fixtures::root().join("kcore-guest").join(KVER);
+    let img = dir.join("vmlinux.ext4");
+    if img.is_file() {
+        return Ok(img);
+    }
+    let src = dir.join(format!("disk-src-{}", std::process::id()));
+    std::fs::create_dir_all(&src).map_err(|e| e.to_string())?;
+    let _tmp = TempDir(src.clone());
+    let inside = src.join("vmlinux");
+    if std::fs::hard_link(vmlinux, &inside).is_err() {
+        std::fs::copy(vmlinux, &inside).map_err(|e| format!("copy vmlinux: {e}"))?;
+    }
+    let size_mb = std::fs::metadata(vmlinux).map_err(|e| e.to_string())?.len() / (1 << 20) + 64;
+    let tmp_img = dir.join(format!("vmlinux.ext4.tmp-{}", std::process::id()));
+    cmd_ok(
+        Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext4", "-O", "^has_journal", "-d"])
+            .arg(&src)
+            .arg(&tmp_img)
+            .arg(format!("{size_mb}M")),
+        "mke2fs -d",
+    )
+    .inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp_img);
+    })?;
+    std::fs::rename(&tmp_img, &img).map_err(|e| e.to_string())?;
+    Ok(img)
+}
+
+/// corestub (stripped) and everything `ldd` says it loads, as initramfs
+/// files at their own paths; corestub itself at /corestub.
+fn corestub_files(work: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let stripped = work.join("corestub");
+    cmd_ok(
+        Command::new("strip")
+            .arg("-o")
+            .arg(&stripped)
+            .arg(corestub_bin()),
+        "strip corestub",
+    )?;
+    let mut files = vec![(
+        "corestub".to_string(),
+        std::fs::read(&stripped).map_err(|e| e.to_string())?,
+    )];
+    let ldd = Command::new("ldd")
+        .arg(corestub_bin())
+        .output()
+        .map_err(|e| format!("ldd: {e}"))?;
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or
+        // `/lib64/ld-linux-x86-64.so.2 (0x…)`; the vDSO has no file
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        let Some(path) = path.filter(|p| p.starts_with('/')) else {
+            continue;
+        };
+        let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        files.push((path.trim_start_matches('/').to_string(), bytes));
+    }
+    if !files.iter().any(|(p, _)| p.contains("ld-linux")) {
+        return Err(format!(
+            "ldd named no dynamic loader:\n{}",
+            String::from_utf8_lossy(&ldd.stdout)
+        ));
+    }
+    Ok(files)
+}
+
+fn loader(files: &[(String, Vec<u8>)]) -> String {
+    let l = files
+        .iter()
+        .find(|(p, _)| p.contains("ld-linux"))
+        .expect("checked in corestub_files");
+    format!("/{}", l.0)
+}
+
+/// /init: modules, disk, network, two sleepers, facts on the console, then
+/// corestub serving the guest's /proc/kcore.
+fn init_script(marker: &str, loader: &str) -> String {
+    format!(
+        "{INIT_PREAMBLE}for pass in 1 2 3; do for m in /modules/*.ko; do insmod $m 2>/dev/null; done; done
+mkdir -p /mnt
+mount -t ext4 -o ro /dev/vda /mnt || echo KCORE-FAIL mount
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+env -i CORESTUB_MARK={marker} sleep 100001 &
+s1=$!
+sleep 100002 &
+s2=$!
+echo KCORE-MARKER {marker} > /dev/kmsg
+sleep 1
+echo \"KCORE-SLEEPERS $s1 $s2\"
+echo \"KCORE-ENV $s1 $(cut -d' ' -f50,51 /proc/$s1/stat)\"
+echo \"KCORE-COMM $(cat /proc/$s1/comm)\"
+echo \"KCORE-MODULES $(cut -d' ' -f1 /proc/modules | tr '\\n' ' ')\"
+chmod 755 {loader}
+{loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub info --vmlinux /mnt/vmlinux | sed 's/^/KCORE-INFO /'
+{loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub serve --listen 0.0.0.0:{GUEST_PORT} --allow-remote --vmlinux /mnt/vmlinux &
+while true; do sleep 1000; done
+"
+    )
+}
+
+/// A free TCP port on 127.0.0.1 for QEMU's forward.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The first console line with `key`, the rest of it.
+fn console_line<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| Some(l.split_once(key)?.1.trim()))
+        .unwrap_or_else(|| panic!("no {key:?} on the console:\n{text}"))
+}
+
+/// GDB on the host, connected to the guest's corestub, running `steps`.
+fn gdb(port: u16, symbols: &str, steps: &[(&str, &str)]) -> (BTreeMap<String, String>, String) {
+    let scripts = concat!(env!("CARGO_MANIFEST_DIR"), "/gdb-scripts/corestub.py");
+    let mut args: Vec<String> = GDB_BATCH.map(String::from).to_vec();
+    for c in [
+        "set remotetimeout 60".to_string(),
+        "set confirm off".to_string(),
+        symbols.to_string(),
+        format!("source {scripts}"),
+        format!("target remote 127.0.0.1:{port}"),
+    ] {
+        args.push("-ex".into());
+        args.push(c);
+    }
+    for (label, cmd) in steps {
+        args.extend(step_args(label, cmd));
+    }
+    args.extend(step_args("end", "echo"));
+    let out = common::run(Command::new("gdb").args(&args).stdin(Stdio::null()));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    (split_steps(&stdout), all)
+}
+
+#[test]
+fn kcore_in_a_guest() {
+    let t0 = Instant::now();
+    for (tool, arg) in [
+        ("qemu-system-x86_64", "--version"),
+        ("gdb", "--version"),
+        ("mke2fs", "-V"),
+        ("strip", "--version"),
+    ] {
+        if !have(tool, arg) {
+            return skip(&format!("{tool} is not installed"));
+        }
+    }
+    let Some(bb) = busybox() else {
+        return skip("no static /bin/busybox (apt-get install busybox-static)");
+    };
+    let Some(vmlinux) = corestub::fixtures::fixture("x86_64-6.1", "vmlinux", TEST) else {
+        return;
+    };
+    let kernel = match guest_kernel() {
+        Ok(k) => k,
+        Err(e) => return skip(&format!("cannot fetch linux-image-{KVER}: {e}")),
+    };
+    let disk = match vmlinux_disk(&vmlinux) {
+        Ok(d) => d,
+        Err(e) => return skip(&format!("cannot make the vmlinux disk: {e}")),
+    };
+    eprintln!("{TEST}: kernel and disk ready in {:.1?}", t0.elapsed());
+
+    let dir = std::env::temp_dir().join(format!("corestub-kcore-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _tmp = TempDir(dir.clone());
+    let marker = common::guest::marker("CORESTUB-KCORE");
+    let mut files = corestub_files(&dir).unwrap();
+    let loader = loader(&files);
+    for m in &kernel.modules {
+        let name = format!("modules/{}", m.file_name().unwrap().to_string_lossy());
+        files.push((name, std::fs::read(m).unwrap()));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    let initrd = dir.join("initrd.gz");
+    std::fs::write(
+        &initrd,
+        initramfs_with(&bb, &init_script(&marker, &loader), &refs),
+    )
+    .unwrap();
+    drop(files);
+    let console = dir.join("console.log");
+    let port = free_port();
+    let mut qemu = Proc::spawn(
+        "qemu",
+        Command::new("qemu-system-x86_64")
+            .args(["-accel", "tcg", "-cpu", "max,la57=off"])
+            .args(["-machine", "pc", "-m", "1024", "-smp", "2"])
+            .args(["-display", "none", "-nodefaults", "-no-reboot"])
+            .arg("-serial")
+            .arg(format!("file:{}", console.display()))
+            .arg("-drive")
+            .arg(format!(
+                "file={},format=raw,if=virtio,readonly=on",
+                disk.display()
+            ))
+            .arg("-netdev")
+            .arg(format!(
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:{GUEST_PORT}"
+            ))
+            .args(["-device", "virtio-net-pci,netdev=n0"])
+            .arg("-kernel")
+            .arg(&kernel.vmlinuz)
+            .arg("-initrd")
+            .arg(&initrd)
+            .args(["-append", "console=ttyS0 panic=-1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("qemu.err")).unwrap()),
+    );
+    let boot = Instant::now();
+    let read_console =
+        || String::from_utf8_lossy(&std::fs::read(&console).unwrap_or_default()).to_string();
+    // corestub's banner ends with the `target remote` line once it listens
+    let text = loop {
+        let text = read_console();
+        if text.contains("corestub:         target remote") {
+            break text;
+        }
+        assert!(
+            !text.contains("KCORE-FAIL") && !text.contains("/init: line"),
+            "guest set-up failed; console:\n{text}"
+        );
+        assert!(
+            qemu.alive(),
+            "QEMU exited: {}\nconsole:\n{text}",
+            std::fs::read_to_string(dir.join("qemu.err")).unwrap_or_default()
+        );
+        assert!(
+            boot.elapsed() < BOOT_TIMEOUT,
+            "corestub did not start serving within {BOOT_TIMEOUT:?}; console:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!("{TEST}: guest serving after {:.1?}", boot.elapsed());
+    let sleepers: Vec<u32> = console_line(&text, "KCORE-SLEEPERS ")
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    let env: Vec<u64> = console_line(&text, "KCORE-ENV ")
+        .split_whitespace()
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(sleepers.len(), 2, "console:\n{text}");
+    assert_eq!(env.len(), 3, "KCORE-ENV PID START END; console:\n{text}");
+    assert_eq!(console_line(&text, "KCORE-COMM "), "sleep");
+    // the banner's add-symbol-file line, with the host's vmlinux
+    let symbols = console_line(&text, "corestub: in GDB: ")
+        .replace("/mnt/vmlinux", &vmlinux.display().to_string());
+    assert!(symbols.starts_with("add-symbol-file "), "{symbols}");
+    // `corestub info` on the running kernel: the summary a dump gets
+    let info = |key: &str| console_line(&text, &format!("KCORE-INFO {key:>18}: ")).to_string();
+    assert_eq!(info("RELEASE"), KVER);
+    assert!(
+        info("FORMAT").starts_with("running kernel (kcore"),
+        "{}",
+        info("FORMAT")
+    );
+    let tasks: usize = info("TASKS").parse().unwrap();
+    assert!(tasks > 40, "TASKS {tasks}");
+    assert_eq!(info("CPUS"), "2");
+    assert!(
+        !text.contains("KCORE-INFO              PANIC"),
+        "no panic on a running kernel"
+    );
+    eprintln!(
+        "{TEST}: corestub info in the guest:\n{}",
+        text.lines()
+            .filter(|l| l.contains("KCORE-INFO"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let (s1, s2) = (sleepers[0], sleepers[1]);
+    let env_start = env[1];
+
+    let t_gdb = Instant::now();
+    let (steps, all) = gdb(
+        port,
+        &symbols,
+        &[
+            ("threads", "info threads"),
+            ("task", &format!("task {s1}")),
+            ("bt", "bt"),
+            ("comm", "p init_task.comm"),
+            ("dmesg", "dmesg"),
+            ("ps", "ps"),
+            ("task-again", &format!("task {s1}")),
+            ("user", &format!("x/s {env_start:#x}")),
+            ("write", "set var init_task.comm[0] = 88"),
+            ("comm-after", "p init_task.comm"),
+            ("refresh", "monitor refresh"),
+            ("flush", "maintenance flush register-cache"),
+            ("threads-after", "info threads"),
+            ("continue", "continue"),
+            ("threads-continue", "info threads"),
+            ("help", "monitor help"),
+            ("lsmod", "lsmod"),
+            ("sys", "sys"),
+            // last: after a step GDB spends a long time in its own symbol
+            // lookups (a minute under load), whatever the server answers
+            ("break", "break do_nanosleep"),
+            ("continue-bp", "continue"),
+            ("delete", "delete"),
+            ("stepi", "stepi"),
+            ("after-stepi", "monitor info version"),
+        ],
+    );
+    eprintln!("{TEST}: GDB session {:.1?}", t_gdb.elapsed());
+    let step = |l: &str| steps.get(l).map(String::as_str).unwrap_or("");
+    eprintln!("{TEST}: sys in GDB:\n{}", step("sys"));
+    let ctx = || format!("GDB output:\n{all}\nconsole:\n{}", read_console());
+    for (l, want) in [
+        ("threads", format!("pid {s1} sleep")),
+        ("threads", format!("pid {s2} sleep")),
+        ("threads", "[running]".to_string()),
+        // a task on a CPU (corestub itself, reading) is marked too
+        ("threads", "] [running])".to_string()),
+        ("sys", format!("RELEASE: {KVER}")),
+        ("sys", "DUMPFILE: /proc/kcore".to_string()),
+        ("comm", "\"swapper/0".to_string()),
+        ("dmesg", format!("KCORE-MARKER {marker}")),
+        ("user", format!("CORESTUB_MARK={marker}")),
+        ("comm-after", "\"swapper/0".to_string()),
+        ("threads-after", format!("pid {s1} sleep")),
+        ("continue", "received signal SIGINT".to_string()),
+        // a step is refused with a stop; the connection lives on
+        ("stepi", "received signal SIGINT".to_string()),
+        ("threads-continue", format!("pid {s2} sleep")),
+    ] {
+        assert!(
+            step(l).contains(&want),
+            "step {l}: no {want:?} in {:?}\n{}",
+            step(l),
+            ctx()
+        );
+    }
+    let bt = step("bt");
+    assert!(
+        ["do_nanosleep", "hrtimer_nanosleep", "schedule"]
+            .iter()
+            .any(|f| bt.contains(f)),
+        "bt of sleeper {s1}: {bt}\n{}",
+        ctx()
+    );
+    let modules: Vec<&str> = console_line(&text, "KCORE-MODULES ")
+        .split_whitespace()
+        .collect();
+    assert!(modules.contains(&"virtio_net"), "{modules:?}");
+    for m in &modules {
+        assert!(
+            step("lsmod")
+                .lines()
+                .any(|l| l.split_whitespace().any(|w| w == *m)),
+            "lsmod lacks {m} (the guest's /proc/modules: {modules:?}):\n{}",
+            ctx()
+        );
+    }
+    let ps = step("ps");
+    for pid in [s1, s2] {
+        assert!(
+            ps.lines()
+                .any(|l| l.split_whitespace().next() == Some(&pid.to_string())
+                    && l.contains("sleep")),
+            "ps lists sleeper {pid}:\n{ps}\n{}",
+            ctx()
+        );
+    }
+    // monitor output goes to GDB's stderr: the refresh took snapshot 2
+    // (continue took the third), and `monitor help` lists it
+    for want in [
+        "running kernel re-read (snapshot 2)",
+        "refresh re-read the running kernel",
+        // answered after the refused step: the connection lives on
+        "corestub 0.",
+    ] {
+        assert!(all.contains(want), "no {want:?}:\n{}", ctx());
+    }
+    // the breakpoint's insertion (a memory write) was refused by the server
+    let bp = step("break")
+        .split_whitespace()
+        .find(|w| w.starts_with("0x"))
+        .map(|w| w.trim_end_matches(':').to_string())
+        .unwrap_or_else(|| panic!("no breakpoint address:\n{}", ctx()));
+    assert!(
+        read_console().contains(&format!("refused a memory write at {bp}")),
+        "breakpoint at {bp} not refused:\n{}",
+        ctx()
+    );
+    // the write was refused, and said so
+    assert!(
+        all.contains("Cannot access memory") || all.contains("Could not write"),
+        "the write to init_task.comm was not refused:\n{}",
+        ctx()
+    );
+    // a second client gets its own fresh snapshot
+    let (steps2, all2) = gdb(port, &symbols, &[("threads", "info threads")]);
+    assert!(
+        steps2
+            .get("threads")
+            .is_some_and(|t| t.contains(&format!("pid {s1} sleep"))),
+        "second client:\n{all2}"
+    );
+    drop(qemu);
+    eprintln!("{TEST}: total {:.1?}", t0.elapsed());
+}
