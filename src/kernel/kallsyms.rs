@@ -153,17 +153,22 @@ impl Kallsyms {
             .map(|((kind, name), addr)| KSym { name, addr, kind })
             .collect();
         check_sorted(&syms, at)?;
+        Ok(Kallsyms::from_symbols(syms, percpu_absolute))
+    }
+
+    /// A table from already decoded symbols (tests, other sources).
+    pub fn from_symbols(syms: Vec<KSym>, percpu_absolute: bool) -> Kallsyms {
+        // first wins: a global and a local of one name (rare) keep the
+        // earlier, as kallsyms_lookup_name does
         let mut by_name = HashMap::with_capacity(syms.len());
         for (i, s) in syms.iter().enumerate() {
-            // first wins: a global and a local of one name (rare) keep the
-            // earlier, as kallsyms_lookup_name does
             by_name.entry(s.name.clone()).or_insert(i);
         }
-        Ok(Kallsyms {
+        Kallsyms {
             syms,
             percpu_absolute,
             by_name,
-        })
+        }
     }
 
     /// The runtime address of `name`.

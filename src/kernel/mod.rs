@@ -8,6 +8,7 @@ pub mod objects;
 pub mod page;
 pub mod printk;
 pub mod symbols;
+pub mod symfile;
 pub mod tasks;
 pub mod uts;
 pub mod vmcoreinfo;

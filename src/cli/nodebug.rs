@@ -1,0 +1,105 @@
+//! No debug vmlinux anywhere: a symbol file built from the dump alone
+//! (kallsyms symbols; see [`corestub::kernel::symfile`]), cached by the
+//! kernel's build-id under `$XDG_CACHE_HOME/corestub/nodebug/` (else
+//! `~/.cache/corestub/nodebug/`), so a second session on the same kernel
+//! (any boot: the file holds link-time addresses) starts at once.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use corestub::kernel::Kernel;
+use corestub::kernel::symbols::Vmlinux;
+use corestub::kernel::symfile::{self, SymbolFileParts};
+
+/// Bumped whenever the generated file's content changes, so that older
+/// cached files are not reused.
+const FORMAT: &str = "v1";
+
+fn cache_root() -> Option<PathBuf> {
+    let env = |k| std::env::var_os(k).filter(|v| !v.is_empty());
+    let base = env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))?;
+    Some(base.join("corestub/nodebug").join(FORMAT))
+}
+
+fn hex_bytes(s: &str) -> Option<Vec<u8>> {
+    (s.len() % 2 == 0)
+        .then(|| {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+                .collect()
+        })
+        .flatten()
+}
+
+/// The generated symbol file for `k`'s kernel: the cached one, else built
+/// now. Errors say why none could be made (no kallsyms, cache unwritable).
+pub fn symbol_file(k: &Kernel) -> Result<(PathBuf, Vmlinux), String> {
+    let build_id = k.vmcoreinfo.build_id().map(str::to_ascii_lowercase);
+    let root = cache_root().ok_or("no cache directory ($XDG_CACHE_HOME and $HOME unset)")?;
+    let path = match &build_id {
+        Some(id) => root.join(id).join("vmlinux"),
+        // without a build-id the file is only good for this dump
+        None => root.join(format!("no-build-id-{}", std::process::id())).join("vmlinux"),
+    };
+    if build_id.is_some()
+        && path.is_file()
+        && let Ok(v) = Vmlinux::open(&path)
+        && v.build_id() == build_id.as_deref()
+    {
+        log::info!("symbols built from the dump, cached: {}", path.display());
+        return Ok((path, v));
+    }
+    let t0 = std::time::Instant::now();
+    let kallsyms = k.kallsyms().map_err(|e| format!("no kallsyms: {e}"))?;
+    let bytes = symfile::write(&SymbolFileParts {
+        arch: k.arch,
+        build_id: build_id.as_deref().and_then(hex_bytes),
+        kaslr_offset: k.kaslr_offset,
+        debug_sections: Vec::new(),
+        kallsyms,
+    })?;
+    write_atomically(&path, &bytes)?;
+    log::info!(
+        "symbol file built from the dump in {:?}: {} ({} symbols)",
+        t0.elapsed(),
+        path.display(),
+        kallsyms.syms.len()
+    );
+    let v = Vmlinux::open(&path).map_err(|e| e.to_string())?;
+    Ok((path, v))
+}
+
+/// Writes `bytes` to a temporary file beside `path` and renames it into
+/// place: a reader never sees a partial file, and two sessions building
+/// the same file at once each rename a complete one.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), String> {
+    let dir = path.parent().ok_or("cache path has no directory")?;
+    let ctx = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+    std::fs::create_dir_all(dir).map_err(|e| ctx("cannot create", dir, e))?;
+    let tmp = dir.join(format!(".vmlinux.tmp.{}", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    result.map_err(|e| {
+        std::fs::remove_file(&tmp).ok();
+        ctx("cannot write", path, e)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_id_hex_to_bytes() {
+        assert_eq!(hex_bytes("0aff"), Some(vec![0x0a, 0xff]));
+        assert_eq!(hex_bytes("0af"), None);
+        assert_eq!(hex_bytes("zz"), None);
+    }
+}
