@@ -54,13 +54,23 @@ pub fn symbol_file(k: &Kernel) -> Result<(PathBuf, Vmlinux), String> {
     }
     let t0 = std::time::Instant::now();
     let kallsyms = k.kallsyms().map_err(|e| format!("no kallsyms: {e}"))?;
+    let t_syms = t0.elapsed();
+    let debug_sections = match types_from_btf(k, kallsyms) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("corestub: no types for the symbol file: {e}");
+            Vec::new()
+        }
+    };
+    let t_types = t0.elapsed();
     let bytes = symfile::write(&SymbolFileParts {
         arch: k.arch,
         build_id: build_id.as_deref().and_then(hex_bytes),
         kaslr_offset: k.kaslr_offset,
-        debug_sections: Vec::new(),
+        debug_sections,
         kallsyms,
     })?;
+    log::info!("kallsyms read in {t_syms:?}, BTF to DWARF by {t_types:?}");
     write_atomically(&path, &bytes)?;
     log::info!(
         "symbol file built from the dump in {:?}: {} ({} symbols)",
@@ -70,6 +80,33 @@ pub fn symbol_file(k: &Kernel) -> Result<(PathBuf, Vmlinux), String> {
     );
     let v = Vmlinux::open(&path).map_err(|e| e.to_string())?;
     Ok((path, v))
+}
+
+/// Largest BTF blob read (a distribution kernel's is ~5 MiB).
+const MAX_BTF: u64 = 256 << 20;
+
+/// The kernel's BTF (`__start_BTF`..`__stop_BTF`) as DWARF sections.
+fn types_from_btf(
+    k: &Kernel,
+    kallsyms: &corestub::kernel::kallsyms::Kallsyms,
+) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    use corestub::kernel::kallsyms::KernelMemory as _;
+    let (Some(start), Some(stop)) = (kallsyms.addr("__start_BTF"), kallsyms.addr("__stop_BTF"))
+    else {
+        return Err("kallsyms has no __start_BTF/__stop_BTF (a kernel without CONFIG_DEBUG_INFO_BTF)".into());
+    };
+    let len = stop
+        .checked_sub(start)
+        .filter(|&l| l > 0 && l <= MAX_BTF)
+        .ok_or_else(|| format!("BTF {start:#x}..{stop:#x} is not a plausible range"))?;
+    let mut blob = vec![0u8; len as usize];
+    k.read(start, &mut blob)
+        .map_err(|e| format!("BTF at {start:#x}: {e}"))?;
+    let btf = corestub::kernel::btf::Btf::parse(&blob).map_err(|e| format!("{e} (BTF at {start:#x})"))?;
+    let kaslr = k.kaslr_offset;
+    corestub::kernel::btf_dwarf::write(&btf, &|name| {
+        symfile::link_address(kallsyms, name, kaslr)
+    })
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it into

@@ -1,6 +1,8 @@
 //! Kernel knowledge on top of a dump: VMCOREINFO, KASLR, the kernel page
 //! table root, per-CPU register contexts, and virtual memory reads.
 
+pub mod btf;
+pub mod btf_dwarf;
 pub mod dwarf;
 pub mod kallsyms;
 pub mod kaslr;

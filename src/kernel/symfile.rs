@@ -54,6 +54,17 @@ fn link_addr(k: &Kallsyms, s: &KSym, kaslr: u64, percpu_end: Option<u64>) -> Opt
     s.addr.checked_sub(kaslr)
 }
 
+/// The link-time address of kallsyms symbol `name` (what the generated
+/// file's symbol and DWARF say for it).
+pub fn link_address(k: &Kallsyms, name: &str, kaslr: u64) -> Option<u64> {
+    let addr = k.addr(name)?;
+    let percpu_end = k.addr("__per_cpu_end");
+    if k.percpu_absolute && percpu_end.is_some_and(|e| addr <= e) {
+        return Some(addr);
+    }
+    addr.checked_sub(kaslr)
+}
+
 /// The image's sections from the kernel's own section markers: text
 /// `[_text, _etext)`, init text `[_sinittext, _einittext)`, and the data
 /// around them up to `_end`; all one executable range when the markers are
