@@ -8,12 +8,15 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use corestub::kernel::Kernel;
+use corestub::kernel::btf::Btf;
+use corestub::kernel::kallsyms::{Kallsyms, KernelMemory as _};
+use corestub::kernel::orc;
 use corestub::kernel::symbols::Vmlinux;
 use corestub::kernel::symfile::{self, SymbolFileParts};
 
 /// Bumped whenever the generated file's content changes, so that older
 /// cached files are not reused.
-const FORMAT: &str = "v1";
+const FORMAT: &str = "v2";
 
 fn cache_root() -> Option<PathBuf> {
     let env = |k| std::env::var_os(k).filter(|v| !v.is_empty());
@@ -82,31 +85,80 @@ pub fn symbol_file(k: &Kernel) -> Result<(PathBuf, Vmlinux), String> {
     Ok((path, v))
 }
 
-/// Largest BTF blob read (a distribution kernel's is ~5 MiB).
-const MAX_BTF: u64 = 256 << 20;
+/// Largest table read (a distribution kernel's BTF is ~5 MiB, ORC ~3 MiB).
+const MAX_TABLE: u64 = 256 << 20;
 
-/// The kernel's BTF (`__start_BTF`..`__stop_BTF`) as DWARF sections.
+/// The kernel's BTF (`__start_BTF`..`__stop_BTF`) as DWARF sections,
+/// plus (x86_64) its ORC tables as `.debug_frame`.
 fn types_from_btf(
     k: &Kernel,
-    kallsyms: &corestub::kernel::kallsyms::Kallsyms,
+    kallsyms: &Kallsyms,
 ) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
-    use corestub::kernel::kallsyms::KernelMemory as _;
     let (Some(start), Some(stop)) = (kallsyms.addr("__start_BTF"), kallsyms.addr("__stop_BTF"))
     else {
         return Err("kallsyms has no __start_BTF/__stop_BTF (a kernel without CONFIG_DEBUG_INFO_BTF)".into());
     };
+    let blob = read_range(k, start, stop, "BTF")?;
+    let btf = Btf::parse(&blob).map_err(|e| format!("{e} (BTF at {start:#x})"))?;
+    let kaslr = k.kaslr_offset;
+    let mut sections = corestub::kernel::btf_dwarf::write(&btf, &|name| {
+        symfile::link_address(kallsyms, name, kaslr)
+    })?;
+    if k.arch == corestub::addr::Arch::X86_64 {
+        match frames_from_orc(k, kallsyms, &btf) {
+            Ok(f) => sections.push((".debug_frame", f)),
+            Err(e) => eprintln!("corestub: no unwind tables for the symbol file: {e}"),
+        }
+    }
+    Ok(sections)
+}
+
+/// Bytes `start..stop` of kernel memory (a table kallsyms delimits).
+fn read_range(k: &Kernel, start: u64, stop: u64, what: &str) -> Result<Vec<u8>, String> {
     let len = stop
         .checked_sub(start)
-        .filter(|&l| l > 0 && l <= MAX_BTF)
-        .ok_or_else(|| format!("BTF {start:#x}..{stop:#x} is not a plausible range"))?;
+        .filter(|&l| l > 0 && l <= MAX_TABLE)
+        .ok_or_else(|| format!("{what} {start:#x}..{stop:#x} is not a plausible range"))?;
     let mut blob = vec![0u8; len as usize];
     k.read(start, &mut blob)
-        .map_err(|e| format!("BTF at {start:#x}: {e}"))?;
-    let btf = corestub::kernel::btf::Btf::parse(&blob).map_err(|e| format!("{e} (BTF at {start:#x})"))?;
-    let kaslr = k.kaslr_offset;
-    corestub::kernel::btf_dwarf::write(&btf, &|name| {
-        symfile::link_address(kallsyms, name, kaslr)
-    })
+        .map_err(|e| format!("{what} at {start:#x}: {e}"))?;
+    Ok(blob)
+}
+
+/// The kernel's ORC unwind tables as `.debug_frame`.
+fn frames_from_orc(k: &Kernel, kallsyms: &Kallsyms, btf: &Btf) -> Result<Vec<u8>, String> {
+    let sym = |n: &str| kallsyms.addr(n).ok_or(format!("kallsyms has no {n} (no ORC unwinder)"));
+    let (ip0, ip1, e0) = (
+        sym("__start_orc_unwind_ip")?,
+        sym("__stop_orc_unwind_ip")?,
+        sym("__start_orc_unwind")?,
+    );
+    let layout = orc::EntryLayout::from_btf(btf)?;
+    let ips = read_range(k, ip0, ip1, "ORC ip table")?;
+    let n = (ips.len() / 4) as u64;
+    let e1 = n
+        .checked_mul(6)
+        .and_then(|l| e0.checked_add(l))
+        .ok_or("ORC table size overflows")?;
+    let entries = read_range(k, e0, e1, "ORC entries")?;
+    let table = orc::decode(&layout, &ips, ip0, &entries, k.kaslr_offset)?;
+    orc::debug_frame(&table, &orc::pt_regs_slots(btf), &functions(kallsyms, k.kaslr_offset))
+}
+
+/// Text symbols' link-time ranges, each up to the next symbol.
+fn functions(kallsyms: &Kallsyms, kaslr: u64) -> Vec<(u64, u64)> {
+    let mut starts: Vec<(u64, bool)> = kallsyms
+        .syms
+        .iter()
+        .filter_map(|s| Some((s.addr.checked_sub(kaslr)?, s.is_text())))
+        .collect();
+    starts.sort_unstable();
+    starts.dedup_by_key(|s| s.0);
+    starts
+        .windows(2)
+        .filter(|w| w[0].1)
+        .map(|w| (w[0].0, w[1].0))
+        .collect()
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it into

@@ -183,6 +183,28 @@ impl<'a> Btf<'a> {
         self.types.get((id as usize).checked_sub(1)?)
     }
 
+    /// The members of the struct named `name`: (name, bit offset, bit
+    /// size; 0 when not a bitfield).
+    pub fn struct_members(&self, name: &str) -> Option<Vec<(&'a str, u32, u32)>> {
+        let t = self
+            .types
+            .iter()
+            .find(|t| t.kind == kind::STRUCT && self.str(t.name_off) == name)?;
+        Some(
+            (0..usize::from(t.vlen))
+                .map(|i| {
+                    let m = t.record(i, 3);
+                    let (bits, off) = if t.kind_flag {
+                        (m(2) >> 24, m(2) & 0x00ff_ffff)
+                    } else {
+                        (0, m(2))
+                    };
+                    (self.str(m(0)), off, bits)
+                })
+                .collect(),
+        )
+    }
+
     /// The NUL-terminated string at `off` ("" when out of range or not
     /// UTF-8: names are C identifiers).
     pub fn str(&self, off: u32) -> &'a str {

@@ -7,6 +7,7 @@ pub mod dwarf;
 pub mod kallsyms;
 pub mod kaslr;
 pub mod objects;
+pub mod orc;
 pub mod page;
 pub mod printk;
 pub mod symbols;
