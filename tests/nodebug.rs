@@ -4,6 +4,7 @@
 
 use std::path::PathBuf;
 
+
 use corestub::fixtures::fixture;
 use corestub::kernel::Kernel;
 use corestub::kernel::symbols::Vmlinux;
@@ -50,7 +51,8 @@ fn kallsyms_equal_the_vmlinux_symbols() {
             ks.syms.len(),
             t0.elapsed()
         );
-        assert!(ks.syms.len() > 50_000, "{}", ks.syms.len());
+        // arm64 Debian cloud kernels list functions only (no KALLSYMS_ALL)
+        assert!(ks.syms.len() > 20_000, "{}", ks.syms.len());
         let vm = Vmlinux::open(&vmlinux).unwrap();
         let mut missing = Vec::new();
         for s in &ks.syms {
@@ -74,4 +76,198 @@ fn kallsyms_equal_the_vmlinux_symbols() {
             &missing[..missing.len().min(10)]
         );
     }
+}
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// A directory holding only a link to `dump` (no vmlinux beside it) and
+/// an empty cache, so `corestub gdb` finds no debug file anywhere.
+fn lonely(dump: &std::path::Path, tag: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("corestub-nodebug-{tag}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    let link = dir.join(dump.file_name().unwrap());
+    std::os::unix::fs::symlink(dump, &link).unwrap();
+    (link, dir)
+}
+
+/// `corestub gdb DUMP -- -batch` with no vmlinux and no debuginfod: each
+/// step's output, everything printed, and the symbol file's build time
+/// (from the log) when it was built.
+fn nodebug_steps(
+    dump: &std::path::Path,
+    tag: &str,
+    steps: &[(&str, &str)],
+) -> (BTreeMap<String, String>, String, Option<String>) {
+    let (link, dir) = lonely(dump, tag);
+    let mut args: Vec<String> = vec!["gdb".into(), link.display().to_string(), "--".into()];
+    args.extend(common::GDB_BATCH.map(String::from));
+    for (label, cmd) in steps {
+        args.extend(common::step_args(label, cmd));
+    }
+    args.extend(["-ex".into(), "echo @@STEP end\\n".into()]);
+    let out = common::run(
+        Command::new(common::corestub_bin())
+            .args(&args)
+            .env_remove("DEBUGINFOD_URLS")
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .env("RUST_LOG", "corestub::cli::nodebug=info"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let built = stderr
+        .lines()
+        .find_map(|l| l.split_once("symbol file built from the dump in "))
+        .map(|(_, rest)| rest.split(':').next().unwrap_or("").to_string());
+    let all = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    std::fs::remove_dir_all(&dir).ok();
+    (
+        common::split_steps(&String::from_utf8_lossy(&out.stdout)),
+        all,
+        built,
+    )
+}
+
+/// The function of each physical frame of a `bt` (the outermost of its
+/// inlined frames, where a debug vmlinux shows them), up to the first
+/// frame without a symbol; `.constprop.0`-style suffixes dropped.
+fn frame_functions(bt: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in bt.lines().filter(|l| l.starts_with('#')) {
+        let rest = line.split_once(' ').map_or("", |x| x.1).trim_start();
+        let (physical, name) = match rest.split_once(" in ") {
+            Some((addr, name)) if addr.starts_with("0x") => (true, name),
+            _ => (out.is_empty(), rest),
+        };
+        let name = name.split([' ', '(', '.']).next().unwrap_or("").to_string();
+        if name == "??" || name.is_empty() {
+            break;
+        }
+        match (physical, out.last_mut()) {
+            (false, Some(last)) => *last = name,
+            _ => out.push(name),
+        }
+    }
+    out
+}
+
+#[test]
+fn frame_functions_takes_the_outermost_inlined_name() {
+    let bt = "#0  crash_setup_regs (a=1) at x.h:1\n#1  __crash_kexec (r=0) at k.c:2\n\
+              #2  0xffffffff979cd06e in panic (fmt=0x0) at p.c:3\n\
+              #3  0xffffffff97a03f4d in el0_svc_common.constprop.0 ()\n#4  0x000000000047b7a0 in ?? ()\n";
+    assert_eq!(frame_functions(bt), ["__crash_kexec", "panic", "el0_svc_common"]);
+}
+
+/// `bt` of `thread` with the debug vmlinux, by frame function.
+fn debug_bt(dump: &std::path::Path, vmlinux: &std::path::Path, thread: &str) -> Vec<String> {
+    let (out, all) = common::gdb_steps(dump, vmlinux, &[("t", thread), ("bt", "bt")]);
+    let f = frame_functions(&out["bt"]);
+    assert!(!f.is_empty(), "debug bt of {thread}: {all}");
+    f
+}
+
+/// With no vmlinux anywhere and DEBUGINFOD_URLS unset, `corestub gdb` on
+/// the x86_64 6.1 kdump builds a symbol file from the dump (kallsyms, BTF,
+/// ORC) and gives the task list, backtraces whose function names are the
+/// debug session's, dmesg, ps, and the kernel's types.
+#[test]
+fn x86_64_session_without_any_debug_file() {
+    let test = "x86_64_session_without_any_debug_file";
+    let (Some(dump), Some(vmlinux)) = (
+        fixture("x86_64-6.1", "elf-d31.vmcore", test),
+        fixture("x86_64-6.1", "vmlinux", test),
+    ) else {
+        return;
+    };
+    let (out, all, built) = nodebug_steps(
+        &dump,
+        "x86",
+        &[
+            ("threads", "info threads"),
+            ("bt", "bt"),
+            ("t1", "thread 1"),
+            ("bt1", "bt"),
+            ("dmesg", "dmesg"),
+            ("ps", "ps"),
+            ("ptype", "ptype struct task_struct"),
+            ("comm", "p ((struct task_struct *)&init_task)->comm"),
+            ("addr", "p &init_task"),
+        ],
+    );
+    eprintln!("x86_64-6.1: symbol file built in {built:?}");
+    assert!(built.is_some(), "no symbol file was built: {all}");
+    assert!(all.contains("using symbols built from the dump"), "{all}");
+    let threads = &out["threads"];
+    assert!(threads.contains("pid 1 init"), "{threads}");
+    assert!(threads.lines().count() > 50, "{threads}");
+    assert!(out["dmesg"].contains("Linux version 6.1"), "{}", out["dmesg"]);
+    assert!(out["ps"].contains("[kthreadd]"), "{}", out["ps"]);
+    let ptype = &out["ptype"];
+    assert!(ptype.contains("char comm[16];") && ptype.contains("struct list_head tasks;"), "{ptype}");
+    assert!(out["comm"].contains("\"swapper/0"), "{}", out["comm"]);
+    // the address GDB prints for init_task, cast back by hand
+    let addr = out["addr"]
+        .split_whitespace()
+        .find(|w| w.starts_with("0x"))
+        .unwrap_or_else(|| panic!("{}", out["addr"]));
+    let (cast, _, _) = nodebug_steps(
+        &dump,
+        "x86-cast",
+        &[("comm", &format!("p ((struct task_struct *){addr})->comm"))],
+    );
+    assert!(cast["comm"].contains("\"swapper/0"), "{}", cast["comm"]);
+
+    // CPU 0 (idle): every physical frame as with the debug vmlinux, but
+    // the outermost (head_64.S labels: kallsyms names the inner label)
+    let ours = frame_functions(&out["bt1"]);
+    let theirs = debug_bt(&dump, &vmlinux, "thread 1");
+    eprintln!("CPU 0: {ours:?}\n debug: {theirs:?}");
+    assert!(ours.len() >= theirs.len() - 1 && theirs.len() > 5, "{ours:?} vs {theirs:?}");
+    assert_eq!(ours[..theirs.len() - 1], theirs[..theirs.len() - 1]);
+    // the panicking CPU: __crash_kexec is STACK_FRAME_NON_STANDARD, the
+    // kernel has no ORC entry for it, so the backtrace ends there
+    let ours = frame_functions(&out["bt"]);
+    let theirs = debug_bt(&dump, &vmlinux, "thread 3");
+    eprintln!("panic CPU: {ours:?}\n debug: {theirs:?}");
+    assert_eq!(ours[..], theirs[..ours.len()]);
+}
+
+/// arm64 6.1 (Debian cloud: no KALLSYMS_ALL, so kallsyms has functions
+/// only): the symbol file names functions, GDB's own prologue analysis
+/// unwinds the panicking CPU as with the debug vmlinux, and the types come
+/// from the BTF found by its header. No task list: `init_task` is in
+/// neither kallsyms nor VMCOREINFO.
+#[test]
+fn arm64_session_without_any_debug_file() {
+    let test = "arm64_session_without_any_debug_file";
+    let (Some(dump), Some(vmlinux)) = (
+        fixture("arm64-6.1", "elf-d31.vmcore", test),
+        fixture("arm64-6.1", "vmlinux", test),
+    ) else {
+        return;
+    };
+    let (out, all, built) = nodebug_steps(
+        &dump,
+        "arm64",
+        &[
+            ("threads", "info threads"),
+            ("bt", "bt"),
+            ("dmesg", "dmesg"),
+            ("ptype", "ptype struct task_struct"),
+        ],
+    );
+    eprintln!("arm64-6.1: symbol file built in {built:?}");
+    assert!(all.contains("using symbols built from the dump"), "{all}");
+    // types from the BTF found by its header (kallsyms has no __start_BTF)
+    assert!(out["ptype"].contains("char comm[16];"), "{}", out["ptype"]);
+    assert!(out["dmesg"].contains("Linux version 6.1"), "{}", out["dmesg"]);
+    assert!(out["threads"].contains("in arch_cpu_idle ()"), "{}", out["threads"]);
+    let ours = frame_functions(&out["bt"]);
+    let theirs = debug_bt(&dump, &vmlinux, "thread 4");
+    eprintln!("panic CPU: {ours:?}\n debug: {theirs:?}");
+    assert!(ours.len() > 10, "{ours:?}");
+    assert_eq!(ours, theirs);
 }

@@ -16,7 +16,7 @@ use corestub::kernel::symfile::{self, SymbolFileParts};
 
 /// Bumped whenever the generated file's content changes, so that older
 /// cached files are not reused.
-const FORMAT: &str = "v2";
+const FORMAT: &str = "v3";
 
 fn cache_root() -> Option<PathBuf> {
     let env = |k| std::env::var_os(k).filter(|v| !v.is_empty());
@@ -94,11 +94,10 @@ fn types_from_btf(
     k: &Kernel,
     kallsyms: &Kallsyms,
 ) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
-    let (Some(start), Some(stop)) = (kallsyms.addr("__start_BTF"), kallsyms.addr("__stop_BTF"))
-    else {
-        return Err("kallsyms has no __start_BTF/__stop_BTF (a kernel without CONFIG_DEBUG_INFO_BTF)".into());
+    let (start, blob) = match (kallsyms.addr("__start_BTF"), kallsyms.addr("__stop_BTF")) {
+        (Some(start), Some(stop)) => (start, read_range(k, start, stop, "BTF")?),
+        _ => find_btf(k, kallsyms)?,
     };
-    let blob = read_range(k, start, stop, "BTF")?;
     let btf = Btf::parse(&blob).map_err(|e| format!("{e} (BTF at {start:#x})"))?;
     let kaslr = k.kaslr_offset;
     let mut sections = corestub::kernel::btf_dwarf::write(&btf, &|name| {
@@ -111,6 +110,51 @@ fn types_from_btf(
         }
     }
     Ok(sections)
+}
+
+/// Bytes scanned at a time while looking for the BTF header.
+const SCAN_CHUNK: u64 = 1 << 20;
+
+/// The BTF blob found by its header in the kernel's read-only data
+/// (`_etext`..`_sinittext`): kallsyms without CONFIG_KALLSYMS_ALL lists
+/// functions only, not `__start_BTF`. The header is recognised by its
+/// magic, version, length and sections that follow each other and fit in
+/// the range; the blob must then parse.
+fn find_btf(k: &Kernel, kallsyms: &Kallsyms) -> Result<(u64, Vec<u8>), String> {
+    let none = "kallsyms has no __start_BTF/__stop_BTF and no BTF header was found in the kernel's read-only data (a kernel without CONFIG_DEBUG_INFO_BTF?)";
+    let (Some(lo), Some(hi)) = (kallsyms.addr("_etext"), kallsyms.addr("_sinittext")) else {
+        return Err(none.into());
+    };
+    let mut at = lo & !3;
+    while at < hi {
+        let len = SCAN_CHUNK.min(hi - at) as usize;
+        let mut chunk = vec![0u8; len];
+        if k.read(at, &mut chunk).is_ok() {
+            for off in (0..len.saturating_sub(24)).step_by(4) {
+                let h = &chunk[off..off + 24];
+                if h[..8] != [0x9f, 0xeb, 1, 0, 24, 0, 0, 0] {
+                    continue;
+                }
+                let w = |i: usize| u64::from(u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+                let (type_off, type_len, str_off, str_len) = (w(8), w(12), w(16), w(20));
+                let total = 24 + str_off + str_len;
+                let start = at + off as u64;
+                if type_off != 0 || str_off != type_len || total > hi - start || total > MAX_TABLE {
+                    continue;
+                }
+                let blob = read_range(k, start, start + total, "BTF")?;
+                if Btf::parse(&blob).is_ok() {
+                    log::info!("BTF found by its header at {start:#x} ({total} bytes)");
+                    return Ok((start, blob));
+                }
+            }
+        }
+        at += SCAN_CHUNK.min(hi - at).saturating_sub(24) & !3;
+        if len <= 24 {
+            break;
+        }
+    }
+    Err(none.into())
 }
 
 /// Bytes `start..stop` of kernel memory (a table kallsyms delimits).
