@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 
-
 use corestub::fixtures::fixture;
 use corestub::kernel::Kernel;
 use corestub::kernel::symbols::Vmlinux;
@@ -44,7 +43,9 @@ fn kallsyms_equal_the_vmlinux_symbols() {
     for (dump, vmlinux) in dump_sets("kallsyms_equal_the_vmlinux_symbols") {
         let k = Kernel::new(corestub::dump::open(&dump).unwrap()).unwrap();
         let t0 = std::time::Instant::now();
-        let ks = k.kallsyms().unwrap_or_else(|e| panic!("{}: {e}", dump.display()));
+        let ks = k
+            .kallsyms()
+            .unwrap_or_else(|e| panic!("{}: {e}", dump.display()));
         eprintln!(
             "{}: {} kallsyms symbols in {:?}",
             dump.display(),
@@ -158,7 +159,10 @@ fn frame_functions_takes_the_outermost_inlined_name() {
     let bt = "#0  crash_setup_regs (a=1) at x.h:1\n#1  __crash_kexec (r=0) at k.c:2\n\
               #2  0xffffffff979cd06e in panic (fmt=0x0) at p.c:3\n\
               #3  0xffffffff97a03f4d in el0_svc_common.constprop.0 ()\n#4  0x000000000047b7a0 in ?? ()\n";
-    assert_eq!(frame_functions(bt), ["__crash_kexec", "panic", "el0_svc_common"]);
+    assert_eq!(
+        frame_functions(bt),
+        ["__crash_kexec", "panic", "el0_svc_common"]
+    );
 }
 
 /// `bt` of `thread` with the debug vmlinux, by frame function.
@@ -203,10 +207,17 @@ fn x86_64_session_without_any_debug_file() {
     let threads = &out["threads"];
     assert!(threads.contains("pid 1 init"), "{threads}");
     assert!(threads.lines().count() > 50, "{threads}");
-    assert!(out["dmesg"].contains("Linux version 6.1"), "{}", out["dmesg"]);
+    assert!(
+        out["dmesg"].contains("Linux version 6.1"),
+        "{}",
+        out["dmesg"]
+    );
     assert!(out["ps"].contains("[kthreadd]"), "{}", out["ps"]);
     let ptype = &out["ptype"];
-    assert!(ptype.contains("char comm[16];") && ptype.contains("struct list_head tasks;"), "{ptype}");
+    assert!(
+        ptype.contains("char comm[16];") && ptype.contains("struct list_head tasks;"),
+        "{ptype}"
+    );
     assert!(out["comm"].contains("\"swapper/0"), "{}", out["comm"]);
     // the address GDB prints for init_task, cast back by hand
     let addr = out["addr"]
@@ -225,7 +236,10 @@ fn x86_64_session_without_any_debug_file() {
     let ours = frame_functions(&out["bt1"]);
     let theirs = debug_bt(&dump, &vmlinux, "thread 1");
     eprintln!("CPU 0: {ours:?}\n debug: {theirs:?}");
-    assert!(ours.len() >= theirs.len() - 1 && theirs.len() > 5, "{ours:?} vs {theirs:?}");
+    assert!(
+        ours.len() >= theirs.len() - 1 && theirs.len() > 5,
+        "{ours:?} vs {theirs:?}"
+    );
     assert_eq!(ours[..theirs.len() - 1], theirs[..theirs.len() - 1]);
     // the panicking CPU: __crash_kexec is STACK_FRAME_NON_STANDARD, the
     // kernel has no ORC entry for it, so the backtrace ends there
@@ -263,8 +277,16 @@ fn arm64_session_without_any_debug_file() {
     assert!(all.contains("using symbols built from the dump"), "{all}");
     // types from the BTF found by its header (kallsyms has no __start_BTF)
     assert!(out["ptype"].contains("char comm[16];"), "{}", out["ptype"]);
-    assert!(out["dmesg"].contains("Linux version 6.1"), "{}", out["dmesg"]);
-    assert!(out["threads"].contains("in arch_cpu_idle ()"), "{}", out["threads"]);
+    assert!(
+        out["dmesg"].contains("Linux version 6.1"),
+        "{}",
+        out["dmesg"]
+    );
+    assert!(
+        out["threads"].contains("in arch_cpu_idle ()"),
+        "{}",
+        out["threads"]
+    );
     let ours = frame_functions(&out["bt"]);
     let theirs = debug_bt(&dump, &vmlinux, "thread 4");
     eprintln!("panic CPU: {ours:?}\n debug: {theirs:?}");

@@ -45,7 +45,9 @@ pub fn symbol_file(k: &Kernel) -> Result<(PathBuf, Vmlinux), String> {
     let path = match &build_id {
         Some(id) => root.join(id).join("vmlinux"),
         // without a build-id the file is only good for this dump
-        None => root.join(format!("no-build-id-{}", std::process::id())).join("vmlinux"),
+        None => root
+            .join(format!("no-build-id-{}", std::process::id()))
+            .join("vmlinux"),
     };
     if build_id.is_some()
         && path.is_file()
@@ -90,10 +92,7 @@ const MAX_TABLE: u64 = 256 << 20;
 
 /// The kernel's BTF (`__start_BTF`..`__stop_BTF`) as DWARF sections,
 /// plus (x86_64) its ORC tables as `.debug_frame`.
-fn types_from_btf(
-    k: &Kernel,
-    kallsyms: &Kallsyms,
-) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+fn types_from_btf(k: &Kernel, kallsyms: &Kallsyms) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
     let (start, blob) = match (kallsyms.addr("__start_BTF"), kallsyms.addr("__stop_BTF")) {
         (Some(start), Some(stop)) => (start, read_range(k, start, stop, "BTF")?),
         _ => find_btf(k, kallsyms)?,
@@ -135,7 +134,8 @@ fn find_btf(k: &Kernel, kallsyms: &Kallsyms) -> Result<(u64, Vec<u8>), String> {
                 if h[..8] != [0x9f, 0xeb, 1, 0, 24, 0, 0, 0] {
                     continue;
                 }
-                let w = |i: usize| u64::from(u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
+                let w =
+                    |i: usize| u64::from(u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]));
                 let (type_off, type_len, str_off, str_len) = (w(8), w(12), w(16), w(20));
                 let total = 24 + str_off + str_len;
                 let start = at + off as u64;
@@ -171,7 +171,11 @@ fn read_range(k: &Kernel, start: u64, stop: u64, what: &str) -> Result<Vec<u8>, 
 
 /// The kernel's ORC unwind tables as `.debug_frame`.
 fn frames_from_orc(k: &Kernel, kallsyms: &Kallsyms, btf: &Btf) -> Result<Vec<u8>, String> {
-    let sym = |n: &str| kallsyms.addr(n).ok_or(format!("kallsyms has no {n} (no ORC unwinder)"));
+    let sym = |n: &str| {
+        kallsyms
+            .addr(n)
+            .ok_or(format!("kallsyms has no {n} (no ORC unwinder)"))
+    };
     let (ip0, ip1, e0) = (
         sym("__start_orc_unwind_ip")?,
         sym("__stop_orc_unwind_ip")?,
@@ -186,7 +190,11 @@ fn frames_from_orc(k: &Kernel, kallsyms: &Kallsyms, btf: &Btf) -> Result<Vec<u8>
         .ok_or("ORC table size overflows")?;
     let entries = read_range(k, e0, e1, "ORC entries")?;
     let table = orc::decode(&layout, &ips, ip0, &entries, k.kaslr_offset)?;
-    orc::debug_frame(&table, &orc::pt_regs_slots(btf), &functions(kallsyms, k.kaslr_offset))
+    orc::debug_frame(
+        &table,
+        &orc::pt_regs_slots(btf),
+        &functions(kallsyms, k.kaslr_offset),
+    )
 }
 
 /// Text symbols' link-time ranges, each up to the next symbol.

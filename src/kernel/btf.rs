@@ -122,21 +122,34 @@ pub struct Btf<'a> {
 impl<'a> Btf<'a> {
     pub fn parse(b: &'a [u8]) -> Result<Btf<'a>, BtfError> {
         if b.len() < 24 {
-            return Err(bad(0, format!("{} bytes: shorter than the header", b.len())));
+            return Err(bad(
+                0,
+                format!("{} bytes: shorter than the header", b.len()),
+            ));
         }
         let magic = u16::from_le_bytes([b[0], b[1]]);
         if magic != MAGIC {
-            return Err(bad(0, format!("magic {magic:#x}, not {MAGIC:#x} (or big-endian)")));
+            return Err(bad(
+                0,
+                format!("magic {magic:#x}, not {MAGIC:#x} (or big-endian)"),
+            ));
         }
         let hdr_len = u32_at(b, 4) as usize;
-        let [type_off, type_len, str_off, str_len] =
-            [8, 12, 16, 20].map(|i| u32_at(b, i) as usize);
+        let [type_off, type_len, str_off, str_len] = [8, 12, 16, 20].map(|i| u32_at(b, i) as usize);
         let section = |off: usize, len: usize, what: &str| {
             hdr_len
                 .checked_add(off)
                 .and_then(|s| Some(s..s.checked_add(len)?))
                 .filter(|r| r.end <= b.len())
-                .ok_or_else(|| bad(8, format!("{what} section {off}+{len} past the blob's {} bytes", b.len())))
+                .ok_or_else(|| {
+                    bad(
+                        8,
+                        format!(
+                            "{what} section {off}+{len} past the blob's {} bytes",
+                            b.len()
+                        ),
+                    )
+                })
         };
         let tr = section(type_off, type_len, "type")?;
         let sr = section(str_off, str_len, "string")?;
@@ -158,7 +171,10 @@ impl<'a> Btf<'a> {
                 .ok_or_else(|| bad(pos, format!("type {}: unknown kind {k}", types.len() + 1)))?;
             let end = pos + 12 + n;
             if end > tr.end {
-                return Err(bad(pos, format!("type {}: runs past the type section", types.len() + 1)));
+                return Err(bad(
+                    pos,
+                    format!("type {}: runs past the type section", types.len() + 1),
+                ));
             }
             types.push(Type {
                 name_off: u32_at(hdr, 0),
@@ -229,7 +245,13 @@ pub(crate) mod tests {
         let mut b = Vec::new();
         b.extend_from_slice(&MAGIC.to_le_bytes());
         b.extend_from_slice(&[1, 0]);
-        for w in [24u32, 0, t.len() as u32, t.len() as u32, strings.len() as u32] {
+        for w in [
+            24u32,
+            0,
+            t.len() as u32,
+            t.len() as u32,
+            strings.len() as u32,
+        ] {
             b.extend_from_slice(&w.to_le_bytes());
         }
         b.extend_from_slice(&t);
@@ -255,7 +277,10 @@ pub(crate) mod tests {
         let btf = Btf::parse(&b).unwrap();
         assert_eq!(btf.count(), 4);
         let s = btf.get(2).unwrap();
-        assert_eq!((btf.str(s.name_off), s.kind, s.vlen, s.size_or_type), ("s", kind::STRUCT, 1, 4));
+        assert_eq!(
+            (btf.str(s.name_off), s.kind, s.vlen, s.size_or_type),
+            ("s", kind::STRUCT, 1, 4)
+        );
         let m = s.record(0, 3);
         assert_eq!((btf.str(m(0)), m(1), m(2)), ("a", 1, 0));
         assert!(btf.get(0).is_none() && btf.get(4).is_none());
@@ -264,12 +289,21 @@ pub(crate) mod tests {
     #[test]
     fn damaged_blobs_are_errors() {
         assert!(Btf::parse(&[0; 10]).is_err());
-        let mut b = blob(b"\0", &[(0, info(kind::STRUCT, 3, false), 4, vec![0, 0, 0])]);
+        let mut b = blob(
+            b"\0",
+            &[(0, info(kind::STRUCT, 3, false), 4, vec![0, 0, 0])],
+        );
         let e = Btf::parse(&b).err().unwrap();
         assert!(e.reason.contains("runs past"), "{e}");
         b[0] = 0;
         assert!(Btf::parse(&b).err().unwrap().reason.contains("magic"));
         let b = blob(b"\0", &[(0, info(30, 0, false), 0, vec![])]);
-        assert!(Btf::parse(&b).err().unwrap().reason.contains("unknown kind"));
+        assert!(
+            Btf::parse(&b)
+                .err()
+                .unwrap()
+                .reason
+                .contains("unknown kind")
+        );
     }
 }

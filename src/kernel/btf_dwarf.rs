@@ -31,9 +31,18 @@ pub fn write(btf: &Btf, addr_of: &dyn Fn(&str) -> Option<u64>) -> Result<DebugSe
     let mut dwarf = DwarfUnit::new(encoding);
     let root = dwarf.unit.root();
     let cu = dwarf.unit.get_mut(root);
-    cu.set(dw::DW_AT_producer, AttributeValue::String(b"corestub (from BTF)".to_vec()));
-    cu.set(dw::DW_AT_language, AttributeValue::Language(dw::DW_LANG_C89));
-    cu.set(dw::DW_AT_name, AttributeValue::String(b"vmlinux-btf".to_vec()));
+    cu.set(
+        dw::DW_AT_producer,
+        AttributeValue::String(b"corestub (from BTF)".to_vec()),
+    );
+    cu.set(
+        dw::DW_AT_language,
+        AttributeValue::Language(dw::DW_LANG_C89),
+    );
+    cu.set(
+        dw::DW_AT_name,
+        AttributeValue::String(b"vmlinux-btf".to_vec()),
+    );
 
     let mut w = Writer {
         btf,
@@ -168,7 +177,11 @@ impl Writer<'_, '_> {
             kind::FLOAT => {
                 self.set_name(die, t.name_off);
                 self.set(die, dw::DW_AT_byte_size, AttributeValue::Udata(size));
-                self.set(die, dw::DW_AT_encoding, AttributeValue::Encoding(dw::DW_ATE_float));
+                self.set(
+                    die,
+                    dw::DW_AT_encoding,
+                    AttributeValue::Encoding(dw::DW_ATE_float),
+                );
             }
             kind::PTR => {
                 self.set(die, dw::DW_AT_byte_size, AttributeValue::Udata(8));
@@ -199,10 +212,18 @@ impl Writer<'_, '_> {
                     self.set_type(md, m(1));
                     if bit_size != 0 || bit_off % 8 != 0 {
                         let bits = if bit_size != 0 { bit_size } else { 1 };
-                        self.set(md, dw::DW_AT_data_bit_offset, AttributeValue::Udata(bit_off.into()));
+                        self.set(
+                            md,
+                            dw::DW_AT_data_bit_offset,
+                            AttributeValue::Udata(bit_off.into()),
+                        );
                         self.set(md, dw::DW_AT_bit_size, AttributeValue::Udata(bits.into()));
                     } else {
-                        self.set(md, dw::DW_AT_data_member_location, AttributeValue::Udata((bit_off / 8).into()));
+                        self.set(
+                            md,
+                            dw::DW_AT_data_member_location,
+                            AttributeValue::Udata((bit_off / 8).into()),
+                        );
                     }
                 }
             }

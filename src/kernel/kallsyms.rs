@@ -261,20 +261,20 @@ impl Tokens {
                 })?;
             bytes.extend_from_slice(&tail);
         }
-        let tokens = offs
-            .iter()
-            .map(|&o| {
-                let rest = &bytes[o..];
-                let end = rest.iter().position(|&b| b == 0).ok_or_else(|| {
-                    KallsymsError::Malformed {
-                        what: "kallsyms_token_table",
-                        va: table.saturating_add(o as u64),
-                        reason: "token is not NUL-terminated".into(),
-                    }
-                })?;
-                Ok(rest[..end].to_vec())
-            })
-            .collect::<Result<_, _>>()?;
+        let tokens =
+            offs.iter()
+                .map(|&o| {
+                    let rest = &bytes[o..];
+                    let end = rest.iter().position(|&b| b == 0).ok_or_else(|| {
+                        KallsymsError::Malformed {
+                            what: "kallsyms_token_table",
+                            va: table.saturating_add(o as u64),
+                            reason: "token is not NUL-terminated".into(),
+                        }
+                    })?;
+                    Ok(rest[..end].to_vec())
+                })
+                .collect::<Result<_, _>>()?;
         Ok(Tokens(tokens))
     }
 }
@@ -356,9 +356,7 @@ fn read_names(
         if text.len() > MAX_NAME_LEN + 1 {
             return Err(bad(format!("name expands to {} bytes", text.len())));
         }
-        let (&kind, name) = text
-            .split_first()
-            .ok_or_else(|| bad("empty name".into()))?;
+        let (&kind, name) = text.split_first().ok_or_else(|| bad("empty name".into()))?;
         let name = std::str::from_utf8(name)
             .map_err(|_| bad("name is not UTF-8".into()))?
             .to_owned();
@@ -409,28 +407,34 @@ fn read_addresses(
                     .checked_sub(1)
                     .and_then(|b| b.checked_add((-(i64::from(o))) as u64))
                     .ok_or_else(|| overflow(i)),
-                (false, _) => base.checked_add(u64::from(o as u32)).ok_or_else(|| overflow(i)),
+                (false, _) => base
+                    .checked_add(u64::from(o as u32))
+                    .ok_or_else(|| overflow(i)),
             })
             .collect::<Result<_, _>>()?;
         return Ok((v, absolute_percpu));
     }
     // offsets from _text: anchor them with a symbol known by address
     let (anchor, anchor_addr) = at.anchor.ok_or(KallsymsError::NotExported("_stext"))?;
-    let i = names
-        .iter()
-        .position(|(_, n)| n == anchor)
-        .ok_or_else(|| KallsymsError::Malformed {
-            what: "kallsyms_names",
-            va: at.names,
-            reason: format!("no {anchor} entry to place the _text-relative offsets"),
-        })?;
+    let i =
+        names
+            .iter()
+            .position(|(_, n)| n == anchor)
+            .ok_or_else(|| KallsymsError::Malformed {
+                what: "kallsyms_names",
+                va: at.names,
+                reason: format!("no {anchor} entry to place the _text-relative offsets"),
+            })?;
     let text = anchor_addr
         .checked_sub(u64::from(offs[i] as u32))
         .ok_or_else(|| overflow(i))?;
     let v = offs
         .iter()
         .enumerate()
-        .map(|(i, &o)| text.checked_add(u64::from(o as u32)).ok_or_else(|| overflow(i)))
+        .map(|(i, &o)| {
+            text.checked_add(u64::from(o as u32))
+                .ok_or_else(|| overflow(i))
+        })
         .collect::<Result<_, _>>()?;
     Ok((v, false))
 }
@@ -447,9 +451,7 @@ mod tests {
 
     impl KernelMemory for Flat {
         fn read(&self, va: u64, buf: &mut [u8]) -> Result<(), String> {
-            let start = va
-                .checked_sub(self.base)
-                .ok_or("below the buffer")? as usize;
+            let start = va.checked_sub(self.base).ok_or("below the buffer")? as usize;
             let src = self
                 .bytes
                 .get(start..start + buf.len())
@@ -464,9 +466,8 @@ mod tests {
     fn tables(syms: &[(&str, i32)], base: u64) -> (Flat, TableAddrs) {
         let mem_base = 0xffff_0000_0000_0000u64;
         let mut bytes = vec![0u8; 0x4000];
-        let put = |bytes: &mut Vec<u8>, at: usize, b: &[u8]| {
-            bytes[at..at + b.len()].copy_from_slice(b)
-        };
+        let put =
+            |bytes: &mut Vec<u8>, at: usize, b: &[u8]| bytes[at..at + b.len()].copy_from_slice(b);
         // token table at 0x100: token t = [t] (for printable bytes), 0xff = "ab"
         let mut table = Vec::new();
         let mut index = Vec::new();
@@ -517,10 +518,17 @@ mod tests {
 
     #[test]
     fn decodes_names_tokens_and_relative_offsets() {
-        let (mem, at) = tables(&[("T_stext", 0), ("tabc", 0x10), ("Dab_data", 0x2000)], 0xffff_8000);
+        let (mem, at) = tables(
+            &[("T_stext", 0), ("tabc", 0x10), ("Dab_data", 0x2000)],
+            0xffff_8000,
+        );
         let k = Kallsyms::read(&mem, &at).unwrap();
         assert!(!k.percpu_absolute);
-        let got: Vec<_> = k.syms.iter().map(|s| (s.kind, s.name.as_str(), s.addr)).collect();
+        let got: Vec<_> = k
+            .syms
+            .iter()
+            .map(|s| (s.kind, s.name.as_str(), s.addr))
+            .collect();
         assert_eq!(
             got,
             [
@@ -556,7 +564,10 @@ mod tests {
         // unsorted addresses
         let (mem, at) = tables(&[("Ta", 0x20), ("Tb", 0x10)], 0x1000);
         let e = Kallsyms::read(&mem, &at).unwrap_err().to_string();
-        assert!(e.contains("not sorted") && e.contains("0xffff000000003000"), "{e}");
+        assert!(
+            e.contains("not sorted") && e.contains("0xffff000000003000"),
+            "{e}"
+        );
         // a symbol count past the table: the names run off the buffer
         let (mut mem, at) = tables(&[("Ta", 0)], 0x1000);
         mem.bytes[0x3f08..0x3f0c].copy_from_slice(&3_000_000u32.to_le_bytes());

@@ -173,7 +173,12 @@ pub fn decode(
             .checked_add(4 * i as u64)
             .and_then(|a| a.checked_add_signed(i64::from(rel)))
             .and_then(|a| a.checked_sub(kaslr))
-            .ok_or_else(|| format!("ORC ip entry {i} at {:#x}: overflows", ip_base + 4 * i as u64))?;
+            .ok_or_else(|| {
+                format!(
+                    "ORC ip entry {i} at {:#x}: overflows",
+                    ip_base + 4 * i as u64
+                )
+            })?;
         let mut raw = [0u8; ENTRY_SIZE];
         raw.copy_from_slice(&entries[ENTRY_SIZE * i..ENTRY_SIZE * (i + 1)]);
         v.push((ip, layout.decode(&raw)));
@@ -181,7 +186,10 @@ pub fn decode(
     // the kernel sorts the table at build time; a module-less vmlinux
     // table out of order means a wrong reading
     if let Some(i) = v.windows(2).position(|w| w[1].0 < w[0].0) {
-        return Err(format!("ORC at {ip_base:#x}: entry {} is out of order", i + 1));
+        return Err(format!(
+            "ORC at {ip_base:#x}: entry {} is out of order",
+            i + 1
+        ));
     }
     Ok(v)
 }
@@ -263,13 +271,21 @@ fn rows(e: &Entry, regs: &[(Register, i32)], set: &mut Vec<Register>) -> Vec<Cal
         None => {
             // the outermost frame: no caller
             out.push(CallFrameInstruction::Cfa(X86_64::RSP, 0));
-            rule(&mut out, X86_64::RA, CallFrameInstruction::Undefined(X86_64::RA));
+            rule(
+                &mut out,
+                X86_64::RA,
+                CallFrameInstruction::Undefined(X86_64::RA),
+            );
         }
         Some(cfa) => {
             out.push(cfa);
             match e.ty {
                 FrameType::Call => {
-                    rule(&mut out, X86_64::RA, CallFrameInstruction::Offset(X86_64::RA, -8));
+                    rule(
+                        &mut out,
+                        X86_64::RA,
+                        CallFrameInstruction::Offset(X86_64::RA, -8),
+                    );
                 }
                 FrameType::Regs => {
                     for &(r, off) in regs {
@@ -297,7 +313,11 @@ fn rows(e: &Entry, regs: &[(Register, i32)], set: &mut Vec<Register>) -> Vec<Cal
                     REG_BP => {
                         let mut x = Expression::new();
                         x.op_breg(X86_64::RBP, e.bp_offset.into());
-                        rule(&mut out, X86_64::RBP, CallFrameInstruction::Expression(X86_64::RBP, x));
+                        rule(
+                            &mut out,
+                            X86_64::RBP,
+                            CallFrameInstruction::Expression(X86_64::RBP, x),
+                        );
                     }
                     _ => {}
                 }
@@ -388,7 +408,11 @@ mod tests {
         let mut new = old_layout();
         new.ty.len = 3;
         new.end = None;
-        assert_eq!(new.decode(&raw).ty, FrameType::End, "0 is UNDEFINED in the new numbering");
+        assert_eq!(
+            new.decode(&raw).ty,
+            FrameType::End,
+            "0 is UNDEFINED in the new numbering"
+        );
         let raw = [8, 0, 0, 0, REG_SP, 2];
         assert_eq!(new.decode(&raw).ty, FrameType::Call);
         // the end bit
@@ -404,7 +428,20 @@ mod tests {
         let mut ips = Vec::new();
         ips.extend_from_slice(&(0x8000i32 - 0x1000).to_le_bytes()); // -> 0x8000
         ips.extend_from_slice(&(0x8004i32 - 0x1004).to_le_bytes()); // -> 0x8004
-        let entries = [8, 0, 0, 0, REG_SP, 0, 16, 0, 0xf0, 0xff, REG_SP | (REG_PREV_SP << 4), 0];
+        let entries = [
+            8,
+            0,
+            0,
+            0,
+            REG_SP,
+            0,
+            16,
+            0,
+            0xf0,
+            0xff,
+            REG_SP | (REG_PREV_SP << 4),
+            0,
+        ];
         let t = decode(&layout, &ips, ip_base, &entries, 0).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[1].0, 0x8004);
@@ -413,7 +450,12 @@ mod tests {
         let df = gimli::DebugFrame::new(&bytes, LittleEndian);
         let mut ctx = gimli::UnwindContext::new();
         let row = df
-            .unwind_info_for_address(&BaseAddresses::default(), &mut ctx, 0x8006, gimli::DebugFrame::cie_from_offset)
+            .unwind_info_for_address(
+                &BaseAddresses::default(),
+                &mut ctx,
+                0x8006,
+                gimli::DebugFrame::cie_from_offset,
+            )
             .unwrap();
         assert_eq!(
             *row.cfa(),

@@ -11,8 +11,8 @@
 //! relocatable files, whose sections have no addresses.
 
 use object::elf;
-use object::write::elf::{FileHeader, SectionHeader, SectionIndex, Sym, Writer};
 use object::write::StringId;
+use object::write::elf::{FileHeader, SectionHeader, SectionIndex, Sym, Writer};
 
 use super::kallsyms::{KSym, Kallsyms};
 use crate::addr::Arch;
@@ -186,7 +186,12 @@ pub fn write(parts: &SymbolFileParts) -> Result<Vec<u8>, String> {
     w.reserve_null_section_index();
     let region_ids: Vec<(SectionIndex, StringId)> = regions
         .iter()
-        .map(|r| (w.reserve_section_index(), w.add_section_name(r.name.as_bytes())))
+        .map(|r| {
+            (
+                w.reserve_section_index(),
+                w.add_section_name(r.name.as_bytes()),
+            )
+        })
         .collect();
     let note_id = note.as_ref().map(|n| {
         let name = w.add_section_name(b".note.gnu.build-id");
@@ -274,7 +279,11 @@ pub fn write(parts: &SymbolFileParts) -> Result<Vec<u8>, String> {
     w.write_shstrtab();
     w.write_null_section_header();
     for (r, (_, name)) in regions.iter().zip(&region_ids) {
-        let exec = if r.exec { elf::SHF_EXECINSTR } else { elf::SHF_WRITE };
+        let exec = if r.exec {
+            elf::SHF_EXECINSTR
+        } else {
+            elf::SHF_WRITE
+        };
         w.write_section_header(&SectionHeader {
             name: Some(*name),
             sh_type: elf::SHT_NOBITS,
@@ -377,12 +386,18 @@ mod tests {
         assert_eq!(v.build_id(), Some("abcd"));
         assert!(v.percpu_zero_based());
         let f = v.symbol("start_kernel").unwrap();
-        assert_eq!((f.addr, f.size, f.kind), (base - kaslr + 0x10, 0x20, SymKind::Func));
+        assert_eq!(
+            (f.addr, f.size, f.kind),
+            (base - kaslr + 0x10, 0x20, SymKind::Func)
+        );
         let h = v.symbol("helper").unwrap();
         assert!(!h.global && h.size == 0xd0, "{h:?}");
         let d = v.symbol("init_task").unwrap();
         assert_eq!(d.kind, SymKind::Object);
-        assert_eq!(v.relocate(v.addr("current_task").unwrap(), kaslr), Some(0x40));
+        assert_eq!(
+            v.relocate(v.addr("current_task").unwrap(), kaslr),
+            Some(0x40)
+        );
         assert_eq!(
             v.relocate(v.addr("init_task").unwrap(), kaslr),
             Some(base + 0x200)
