@@ -16,7 +16,7 @@ use corestub::kernel::symfile::{self, SymbolFileParts};
 
 /// Bumped whenever the generated file's content changes, so that older
 /// cached files are not reused.
-const FORMAT: &str = "v3";
+const FORMAT: &str = "v4";
 
 fn cache_root() -> Option<PathBuf> {
     let env = |k| std::env::var_os(k).filter(|v| !v.is_empty());
@@ -190,10 +190,16 @@ fn frames_from_orc(k: &Kernel, kallsyms: &Kallsyms, btf: &Btf) -> Result<Vec<u8>
         .ok_or("ORC table size overflows")?;
     let entries = read_range(k, e0, e1, "ORC entries")?;
     let table = orc::decode(&layout, &ips, ip0, &entries, k.kaslr_offset)?;
+    let link = |n: &str| kallsyms.addr(n)?.checked_sub(k.kaslr_offset);
+    let text = match (link("_stext"), link("_etext")) {
+        (Some(lo), Some(hi)) if lo < hi => Some((lo, hi)),
+        _ => None,
+    };
     orc::debug_frame(
         &table,
         &orc::pt_regs_slots(btf),
         &functions(kallsyms, k.kaslr_offset),
+        text,
     )
 }
 

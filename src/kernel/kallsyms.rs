@@ -289,7 +289,13 @@ struct Chunked<'a> {
 impl Chunked<'_> {
     /// Bytes `pos..pos+len` of the table, reading more as needed.
     fn get(&mut self, pos: usize, len: usize) -> Result<&[u8], KallsymsError> {
-        let end = pos.checked_add(len).unwrap_or(usize::MAX);
+        let end = pos
+            .checked_add(len)
+            .ok_or_else(|| KallsymsError::Malformed {
+                what: "kallsyms_names",
+                va: self.base,
+                reason: format!("entry at byte {pos} overflows"),
+            })?;
         while self.buf.len() < end {
             let va = self
                 .base

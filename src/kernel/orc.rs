@@ -331,12 +331,85 @@ fn rows(e: &Entry, regs: &[(Register, i32)], set: &mut Vec<Register>) -> Vec<Cal
     out
 }
 
+/// Stack slots a scan for a return address looks at.
+const SCAN_SLOTS: u64 = 512;
+
+/// A CFA expression for a function without ORC: the address just above
+/// the first stack slot (from the stack pointer up, at most
+/// [`SCAN_SLOTS`]) that holds a kernel text address (link-time `lo`,
+/// `size` bytes; DW_OP_addr is relocated with the file) right after a call
+/// instruction (`call rel32`, `call *reg`, `call *disp32(%rip)`). No such
+/// slot: CFA 0, which ends the backtrace.
+fn scan_cfa(lo: u64, size: u64) -> Expression {
+    use gimli::constants as dw;
+    let mut e = Expression::new();
+    e.op_breg(X86_64::RSP, 0); // [slot]
+    let top = e.next_index();
+    e.op(dw::DW_OP_dup);
+    e.op_breg(X86_64::RSP, 0);
+    e.op(dw::DW_OP_minus);
+    e.op_constu(8 * SCAN_SLOTS);
+    e.op(dw::DW_OP_lt);
+    let in_bounds = e.op_bra();
+    e.op(dw::DW_OP_drop);
+    e.op_constu(0);
+    let give_up = e.op_skip();
+    e.set_target(in_bounds, e.next_index());
+    e.op(dw::DW_OP_dup);
+    e.op_deref(); // [slot, value]
+    // value - lo in [0, size), true whether GDB compares signed or not
+    e.op(dw::DW_OP_dup);
+    e.op_addr(Address::Constant(lo));
+    e.op(dw::DW_OP_minus);
+    e.op(dw::DW_OP_dup);
+    e.op_constu(0);
+    e.op(dw::DW_OP_ge);
+    e.op(dw::DW_OP_swap);
+    e.op_constu(size);
+    e.op(dw::DW_OP_lt);
+    e.op(dw::DW_OP_and);
+    let in_text = e.op_bra();
+    let next = e.next_index();
+    e.op(dw::DW_OP_drop);
+    e.op_plus_uconst(8);
+    let again = e.op_skip();
+    e.set_target(again, top);
+    e.set_target(in_text, e.next_index());
+    // [slot, value]: is value the return address of a call?
+    let mut found = Vec::new();
+    for (back, bytes, mask, want) in [
+        (5u64, 1u8, 0xffu64, 0xe8u64), // call rel32
+        (2, 2, 0xf8ff, 0xd0ff),        // call *%reg
+        (6, 2, 0xffff, 0x15ff),        // call *disp32(%rip)
+    ] {
+        e.op(dw::DW_OP_dup);
+        e.op_constu(back);
+        e.op(dw::DW_OP_minus);
+        e.op_deref_size(bytes);
+        e.op_constu(mask);
+        e.op(dw::DW_OP_and);
+        e.op_constu(want);
+        e.op(dw::DW_OP_eq);
+        found.push(e.op_bra());
+    }
+    let not_call = e.op_skip();
+    e.set_target(not_call, next);
+    for f in found {
+        e.set_target(f, e.next_index());
+    }
+    e.op(dw::DW_OP_drop);
+    e.op_plus_uconst(8);
+    e.set_target(give_up, e.next_index());
+    e
+}
+
 /// `.debug_frame` for `table`, one FDE per function: `funcs` are the text
 /// symbols' link-time (start, end), sorted.
 pub fn debug_frame(
     table: &OrcTable,
     regs: &[(Register, i32)],
     funcs: &[(u64, u64)],
+    text: Option<(u64, u64)>,
 ) -> Result<Vec<u8>, String> {
     let encoding = Encoding {
         format: Format::Dwarf32,
@@ -363,6 +436,20 @@ pub fn debug_frame(
             continue;
         }
         let mut fde = FrameDescriptionEntry::new(Address::Constant(start), len);
+        let inherited = table[i - 1].0 < start;
+        let inside = table.get(i).is_some_and(|e| e.0 < end);
+        if let (Some((lo, hi)), FrameType::End, true, false) = (text, first.ty, inherited, inside) {
+            // objtool left this function out (STACK_FRAME_NON_STANDARD,
+            // e.g. __crash_kexec, where kdump saves the panic CPU's
+            // registers): find the return address as the kernel's own
+            // fallback unwinder would
+            fde.add_instruction(
+                0,
+                CallFrameInstruction::CfaExpression(scan_cfa(lo, hi - lo)),
+            );
+            frames.add_fde(cie, fde);
+            continue;
+        }
         let mut set = vec![X86_64::RA];
         for ins in rows(&first, regs, &mut set) {
             fde.add_instruction(0, ins);
@@ -445,7 +532,7 @@ mod tests {
         let t = decode(&layout, &ips, ip_base, &entries, 0).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[1].0, 0x8004);
-        let bytes = debug_frame(&t, &[], &[(0x8000, 0x8010)]).unwrap();
+        let bytes = debug_frame(&t, &[], &[(0x8000, 0x8010)], None).unwrap();
         use gimli::{BaseAddresses, UnwindSection};
         let df = gimli::DebugFrame::new(&bytes, LittleEndian);
         let mut ctx = gimli::UnwindContext::new();
