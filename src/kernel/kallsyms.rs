@@ -18,9 +18,10 @@
 //!   means `base - 1 - entry`. Without that option no entry is negative
 //!   (the image is far smaller than 2 GiB), so the presence of a negative
 //!   entry tells the two apart;
-//! - `kallsyms_offsets` alone (newer kernels dropped the base): offsets from
-//!   `_text`, whose address is found from a symbol VMCOREINFO also gives
-//!   (`_stext`) minus that symbol's own offset.
+//! - `kallsyms_offsets` alone (newer kernels dropped the base): 32-bit
+//!   offsets from each entry's own address (7.x), or from `_text`; the
+//!   address VMCOREINFO gives for `_stext` tells which (and places `_text`:
+//!   `_stext` minus its own offset).
 //!
 //! The table addresses come from VMCOREINFO's `SYMBOL(kallsyms_*)` (kernels
 //! since 6.0 export them); older kernels are not handled yet.
@@ -102,6 +103,46 @@ impl TableAddrs {
             anchor: vi.symbol("_stext").map(|a| ("_stext", a)),
         })
     }
+}
+
+/// The kernel's own VMCOREINFO text in its memory, for dumps whose notes
+/// lack it (QEMU `dump-guest-memory` without `-device vmcoreinfo`): the
+/// kernel writes it at the start of a zeroed page of its own
+/// (`vmcoreinfo_data`, beginning with `OSRELEASE=`). Accepted only with the
+/// kallsyms tables in it and, when the KASLR offset is known, the same
+/// `KERNELOFFSET` (a page left by an earlier kernel is not this one's).
+pub fn vmcoreinfo_in_memory(
+    mem: &dyn crate::dump::PhysicalMemory,
+    kaslr_offset: Option<u64>,
+) -> Option<super::VmcoreInfo> {
+    const PAGE: u64 = 4096;
+    const PREFIX: &[u8] = b"OSRELEASE=";
+    let mut head = [0u8; 10];
+    for r in mem.ranges() {
+        let mut pa = r.start.0.next_multiple_of(PAGE);
+        while pa.checked_add(PAGE).is_some_and(|e| e <= r.end()) {
+            let at = crate::addr::PhysAddr(pa);
+            pa += PAGE;
+            if mem.read_phys(at, &mut head).is_err() || head != PREFIX {
+                continue;
+            }
+            let mut page = vec![0u8; PAGE as usize];
+            if mem.read_phys(at, &mut page).is_err() {
+                continue;
+            }
+            let end = page.iter().position(|&c| c == 0).unwrap_or(page.len());
+            let Ok(text) = std::str::from_utf8(&page[..end]) else {
+                continue;
+            };
+            let vi = super::VmcoreInfo::parse(text);
+            let tables = vi.symbol("kallsyms_names").is_some();
+            let same = kaslr_offset.is_none_or(|k| vi.kernel_offset().unwrap_or(0) == k);
+            if tables && same {
+                return Some(vi);
+            }
+        }
+    }
+    None
 }
 
 /// One kallsyms symbol at its runtime address.
@@ -420,7 +461,8 @@ fn read_addresses(
             .collect::<Result<_, _>>()?;
         return Ok((v, absolute_percpu));
     }
-    // offsets from _text: anchor them with a symbol known by address
+    // no base: offsets from each entry's own address, or from _text;
+    // a symbol known by address (VMCOREINFO's _stext) tells which
     let (anchor, anchor_addr) = at.anchor.ok_or(KallsymsError::NotExported("_stext"))?;
     let i =
         names
@@ -429,8 +471,18 @@ fn read_addresses(
             .ok_or_else(|| KallsymsError::Malformed {
                 what: "kallsyms_names",
                 va: at.names,
-                reason: format!("no {anchor} entry to place the _text-relative offsets"),
+                reason: format!("no {anchor} entry to place the base-less offsets"),
             })?;
+    let place_relative = |i: usize| {
+        va.checked_add(4 * i as u64)
+            .and_then(|p| p.checked_add_signed(i64::from(offs[i])))
+    };
+    if place_relative(i) == Some(anchor_addr) {
+        let v = (0..offs.len())
+            .map(|i| place_relative(i).ok_or_else(|| overflow(i)))
+            .collect::<Result<_, _>>()?;
+        return Ok((v, false));
+    }
     let text = anchor_addr
         .checked_sub(u64::from(offs[i] as u32))
         .ok_or_else(|| overflow(i))?;
@@ -563,6 +615,26 @@ mod tests {
         at.anchor = Some(("_stext", 0xffff_a000_0001_0000));
         let k = Kallsyms::read(&mem, &at).unwrap();
         assert_eq!(k.addr("_text"), Some(0xffff_a000_0000_0000));
+    }
+
+    #[test]
+    fn place_relative_offsets_are_told_by_the_anchor() {
+        // entry i at 0xffff000000003000 + 4i holds target - its own address
+        let own = |i: i64| 0xffff_0000_0000_3000u64 as i64 + 4 * i;
+        let target = 0xffff_0000_0000_1000u64 as i64;
+        let (mem, mut at) = tables(
+            &[
+                ("T_text", (target - own(0)) as i32),
+                ("T_stext", (target - own(1)) as i32),
+                ("Tf", (target + 0x10 - own(2)) as i32),
+            ],
+            0,
+        );
+        at.relative_base = None;
+        at.anchor = Some(("_stext", target as u64));
+        let k = Kallsyms::read(&mem, &at).unwrap();
+        assert_eq!(k.addr("_text"), Some(target as u64));
+        assert_eq!(k.addr("f"), Some(target as u64 + 0x10));
     }
 
     #[test]

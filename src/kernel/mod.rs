@@ -389,7 +389,19 @@ impl Kernel {
     pub fn kallsyms(&self) -> Result<&kallsyms::Kallsyms, kallsyms::KallsymsError> {
         self.kallsyms
             .get_or_init(|| {
-                let at = kallsyms::TableAddrs::from_vmcoreinfo(&self.vmcoreinfo)?;
+                let at = match kallsyms::TableAddrs::from_vmcoreinfo(&self.vmcoreinfo) {
+                    Ok(at) => at,
+                    // no VMCOREINFO note: the kernel's own copy in memory
+                    Err(e) if self.dump.notes.vmcoreinfo.is_none() => {
+                        let vi = kallsyms::vmcoreinfo_in_memory(
+                            self.dump.memory.as_ref(),
+                            Some(self.kaslr_offset),
+                        )
+                        .ok_or(e)?;
+                        kallsyms::TableAddrs::from_vmcoreinfo(&vi)?
+                    }
+                    Err(e) => return Err(e),
+                };
                 kallsyms::Kallsyms::read(self, &at)
             })
             .as_ref()
