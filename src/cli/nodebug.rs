@@ -44,13 +44,18 @@ pub fn symbol_file(k: &Kernel) -> Result<(PathBuf, Vmlinux), String> {
     let root = cache_root().ok_or("no cache directory ($XDG_CACHE_HOME and $HOME unset)")?;
     let path = match &build_id {
         Some(id) => root.join(id).join("vmlinux"),
-        // without a build-id the file is only good for this dump
-        None => root
-            .join(format!("no-build-id-{}", std::process::id()))
-            .join("vmlinux"),
+        // no build-id: keyed by the symbol table itself (link-time, so the
+        // same for every boot of one kernel)
+        None => {
+            let kallsyms = k.kallsyms().map_err(|e| format!("no kallsyms: {e}"))?;
+            root.join(format!(
+                "no-build-id-{:016x}",
+                table_hash(kallsyms, k.kaslr_offset)
+            ))
+            .join("vmlinux")
+        }
     };
-    if build_id.is_some()
-        && path.is_file()
+    if path.is_file()
         && let Ok(v) = Vmlinux::open(&path)
         && v.build_id() == build_id.as_deref()
     {
@@ -217,6 +222,17 @@ fn functions(kallsyms: &Kallsyms, kaslr: u64) -> Vec<(u64, u64)> {
         .filter(|w| w[0].1)
         .map(|w| (w[0].0, w[1].0))
         .collect()
+}
+
+/// A hash of the names and link-time addresses of `kallsyms`.
+fn table_hash(kallsyms: &Kallsyms, kaslr: u64) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    for s in &kallsyms.syms {
+        s.name.hash(&mut h);
+        s.addr.wrapping_sub(kaslr).hash(&mut h);
+    }
+    h.finish()
 }
 
 /// Writes `bytes` to a temporary file beside `path` and renames it into

@@ -331,6 +331,38 @@ fn rows(e: &Entry, regs: &[(Register, i32)], set: &mut Vec<Register>) -> Vec<Cal
     out
 }
 
+/// The register numbers (`ORC_REG_*`) are not in BTF: check them against
+/// what every function's first instruction must say (CFA = SP + 8, a call
+/// frame) before trusting them. A kernel that numbers them otherwise gets
+/// no CFI (GDB's own heuristics) rather than a wrong one.
+fn check_register_numbering(table: &OrcTable, funcs: &[(u64, u64)]) -> Result<(), String> {
+    let mut counts = [0usize; 16];
+    let mut j = 0usize;
+    for &(start, _) in funcs {
+        while j < table.len() && table[j].0 < start {
+            j += 1;
+        }
+        if let Some((ip, e)) = table.get(j)
+            && *ip == start
+            && e.ty == FrameType::Call
+            && e.sp_offset == 8
+        {
+            counts[usize::from(e.sp_reg & 0xf)] += 1;
+        }
+    }
+    let (most, n) = counts
+        .iter()
+        .enumerate()
+        .max_by_key(|&(_, n)| *n)
+        .unwrap_or((0, &0));
+    if *n > 0 && most != usize::from(REG_SP) {
+        return Err(format!(
+            "ORC says CFA = register {most} + 8 at {n} function entries, where this reader knows the stack pointer as {REG_SP}: a register numbering it does not know"
+        ));
+    }
+    Ok(())
+}
+
 /// Stack slots a scan for a return address looks at.
 const SCAN_SLOTS: u64 = 512;
 
@@ -416,6 +448,7 @@ pub fn debug_frame(
         version: 1,
         address_size: 8,
     };
+    check_register_numbering(table, funcs)?;
     let mut frames = FrameTable::default();
     let mut cie = CommonInformationEntry::new(encoding, 1, 1, X86_64::RA);
     cie.add_instruction(CallFrameInstruction::Cfa(X86_64::RSP, 8));
