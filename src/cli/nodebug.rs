@@ -27,7 +27,8 @@ fn cache_root() -> Option<PathBuf> {
 }
 
 fn hex_bytes(s: &str) -> Option<Vec<u8>> {
-    (s.len() % 2 == 0)
+    s.len()
+        .is_multiple_of(2)
         .then(|| {
             (0..s.len())
                 .step_by(2)
