@@ -12,7 +12,7 @@
 
 use object::elf;
 use object::write::StringId;
-use object::write::elf::{FileHeader, SectionHeader, SectionIndex, Sym, Writer};
+use object::write::elf::{FileHeader, ProgramHeader, SectionHeader, SectionIndex, Sym, Writer};
 
 use super::kallsyms::{KSym, Kallsyms};
 use crate::addr::Arch;
@@ -183,6 +183,8 @@ pub fn write(parts: &SymbolFileParts) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut w = Writer::new(object::Endianness::Little, true, &mut out);
     w.reserve_file_header();
+    // LLDB places an image by its segments: one per region
+    w.reserve_program_headers(regions.len() as u32);
     w.reserve_null_section_index();
     let region_ids: Vec<(SectionIndex, StringId)> = regions
         .iter()
@@ -245,6 +247,24 @@ pub fn write(parts: &SymbolFileParts) -> Result<Vec<u8>, String> {
         e_flags: 0,
     })
     .map_err(|e| e.to_string())?;
+    w.write_align_program_headers();
+    for r in &regions {
+        let flags = if r.exec {
+            elf::PF_R | elf::PF_X
+        } else {
+            elf::PF_R | elf::PF_W
+        };
+        w.write_program_header(&ProgramHeader {
+            p_type: elf::PT_LOAD,
+            p_flags: flags,
+            p_offset: 0,
+            p_vaddr: r.start,
+            p_paddr: r.start,
+            p_filesz: 0,
+            p_memsz: r.end - r.start,
+            p_align: 1,
+        });
+    }
     if let Some(n) = &note {
         w.write_align(4);
         w.write(n);
