@@ -9,6 +9,7 @@ mod info;
 mod live;
 mod lldb;
 mod manual;
+mod nodebug;
 mod raw;
 mod scripts;
 mod serve;

@@ -10,6 +10,7 @@ use corestub::target::Session;
 use corestub::target::kcore::RunningKernel;
 
 use super::DumpArgs;
+use super::nodebug;
 use super::vmlinux;
 
 pub struct Opened {
@@ -129,8 +130,32 @@ pub fn open_kernel(
             p
         }),
     };
+    let vmlinux = match vmlinux {
+        Some(p) => Some(p),
+        None => from_dump_alone(&mut kernel),
+    };
     log::debug!("vmlinux resolved at {:?}", t0.elapsed());
     Ok((kernel, vmlinux))
+}
+
+/// No vmlinux anywhere: symbols built from the dump ([`nodebug`]), said
+/// on stderr since the session then has no line numbers, inlined frames or
+/// locals.
+fn from_dump_alone(kernel: &mut Kernel) -> Option<PathBuf> {
+    match nodebug::symbol_file(kernel) {
+        Ok((p, v)) => {
+            eprintln!(
+                "corestub: no debug vmlinux for this dump: using symbols built from the dump itself ({})",
+                p.display()
+            );
+            kernel.vmlinux = Some(v);
+            Some(p)
+        }
+        Err(e) => {
+            log::warn!("no symbols from the dump either: {e}");
+            None
+        }
+    }
 }
 
 /// Is `.data..percpu` linked at address 0, so per-CPU symbols are offsets

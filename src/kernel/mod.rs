@@ -1,12 +1,17 @@
 //! Kernel knowledge on top of a dump: VMCOREINFO, KASLR, the kernel page
 //! table root, per-CPU register contexts, and virtual memory reads.
 
+pub mod btf;
+pub mod btf_dwarf;
 pub mod dwarf;
+pub mod kallsyms;
 pub mod kaslr;
 pub mod objects;
+pub mod orc;
 pub mod page;
 pub mod printk;
 pub mod symbols;
+pub mod symfile;
 pub mod tasks;
 pub mod uts;
 pub mod vmcoreinfo;
@@ -139,6 +144,9 @@ pub struct Kernel {
     /// dropped with the kernel (a live guest gets a new one per stop).
     /// `CORESTUB_WALK_CACHE=0` turns it off (bench/ measures both).
     pub walk_cache: WalkCache,
+    /// The kernel's own symbol table, read on first need when there is no
+    /// vmlinux ([`Kernel::kallsyms`]).
+    kallsyms: std::sync::OnceLock<Result<kallsyms::Kallsyms, kallsyms::KallsymsError>>,
 }
 
 impl Kernel {
@@ -282,6 +290,7 @@ impl Kernel {
             walk_cache: WalkCache::new(
                 std::env::var_os("CORESTUB_WALK_CACHE").is_none_or(|v| v != "0"),
             ),
+            kallsyms: std::sync::OnceLock::new(),
         })
     }
 
@@ -359,14 +368,44 @@ impl Kernel {
 
     /// A kernel symbol's runtime address: from vmlinux (relocated by the
     /// KASLR offset; x86_64 per-CPU offsets stay as they are), else from
-    /// VMCOREINFO's SYMBOL() list.
+    /// VMCOREINFO's SYMBOL() list, else (no vmlinux) from the kernel's own
+    /// kallsyms table.
     pub fn symbol(&self, name: &str) -> Option<VirtAddr> {
         if let Some(v) = &self.vmlinux
             && let Some(a) = v.addr(name)
         {
             return v.relocate(a, self.kaslr_offset).map(VirtAddr);
         }
-        self.vmcoreinfo.symbol(name).map(VirtAddr)
+        if let Some(a) = self.vmcoreinfo.symbol(name) {
+            return Some(VirtAddr(a));
+        }
+        if self.vmlinux.is_none() {
+            return self.kallsyms().ok()?.addr(name).map(VirtAddr);
+        }
+        None
+    }
+
+    /// The kernel's kallsyms table, decoded from memory on first call.
+    pub fn kallsyms(&self) -> Result<&kallsyms::Kallsyms, kallsyms::KallsymsError> {
+        self.kallsyms
+            .get_or_init(|| {
+                let at = match kallsyms::TableAddrs::from_vmcoreinfo(&self.vmcoreinfo) {
+                    Ok(at) => at,
+                    // no VMCOREINFO note: the kernel's own copy in memory
+                    Err(e) if self.dump.notes.vmcoreinfo.is_none() => {
+                        let vi = kallsyms::vmcoreinfo_in_memory(
+                            self.dump.memory.as_ref(),
+                            Some(self.kaslr_offset),
+                        )
+                        .ok_or(e)?;
+                        kallsyms::TableAddrs::from_vmcoreinfo(&vi)?
+                    }
+                    Err(e) => return Err(e),
+                };
+                kallsyms::Kallsyms::read(self, &at)
+            })
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     /// `NUMBER(name)` from VMCOREINFO, else as detection derived it (arm64

@@ -1,0 +1,351 @@
+//! Sessions with no debug vmlinux at all: the kernel's kallsyms table
+//! (and, from it, the generated symbol file) checked against the real
+//! debug vmlinux of each fixture.
+
+use std::path::PathBuf;
+
+use corestub::fixtures::fixture;
+use corestub::kernel::Kernel;
+use corestub::kernel::symbols::Vmlinux;
+
+/// The dumps with their debug vmlinux: the 6.1 fixtures and the 7.x guest
+/// dumps when a guest test has cached them.
+fn dump_sets(test: &str) -> Vec<(PathBuf, PathBuf)> {
+    let mut v = Vec::new();
+    for set in ["x86_64-6.1", "arm64-6.1"] {
+        if let (Some(d), Some(vm)) = (
+            fixture(set, "elf-d31.vmcore", test),
+            fixture(set, "vmlinux", test),
+        ) {
+            v.push((d, vm));
+        }
+    }
+    for (set, rel) in [
+        ("x86_64-7", "7.3.4+deb13-cloud-amd64"),
+        ("arm64-7", "7.3.4+deb13-cloud-arm64"),
+    ] {
+        let dir = corestub::fixtures::root().join(set).join(rel);
+        let (d, vm) = (dir.join("guest-v3/qemu.elf"), dir.join("vmlinux"));
+        if d.is_file() && vm.is_file() {
+            v.push((d, vm));
+        } else {
+            eprintln!("{test}: {} not cached: skipped", d.display());
+        }
+    }
+    v
+}
+
+/// Every kallsyms symbol's address is that of an ELF symbol of the same
+/// name in the debug vmlinux, plus the KASLR offset (per-CPU offsets as
+/// they are).
+#[test]
+fn kallsyms_equal_the_vmlinux_symbols() {
+    for (dump, vmlinux) in dump_sets("kallsyms_equal_the_vmlinux_symbols") {
+        let k = match Kernel::new(corestub::dump::open(&dump).unwrap()) {
+            Ok(k) => k,
+            // arm64 QEMU dumps without VMCOREINFO need a vmlinux to find
+            // the kernel at all
+            Err(e) => {
+                eprintln!("{}: {e}: skipped", dump.display());
+                continue;
+            }
+        };
+        let t0 = std::time::Instant::now();
+        let ks = k
+            .kallsyms()
+            .unwrap_or_else(|e| panic!("{}: {e}", dump.display()));
+        eprintln!(
+            "{}: {} kallsyms symbols in {:?}",
+            dump.display(),
+            ks.syms.len(),
+            t0.elapsed()
+        );
+        // arm64 Debian cloud kernels list functions only (no KALLSYMS_ALL)
+        assert!(ks.syms.len() > 20_000, "{}", ks.syms.len());
+        let vm = Vmlinux::open(&vmlinux).unwrap();
+        let mut missing = Vec::new();
+        for s in &ks.syms {
+            // `__per_cpu_end` lies just past `.data..percpu`, so the
+            // vmlinux relocates it; kallsyms keeps it absolute
+            let percpu_end = |a: u64| vm.percpu_range().is_some_and(|r| r.end == a);
+            let found = vm.symbols_named(&s.name).any(|e| {
+                vm.relocate(e.addr, k.kaslr_offset) == Some(s.addr)
+                    || (ks.percpu_absolute && percpu_end(e.addr) && e.addr == s.addr)
+            });
+            if !found {
+                missing.push(format!("{} {:#x}", s.name, s.addr));
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "{}: {} of {} kallsyms symbols differ from the vmlinux, e.g. {:?}",
+            dump.display(),
+            missing.len(),
+            ks.syms.len(),
+            &missing[..missing.len().min(10)]
+        );
+    }
+}
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+
+/// A directory holding only a link to `dump` (no vmlinux beside it) and
+/// an empty cache, so `corestub gdb` finds no debug file anywhere.
+fn lonely(dump: &std::path::Path, tag: &str) -> (PathBuf, PathBuf) {
+    let dir = std::env::temp_dir().join(format!("corestub-nodebug-{tag}-{}", std::process::id()));
+    std::fs::remove_dir_all(&dir).ok();
+    std::fs::create_dir_all(dir.join("cache")).unwrap();
+    let link = dir.join(dump.file_name().unwrap());
+    std::os::unix::fs::symlink(dump, &link).unwrap();
+    (link, dir)
+}
+
+/// `corestub gdb DUMP -- -batch` with no vmlinux and no debuginfod: each
+/// step's output, everything printed, and the symbol file's build time
+/// (from the log) when it was built.
+fn nodebug_steps(
+    dump: &std::path::Path,
+    tag: &str,
+    steps: &[(&str, &str)],
+) -> (BTreeMap<String, String>, String, Option<String>) {
+    let (link, dir) = lonely(dump, tag);
+    let mut args: Vec<String> = vec!["gdb".into(), link.display().to_string(), "--".into()];
+    args.extend(common::GDB_BATCH.map(String::from));
+    for (label, cmd) in steps {
+        args.extend(common::step_args(label, cmd));
+    }
+    args.extend(["-ex".into(), "echo @@STEP end\\n".into()]);
+    let out = common::run(
+        Command::new(common::corestub_bin())
+            .args(&args)
+            .env_remove("DEBUGINFOD_URLS")
+            .env("XDG_CACHE_HOME", dir.join("cache"))
+            .env("RUST_LOG", "corestub::cli::nodebug=info"),
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let built = stderr
+        .lines()
+        .find_map(|l| l.split_once("symbol file built from the dump in "))
+        .map(|(_, rest)| rest.split(':').next().unwrap_or("").to_string());
+    let all = format!("{}{stderr}", String::from_utf8_lossy(&out.stdout));
+    std::fs::remove_dir_all(&dir).ok();
+    (
+        common::split_steps(&String::from_utf8_lossy(&out.stdout)),
+        all,
+        built,
+    )
+}
+
+/// The function of each physical frame of a `bt` (the outermost of its
+/// inlined frames, where a debug vmlinux shows them), up to the first
+/// frame without a symbol; `.constprop.0`-style suffixes dropped.
+fn frame_functions(bt: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in bt.lines().filter(|l| l.starts_with('#')) {
+        let rest = line.split_once(' ').map_or("", |x| x.1).trim_start();
+        let (physical, name) = match rest.split_once(" in ") {
+            Some((addr, name)) if addr.starts_with("0x") => (true, name),
+            _ => (out.is_empty(), rest),
+        };
+        let name = name.split([' ', '(', '.']).next().unwrap_or("").to_string();
+        if name == "??" || name.is_empty() {
+            break;
+        }
+        match (physical, out.last_mut()) {
+            (false, Some(last)) => *last = name,
+            _ => out.push(name),
+        }
+    }
+    out
+}
+
+#[test]
+fn frame_functions_takes_the_outermost_inlined_name() {
+    let bt = "#0  crash_setup_regs (a=1) at x.h:1\n#1  __crash_kexec (r=0) at k.c:2\n\
+              #2  0xffffffff979cd06e in panic (fmt=0x0) at p.c:3\n\
+              #3  0xffffffff97a03f4d in el0_svc_common.constprop.0 ()\n#4  0x000000000047b7a0 in ?? ()\n";
+    assert_eq!(
+        frame_functions(bt),
+        ["__crash_kexec", "panic", "el0_svc_common"]
+    );
+}
+
+/// `bt` of `thread` with the debug vmlinux, by frame function.
+fn debug_bt(dump: &std::path::Path, vmlinux: &std::path::Path, thread: &str) -> Vec<String> {
+    let (out, all) = common::gdb_steps(dump, vmlinux, &[("t", thread), ("bt", "bt")]);
+    let f = frame_functions(&out["bt"]);
+    assert!(!f.is_empty(), "debug bt of {thread}: {all}");
+    f
+}
+
+/// With no vmlinux anywhere and DEBUGINFOD_URLS unset, `corestub gdb` on
+/// the x86_64 6.1 kdump builds a symbol file from the dump (kallsyms, BTF,
+/// ORC) and gives the task list, backtraces whose function names are the
+/// debug session's, dmesg, ps, and the kernel's types.
+#[test]
+fn x86_64_session_without_any_debug_file() {
+    let test = "x86_64_session_without_any_debug_file";
+    let (Some(dump), Some(vmlinux)) = (
+        fixture("x86_64-6.1", "elf-d31.vmcore", test),
+        fixture("x86_64-6.1", "vmlinux", test),
+    ) else {
+        return;
+    };
+    let (out, all, built) = nodebug_steps(
+        &dump,
+        "x86",
+        &[
+            ("threads", "info threads"),
+            ("bt", "bt"),
+            ("t1", "thread 1"),
+            ("bt1", "bt"),
+            ("dmesg", "dmesg"),
+            ("ps", "ps"),
+            ("ptype", "ptype struct task_struct"),
+            ("comm", "p ((struct task_struct *)&init_task)->comm"),
+            ("addr", "p &init_task"),
+        ],
+    );
+    eprintln!("x86_64-6.1: symbol file built in {built:?}");
+    assert!(built.is_some(), "no symbol file was built: {all}");
+    assert!(all.contains("using symbols built from the dump"), "{all}");
+    let threads = &out["threads"];
+    assert!(threads.contains("pid 1 init"), "{threads}");
+    assert!(threads.lines().count() > 50, "{threads}");
+    assert!(
+        out["dmesg"].contains("Linux version 6.1"),
+        "{}",
+        out["dmesg"]
+    );
+    assert!(out["ps"].contains("[kthreadd]"), "{}", out["ps"]);
+    let ptype = &out["ptype"];
+    assert!(
+        ptype.contains("char comm[16];") && ptype.contains("struct list_head tasks;"),
+        "{ptype}"
+    );
+    assert!(out["comm"].contains("\"swapper/0"), "{}", out["comm"]);
+    // the address GDB prints for init_task, cast back by hand
+    let addr = out["addr"]
+        .split_whitespace()
+        .find(|w| w.starts_with("0x"))
+        .unwrap_or_else(|| panic!("{}", out["addr"]));
+    let (cast, _, _) = nodebug_steps(
+        &dump,
+        "x86-cast",
+        &[("comm", &format!("p ((struct task_struct *){addr})->comm"))],
+    );
+    assert!(cast["comm"].contains("\"swapper/0"), "{}", cast["comm"]);
+
+    // CPU 0 (idle) and the panicking CPU (through __crash_kexec, which
+    // has no ORC: found by the stack scan)
+    for thread in ["thread 1", "thread 3"] {
+        let bt = if thread == "thread 1" {
+            &out["bt1"]
+        } else {
+            &out["bt"]
+        };
+        let ours = frame_functions(bt);
+        let theirs = debug_bt(&dump, &vmlinux, thread);
+        eprintln!("{thread}: {ours:?}\n debug: {theirs:?}");
+        same_functions(&ours, &theirs);
+    }
+}
+
+/// Every physical frame's function as in the debug session; the
+/// outermost may be an assembler label inside it (kallsyms lists
+/// `entry_SYSCALL_64_after_hwframe`, `secondary_startup_64_no_verify`
+/// with no size to tell them from the function around them).
+fn same_functions(ours: &[String], theirs: &[String]) {
+    assert!(theirs.len() > 3, "{theirs:?}");
+    assert_eq!(ours.len(), theirs.len(), "{ours:?} vs {theirs:?}");
+    let last = theirs.len() - 1;
+    assert_eq!(ours[..last], theirs[..last]);
+    assert!(
+        ours[last].starts_with(&theirs[last]),
+        "{ours:?} vs {theirs:?}"
+    );
+}
+
+/// arm64 6.1 (Debian cloud: no KALLSYMS_ALL, so kallsyms has functions
+/// only): the symbol file names functions, GDB's own prologue analysis
+/// unwinds the panicking CPU as with the debug vmlinux, and the types come
+/// from the BTF found by its header. No task list: `init_task` is in
+/// neither kallsyms nor VMCOREINFO.
+#[test]
+fn arm64_session_without_any_debug_file() {
+    let test = "arm64_session_without_any_debug_file";
+    let (Some(dump), Some(vmlinux)) = (
+        fixture("arm64-6.1", "elf-d31.vmcore", test),
+        fixture("arm64-6.1", "vmlinux", test),
+    ) else {
+        return;
+    };
+    let (out, all, built) = nodebug_steps(
+        &dump,
+        "arm64",
+        &[
+            ("threads", "info threads"),
+            ("bt", "bt"),
+            ("dmesg", "dmesg"),
+            ("ptype", "ptype struct task_struct"),
+        ],
+    );
+    eprintln!("arm64-6.1: symbol file built in {built:?}");
+    assert!(all.contains("using symbols built from the dump"), "{all}");
+    // types from the BTF found by its header (kallsyms has no __start_BTF)
+    assert!(out["ptype"].contains("char comm[16];"), "{}", out["ptype"]);
+    assert!(
+        out["dmesg"].contains("Linux version 6.1"),
+        "{}",
+        out["dmesg"]
+    );
+    assert!(
+        out["threads"].contains("in arch_cpu_idle ()"),
+        "{}",
+        out["threads"]
+    );
+    let ours = frame_functions(&out["bt"]);
+    let theirs = debug_bt(&dump, &vmlinux, "thread 4");
+    eprintln!("panic CPU: {ours:?}\n debug: {theirs:?}");
+    assert!(ours.len() > 10, "{ours:?}");
+    same_functions(&ours, &theirs);
+}
+
+/// The x86_64 7.x guest dump (QEMU without `-device vmcoreinfo`: no
+/// VMCOREINFO note) when a guest test has cached it: kallsyms through the
+/// kernel's own VMCOREINFO page, place-relative offsets, types from BTF.
+#[test]
+fn x86_64_7x_guest_dump_without_vmcoreinfo_note() {
+    let dump =
+        corestub::fixtures::root().join("x86_64-7/7.3.4+deb13-cloud-amd64/guest-v3/qemu.elf");
+    if !dump.is_file() {
+        eprintln!(
+            "SKIP x86_64_7x_guest_dump_without_vmcoreinfo_note: {} not cached",
+            dump.display()
+        );
+        return;
+    }
+    let (out, all, built) = nodebug_steps(
+        &dump,
+        "x86-7",
+        &[
+            ("threads", "info threads"),
+            ("dmesg", "dmesg"),
+            ("ptype", "ptype struct task_struct"),
+            ("comm", "p ((struct task_struct *)&init_task)->comm"),
+        ],
+    );
+    eprintln!("x86_64-7: symbol file built in {built:?}");
+    assert!(all.contains("using symbols built from the dump"), "{all}");
+    assert!(out["threads"].contains("pid 1 init"), "{}", out["threads"]);
+    assert!(
+        out["dmesg"].contains("Linux version 7."),
+        "{}",
+        out["dmesg"]
+    );
+    assert!(out["ptype"].contains("char comm[16];"), "{}", out["ptype"]);
+    assert!(out["comm"].contains("\"swapper/0"), "{}", out["comm"]);
+}
