@@ -38,6 +38,22 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
         Ok(tid)
     }
 
+    // corestub patch: whether `tid` is among the target's threads.
+    fn is_active_tid(
+        &mut self,
+        target: &mut T,
+        tid: Tid,
+    ) -> Result<bool, Error<T::Error, C::Error>> {
+        let mut found = false;
+        match target.base_ops() {
+            BaseOps::SingleThread(_) => found = tid == SINGLE_THREAD_TID,
+            BaseOps::MultiThread(ops) => ops
+                .list_active_threads(&mut |t| found |= t == tid)
+                .map_err(Error::TargetError)?,
+        }
+        Ok(found)
+    }
+
     pub(crate) fn get_current_pid(
         &mut self,
         target: &mut T,
@@ -387,6 +403,12 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 use crate::protocol::commands::_h_upcase::Op;
                 match cmd.kind {
                     Op::Other => match cmd.thread.tid {
+                        // corestub patch: `Hg0` ("any thread") keeps the
+                        // current thread while it exists, as gdbserver does.
+                        // GDB 18 sends `Hg0` after a stop reply that named
+                        // a thread and caches the registers it then reads as
+                        // that thread's.
+                        IdKind::Any if self.is_active_tid(target, self.current_mem_tid)? => {}
                         IdKind::Any => match self.get_sane_any_tid(target)? {
                             Some(tid) => self.current_mem_tid = tid,
                             None => {
