@@ -35,7 +35,9 @@ pub struct Client {
 impl Client {
     /// (major, minor) of the version line's first `N.N`.
     pub fn version_number(&self) -> (u32, u32) {
-        let words = self.version.split(|c: char| !(c.is_ascii_digit() || c == '.'));
+        let words = self
+            .version
+            .split(|c: char| !(c.is_ascii_digit() || c == '.'));
         for w in words {
             let mut parts = w.split('.').filter(|p| !p.is_empty());
             if let (Some(a), Some(b)) = (parts.next(), parts.next())
@@ -169,7 +171,10 @@ fn build_chroot_clients() -> Result<Vec<Client>, String> {
         return Err(format!("{} failed:\n{stderr}", script.display()));
     }
     if !stderr.is_empty() {
-        eprintln!("{stderr}(trixie.sh: {:.1} s)", start.elapsed().as_secs_f64());
+        eprintln!(
+            "{stderr}(trixie.sh: {:.1} s)",
+            start.elapsed().as_secs_f64()
+        );
     }
     let bin = cache.join("bin");
     let versions = std::fs::read_to_string(cache.join("versions"))
@@ -230,10 +235,7 @@ pub fn clients(kind: Kind, test: &str) -> Vec<Client> {
 /// client order; a client's panic fails the test naming the client.
 pub fn for_each<T: Send>(clients: &[Client], f: impl Fn(&Client) -> T + Sync) -> Vec<T> {
     std::thread::scope(|s| {
-        let handles: Vec<_> = clients
-            .iter()
-            .map(|c| (c, s.spawn(|| f(c))))
-            .collect();
+        let handles: Vec<_> = clients.iter().map(|c| (c, s.spawn(|| f(c)))).collect();
         let mut failed = Vec::new();
         let mut out = Vec::new();
         for (c, h) in handles {
@@ -249,7 +251,11 @@ pub fn for_each<T: Send>(clients: &[Client], f: impl Fn(&Client) -> T + Sync) ->
                 }
             }
         }
-        assert!(failed.is_empty(), "failed with:\n{}", failed.join("\n---\n"));
+        assert!(
+            failed.is_empty(),
+            "failed with:\n{}",
+            failed.join("\n---\n")
+        );
         out
     })
 }
