@@ -7,8 +7,9 @@
 //! GDB: the CPU threads with the panicking one selected, the crash path's
 //! `bt`, `p` of a global, our `dmesg`, `ps` and `task PID` scripts (their
 //! Python runs in each GDB's own interpreter), the task's user page,
-//! `monitor sys`, and an MI session. LLDB: `thread list`, `bt`, an
-//! expression. Memory reads go as binary `x` packets for the clients that
+//! `monitor sys`, and an MI session. LLDB: `thread list`, an expression,
+//! a memory read and `bt` (on x86_64 only its first frame with LLDB <= 19:
+//! see [`whole_function_ranges`]). Memory reads go as binary `x` packets for the clients that
 //! know them (GDB >= 16.3, LLDB >= 20: our qSupported offers
 //! `binary-upload+`) and as `m` for the others; both give the same bytes.
 
