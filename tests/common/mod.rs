@@ -128,6 +128,7 @@ pub fn file_fingerprint(p: &Path) -> (u64, std::time::SystemTime, u64) {
     }
     (meta.len(), meta.modified().unwrap(), h.finish())
 }
+pub mod clients;
 pub mod guest;
 pub mod qemu_dump;
 pub mod server;

@@ -38,6 +38,18 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
         Ok(tid)
     }
 
+    // corestub patch: whether `tid` is among the target's threads.
+    fn is_active_tid(
+        &mut self,
+        target: &mut T,
+        tid: Tid,
+    ) -> Result<bool, Error<T::Error, C::Error>> {
+        match target.base_ops() {
+            BaseOps::SingleThread(_) => Ok(tid == SINGLE_THREAD_TID),
+            BaseOps::MultiThread(ops) => ops.is_thread_alive(tid).map_err(Error::TargetError),
+        }
+    }
+
     pub(crate) fn get_current_pid(
         &mut self,
         target: &mut T,
@@ -387,6 +399,12 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 use crate::protocol::commands::_h_upcase::Op;
                 match cmd.kind {
                     Op::Other => match cmd.thread.tid {
+                        // corestub patch: `Hg0` ("any thread") keeps the
+                        // current thread while it exists, as gdbserver does.
+                        // GDB 18 sends `Hg0` after a stop reply that named
+                        // a thread and caches the registers it then reads as
+                        // that thread's.
+                        IdKind::Any if self.is_active_tid(target, self.current_mem_tid)? => {}
                         IdKind::Any => match self.get_sane_any_tid(target)? {
                             Some(tid) => self.current_mem_tid = tid,
                             None => {
@@ -515,4 +533,168 @@ pub(crate) fn read_addr_handler<'b, C: Connection, T: Target>(
     // TODO: add more specific error variant?
     let data = buf.get(..data_len).ok_or(Error::PacketBufferOverflow)?;
     Ok(data)
+}
+
+#[cfg(test)]
+mod tests {
+    //! corestub patch 10: `Hg0` after a stop reply keeps the stop thread.
+    use crate::arch::{Arch, Registers};
+    use crate::common::Tid;
+    use crate::conn::Connection;
+    use crate::stub::state_machine::GdbStubStateMachine;
+    use crate::stub::GdbStub;
+    use crate::target::ext::base::multithread::MultiThreadBase;
+    use crate::target::ext::base::BaseOps;
+    use crate::target::{Target, TargetError, TargetResult};
+    use alloc::vec::Vec;
+
+    enum TestArch {}
+
+    /// One register: the program counter, 8 bytes little-endian.
+    #[derive(Debug, Default, Clone, PartialEq)]
+    struct Pc(u64);
+
+    impl Registers for Pc {
+        type ProgramCounter = u64;
+        fn pc(&self) -> u64 {
+            self.0
+        }
+        fn gdb_serialize(&self, mut write_byte: impl FnMut(Option<u8>)) {
+            for b in self.0.to_le_bytes() {
+                write_byte(Some(b));
+            }
+        }
+        fn gdb_deserialize(&mut self, _bytes: &[u8]) -> Result<(), ()> {
+            Err(())
+        }
+    }
+
+    impl Arch for TestArch {
+        type Usize = u64;
+        type Registers = Pc;
+        type BreakpointKind = usize;
+        type RegId = ();
+    }
+
+    /// Threads 1, 2, 3 with PC = tid; the stop reply names thread 3.
+    struct Cpus;
+
+    impl Target for Cpus {
+        type Arch = TestArch;
+        type Error = ();
+        fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
+            BaseOps::MultiThread(self)
+        }
+        fn guard_rail_implicit_sw_breakpoints(&self) -> bool {
+            true
+        }
+    }
+
+    impl MultiThreadBase for Cpus {
+        fn read_registers(&mut self, regs: &mut Pc, tid: Tid) -> TargetResult<(), Self> {
+            regs.0 = tid.get() as u64;
+            Ok(())
+        }
+        fn write_registers(&mut self, _regs: &Pc, _tid: Tid) -> TargetResult<(), Self> {
+            Err(TargetError::NonFatal)
+        }
+        fn read_addrs(
+            &mut self,
+            _start: u64,
+            _data: &mut [u8],
+            _tid: Tid,
+        ) -> TargetResult<usize, Self> {
+            Err(TargetError::Errno(14))
+        }
+        fn write_addrs(&mut self, _start: u64, _data: &[u8], _tid: Tid) -> TargetResult<(), Self> {
+            Err(TargetError::Errno(30))
+        }
+        fn list_active_threads(&mut self, active: &mut dyn FnMut(Tid)) -> Result<(), ()> {
+            for t in 1..=3 {
+                active(Tid::new(t).unwrap());
+            }
+            Ok(())
+        }
+        fn initial_stop_thread(&mut self) -> Result<Option<Tid>, ()> {
+            Ok(Tid::new(3))
+        }
+    }
+
+    struct Wire(Vec<u8>);
+
+    impl Connection for Wire {
+        type Error = ();
+        fn write(&mut self, byte: u8) -> Result<(), ()> {
+            self.0.push(byte);
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), ()> {
+            Ok(())
+        }
+    }
+
+    /// Sends each packet; returns each reply's body (between `$` and `#`).
+    fn exchange(packets: &[&[u8]]) -> Vec<Vec<u8>> {
+        let target = &mut Cpus;
+        let stub = GdbStub::<Cpus, Wire>::builder(Wire(Vec::new()))
+            .packet_buffer_size(0x1000)
+            .build()
+            .unwrap();
+        let mut sm = stub.run_state_machine(target).unwrap();
+        let mut replies = Vec::new();
+        for p in packets {
+            let sum = p.iter().fold(0u8, |a, &b| a.wrapping_add(b));
+            let mut framed = alloc::vec![b'$'];
+            framed.extend_from_slice(p);
+            framed.extend_from_slice(alloc::format!("#{:02x}", sum).as_bytes());
+            for &b in &framed {
+                sm = match sm {
+                    GdbStubStateMachine::Idle(s) => s.incoming_data(target, b).unwrap(),
+                    _ => panic!("stub left the idle state"),
+                };
+            }
+            let GdbStubStateMachine::Idle(mut s) = sm else {
+                panic!("stub left the idle state")
+            };
+            let wire = core::mem::take(&mut s.borrow_conn().0);
+            sm = GdbStubStateMachine::Idle(s);
+            let hash = wire.iter().rposition(|&b| b == b'#').unwrap();
+            replies.push(wire[2..hash].to_vec());
+        }
+        replies
+    }
+
+    /// The PC in a `g` reply, its run-length encoding undone.
+    fn pc_of(reply: &[u8]) -> u64 {
+        let mut hex: Vec<u8> = Vec::new();
+        let mut i = 0;
+        while i < reply.len() {
+            if reply[i] == b'*' {
+                let last = *hex.last().unwrap();
+                hex.extend(core::iter::repeat_n(last, (reply[i + 1] - 29) as usize));
+                i += 2;
+            } else {
+                hex.push(reply[i]);
+                i += 1;
+            }
+        }
+        let bytes: Vec<u8> = hex
+            .chunks(2)
+            .map(|p| u8::from_str_radix(core::str::from_utf8(p).unwrap(), 16).unwrap())
+            .collect();
+        u64::from_le_bytes(core::convert::TryInto::try_into(bytes).unwrap())
+    }
+
+    #[test]
+    fn hg0_keeps_the_stop_thread() {
+        // GDB 18: `?` names thread 3, then `Hg0`, then `g`
+        let r = exchange(&[b"?", b"Hg0", b"g"]);
+        assert!(r[0].starts_with(b"T05thread:"), "{:?}", r[0]);
+        assert_eq!(r[1], b"OK");
+        assert_eq!(pc_of(&r[2]), 3);
+        // a thread chosen with `Hg` stays chosen through `Hg0`
+        let r = exchange(&[b"?", b"Hg2", b"Hg0", b"g", b"Hg1", b"g"]);
+        assert_eq!(pc_of(&r[3]), 2);
+        assert_eq!(pc_of(&r[5]), 1);
+    }
 }
