@@ -16,7 +16,9 @@ use std::sync::Arc;
 use corestub::addr::Arch;
 use corestub::target::Session;
 use corestub::target::aarch64::Aarch64;
+use corestub::target::arm::Arm;
 use corestub::target::conn::{BufConn, serve_connection};
+use corestub::target::i386::I386;
 use corestub::target::x86_64::X86_64;
 use object::read::elf::{ElfFile64, FileHeader, ProgramHeader};
 
@@ -93,6 +95,8 @@ fn serve_one(session: Arc<Session>, conn: BufConn) {
     let r = match session.kernel.arch {
         Arch::X86_64 => serve_connection::<X86_64>(session, conn),
         Arch::Aarch64 => serve_connection::<Aarch64>(session, conn),
+        Arch::I386 => serve_connection::<I386>(session, conn),
+        Arch::Arm => serve_connection::<Arm>(session, conn),
     };
     match r {
         Ok(reason) => log::info!("LLDB finished: {reason:?}"),

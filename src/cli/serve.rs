@@ -10,7 +10,9 @@ use std::sync::Arc;
 use corestub::addr::Arch;
 use corestub::target::Session;
 use corestub::target::aarch64::Aarch64;
+use corestub::target::arm::Arm;
 use corestub::target::conn::{BufConn, serve_connection};
+use corestub::target::i386::I386;
 use corestub::target::live::{Live, serve_live_connection};
 use corestub::target::x86_64::X86_64;
 
@@ -52,6 +54,10 @@ pub(super) fn serve_one(session: Arc<Session>, live: Option<Arc<Live>>, r: Reade
         (Some(l), Arch::Aarch64) => serve_live_connection::<Aarch64>(l, r, w),
         (None, Arch::X86_64) => serve_connection::<X86_64>(session, BufConn::new(r, w)),
         (None, Arch::Aarch64) => serve_connection::<Aarch64>(session, BufConn::new(r, w)),
+        (Some(l), Arch::I386) => serve_live_connection::<I386>(l, r, w),
+        (Some(l), Arch::Arm) => serve_live_connection::<Arm>(l, r, w),
+        (None, Arch::I386) => serve_connection::<I386>(session, BufConn::new(r, w)),
+        (None, Arch::Arm) => serve_connection::<Arm>(session, BufConn::new(r, w)),
     };
     match r {
         Ok(reason) => log::info!("client finished: {reason:?}"),

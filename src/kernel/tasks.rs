@@ -121,40 +121,46 @@ impl<'k> TaskReader<'k> {
         let l = self.view.layout;
         let k = self.kernel;
         match k.arch {
-            Arch::X86_64 => {
+            Arch::X86_64 | Arch::I386 => {
                 let sp = l.switch_ctx.ptr(k, task.addr)?;
-                let frame = |name: &str, offset: u64| Member {
-                    ty: "inactive_task_frame",
-                    path: match name {
-                        "r15" => "r15",
-                        "r14" => "r14",
-                        "r13" => "r13",
-                        "r12" => "r12",
-                        "bx" => "bx",
-                        "bp" => "bp",
-                        _ => "ret_addr",
-                    },
-                    offset,
-                };
                 let top = sp.checked_add(l.frame_size).ok_or(ObjectError::Overflow {
                     member: "thread.sp".into(),
                     base: sp,
                     op: '+',
                     offset: l.frame_size,
                 })?;
-                let mut regs = vec![("rsp", top.0)];
+                let i386 = k.arch == Arch::I386;
+                let mut regs = vec![(if i386 { "esp" } else { "rsp" }, top.0)];
+                for (name, o) in &l.frame {
+                    let Some(reg) = x86_frame_register(name, i386) else {
+                        continue;
+                    };
+                    regs.push((
+                        reg,
+                        frame_member(name, "inactive_task_frame", *o).ulong(k, sp)?,
+                    ));
+                }
+                Ok(regs)
+            }
+            Arch::Arm => {
+                // struct cpu_context_save { r4..r9, sl, fp, sp, pc, extra[2] }
+                let ctx = l.switch_ctx.at(task.addr)?;
+                let mut regs = Vec::new();
                 for (name, o) in &l.frame {
                     let reg = match name.as_str() {
-                        "r15" => "r15",
-                        "r14" => "r14",
-                        "r13" => "r13",
-                        "r12" => "r12",
-                        "bx" => "rbx",
-                        "bp" => "rbp",
-                        "ret_addr" => "rip",
+                        "sl" => "r10",
+                        "fp" => "r11",
+                        "r4" | "r5" | "r6" | "r7" | "r8" | "r9" | "sp" | "pc" => ARM_REG_NAMES
+                            .iter()
+                            .find(|n| **n == name.as_str())
+                            .copied()
+                            .unwrap_or("pc"),
                         _ => continue,
                     };
-                    regs.push((reg, frame(name, *o).u64(k, sp)?));
+                    regs.push((
+                        reg,
+                        frame_member(name, "cpu_context_save", *o).ulong(k, ctx)?,
+                    ));
                 }
                 Ok(regs)
             }
@@ -180,4 +186,44 @@ impl<'k> TaskReader<'k> {
             }
         }
     }
+}
+
+/// The registers a `struct cpu_context_save` member can name.
+const ARM_REG_NAMES: [&str; 8] = ["r4", "r5", "r6", "r7", "r8", "r9", "sp", "pc"];
+
+/// The register an x86 `struct inactive_task_frame` member holds (x86_64:
+/// r15..r12, bx, bp, ret_addr; i386: flags, si, di, bx, bp, ret_addr).
+fn x86_frame_register(member: &str, i386: bool) -> Option<&'static str> {
+    Some(match (member, i386) {
+        ("r15", false) => "r15",
+        ("r14", false) => "r14",
+        ("r13", false) => "r13",
+        ("r12", false) => "r12",
+        ("bx", false) => "rbx",
+        ("bp", false) => "rbp",
+        ("ret_addr", false) => "rip",
+        ("flags", true) => "eflags",
+        ("si", true) => "esi",
+        ("di", true) => "edi",
+        ("bx", true) => "ebx",
+        ("bp", true) => "ebp",
+        ("ret_addr", true) => "eip",
+        _ => return None,
+    })
+}
+
+/// A switch-frame member by its DWARF name, for errors that name it.
+fn frame_member(name: &str, ty: &'static str, offset: u64) -> Member {
+    const KNOWN: [&str; 16] = [
+        "r15", "r14", "r13", "r12", "bx", "bp", "ret_addr", "flags", "si", "di", "r4", "r5", "r6",
+        "r7", "r8", "r9",
+    ];
+    const MORE: [&str; 4] = ["sl", "fp", "sp", "pc"];
+    let path = KNOWN
+        .iter()
+        .chain(MORE.iter())
+        .find(|n| **n == name)
+        .copied()
+        .unwrap_or("?");
+    Member { ty, path, offset }
 }

@@ -5,6 +5,8 @@
 //! it found.
 
 pub mod aarch64;
+pub mod arm;
+pub mod i386;
 pub mod x86_64;
 
 use crate::addr::{PageTableRoot, VirtAddr};
