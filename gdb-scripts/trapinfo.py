@@ -99,7 +99,10 @@ def _entry_regs(task, names):
     try:
         stack_size = _stack_size()
         regs_t = cc.need_type("struct pt_regs", "trapinfo")
-        b = cc.read(task.stack + stack_size - regs_t.sizeof, regs_t.sizeof)
+        # i386 leaves TOP_OF_KERNEL_STACK_PADDING (8 bytes) above pt_regs
+        arch = _arch()
+        pad = 8 if "i386" in arch and "x86-64" not in arch else 0
+        b = cc.read(task.stack + stack_size - pad - regs_t.sizeof, regs_t.sizeof)
     except (gdb.GdbError, gdb.MemoryError):
         return None
     out = []

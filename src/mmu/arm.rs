@@ -40,8 +40,10 @@ pub enum ArmFormat {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ArmPaging {
     pub format: ArmFormat,
-    /// Linux PAGE_OFFSET: splits kernel and user when one table covers all.
-    pub page_offset: u64,
+    /// Where the kernel half starts when one table covers all: Linux's
+    /// TASK_SIZE (PAGE_OFFSET − 16 MiB: the modules sit below PAGE_OFFSET,
+    /// and process tables copy the kernel entries from there up).
+    pub kernel_start: u64,
 }
 
 /// LPAE output-address field: bits 39:12.
@@ -56,29 +58,29 @@ struct Region {
 }
 
 impl ArmPaging {
-    pub fn short(n: u8, page_offset: u64) -> Self {
+    pub fn short(n: u8, kernel_start: u64) -> Self {
         ArmPaging {
             format: ArmFormat::Short { n: n & 7 },
-            page_offset,
+            kernel_start,
         }
     }
 
-    pub fn lpae(t0sz: u8, t1sz: u8, page_offset: u64) -> Self {
+    pub fn lpae(t0sz: u8, t1sz: u8, kernel_start: u64) -> Self {
         ArmPaging {
             format: ArmFormat::Lpae {
                 t0sz: t0sz & 7,
                 t1sz: t1sz & 7,
             },
-            page_offset,
+            kernel_start,
         }
     }
 
     /// The configuration a TTBCR value describes (EAE is bit 31).
-    pub fn from_ttbcr(ttbcr: u32, page_offset: u64) -> Self {
+    pub fn from_ttbcr(ttbcr: u32, kernel_start: u64) -> Self {
         if ttbcr >> 31 == 1 {
-            Self::lpae((ttbcr & 7) as u8, ((ttbcr >> 16) & 7) as u8, page_offset)
+            Self::lpae((ttbcr & 7) as u8, ((ttbcr >> 16) & 7) as u8, kernel_start)
         } else {
-            Self::short((ttbcr & 7) as u8, page_offset)
+            Self::short((ttbcr & 7) as u8, kernel_start)
         }
     }
 
@@ -113,7 +115,7 @@ impl ArmPaging {
         let below = |bits: u32| va.0 < (1u64 << (32 - bits));
         match self.format {
             ArmFormat::Short { n: 0 } | ArmFormat::Lpae { t0sz: 0, t1sz: 0 } => Some(Region {
-                user: va.0 < self.page_offset,
+                user: va.0 < self.kernel_start,
                 size_field: 0,
             }),
             ArmFormat::Short { n } => Some(Region {

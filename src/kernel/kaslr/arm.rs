@@ -57,8 +57,10 @@ pub fn setup(dump: &Dump, vi: &VmcoreInfo, vmlinux: Option<&Vmlinux>) -> Result<
         .ok_or_else(|| {
             format!("swapper_pg_dir {swapper:#x} is below PAGE_OFFSET {page_offset:#x}")
         })?;
-    let lpae = ArmPaging::lpae(0, 0, page_offset);
-    let short = ArmPaging::short(0, page_offset);
+    // TASK_SIZE: the modules area (16 MiB below PAGE_OFFSET) is kernel space
+    let task_size = page_offset.saturating_sub(16 << 20);
+    let lpae = ArmPaging::lpae(0, 0, task_size);
+    let short = ArmPaging::short(0, task_size);
     let (paging, from_vmcoreinfo, method) = if vi.symbol("swapper_pg_dir").is_some() {
         let p = if vi.get("CONFIG_ARM_LPAE") == Some("y") {
             lpae
