@@ -31,6 +31,15 @@ pub const S612: Series = Series {
     release_prefix: "6.12.",
 };
 
+/// Debian 12's own 6.1: the newest series with i386 (686, 686-pae) and
+/// armhf (armmp, armmp-lpae) kernels and their -dbg packages (trixie
+/// dropped the i386 kernels; bookworm-backports carries no i386 -dbg).
+pub const S61: Series = Series {
+    name: "6.1",
+    suite: "bookworm",
+    release_prefix: "6.1.0-",
+};
+
 /// Debian 11's 5.10, the oldest kernel the archive serves.
 pub const S510: Series = Series {
     name: "5.10",
@@ -376,12 +385,15 @@ fn elf_machine(b: &[u8]) -> Option<u16> {
 }
 
 /// A static busybox for the guest: the host's /bin/busybox when `host`,
-/// else `apt-get download busybox-static:DEB` (the system's sources)
-/// cached as `cached`. Checked to be an `elf_machine` executable.
+/// else `apt-get download busybox-static:DEB` from `suite` of the machine's
+/// Debian mirror, through a private apt configuration (so that a foreign
+/// architecture the machine's dpkg does not know, i386 or armhf, works
+/// too), cached as `cached`. Checked to be an `elf_machine` executable.
 pub fn guest_busybox(
     host: bool,
     cached: &Path,
     deb: &str,
+    suite: &str,
     elf_machine_want: u16,
 ) -> Result<Vec<u8>, String> {
     let bb = if host {
@@ -390,7 +402,7 @@ pub fn guest_busybox(
     } else {
         match static_busybox(cached) {
             Some(bb) => bb,
-            None => download_busybox(cached, deb)?,
+            None => download_busybox(cached, deb, suite)?,
         }
     };
     match elf_machine(&bb) {
@@ -401,7 +413,7 @@ pub fn guest_busybox(
     }
 }
 
-fn download_busybox(to: &Path, deb: &str) -> Result<Vec<u8>, String> {
+fn download_busybox(to: &Path, deb: &str, suite: &str) -> Result<Vec<u8>, String> {
     for tool in ["apt-get", "dpkg-deb", "tar"] {
         if !have(tool, "--version") {
             return Err(format!("{tool} is missing (to fetch busybox-static:{deb})"));
@@ -413,9 +425,15 @@ fn download_busybox(to: &Path, deb: &str) -> Result<Vec<u8>, String> {
     let work = cache.join(format!("busybox-work-{}", std::process::id()));
     let _work = TempDir(work.clone());
     std::fs::create_dir_all(work.join("x")).map_err(|e| format!("{}: {e}", work.display()))?;
+    let opts = private_apt(&work.join("apt"), suite, deb)?;
+    cmd_ok(
+        Command::new("apt-get").args(&opts).args(["-q", "update"]),
+        &format!("apt-get update ({suite})"),
+    )?;
     let pkg = "busybox-static";
     cmd_ok(
         Command::new("apt-get")
+            .args(&opts)
             .args(["-q", "download", &format!("{pkg}:{deb}")])
             .current_dir(&work),
         &format!("apt-get download {pkg}:{deb}"),
