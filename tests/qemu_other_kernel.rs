@@ -183,6 +183,25 @@ const I386_PAE: Arch = Arch {
     module_dwarf: false,
 };
 
+/// Debian's i386 kernel for CPUs without PAE: 2-level paging, 32-bit
+/// entries, 4 MiB pages for lowmem.
+const I386_686: Arch = Arch {
+    name: "i386-686",
+    flavour: "686",
+    qemu_args: &[
+        "-accel", "tcg", "-cpu", "qemu32", "-machine", "pc", "-m", "512",
+    ],
+    ..I386_PAE
+};
+
+/// Debian's armhf kernel without LPAE (short descriptors) on the same
+/// board and CPU.
+const ARM_SHORT: Arch = Arch {
+    name: "arm",
+    flavour: "armmp",
+    ..ARM_LPAE
+};
+
 /// Debian's armhf kernel for LPAE CPUs on QEMU's virt board with a
 /// Cortex-A15: long descriptors, 3 levels.
 const ARM_LPAE: Arch = Arch {
@@ -828,6 +847,37 @@ fn qemu_61_arm_lpae_three_cpus() {
         root_from: &[
             "no VMCOREINFO: swapper_pg_dir at",
             "arm LPAE; linux_banner confirmed",
+        ],
+    })
+}
+
+/// i386 without PAE (Debian 12's 686).
+#[test]
+fn qemu_61_i386_three_cpus() {
+    check(&Case {
+        arch: &I386_686,
+        series: &S61,
+        marker: "CORESTUB-61-I386-MARKER",
+        paging: "i386 non-PAE",
+        root_from: &[
+            "no VMCOREINFO: CR3 of CPU",
+            "IDT entry 0",
+            "linux_banner confirmed",
+        ],
+    })
+}
+
+/// 32-bit arm with short descriptors (Debian 12's armmp).
+#[test]
+fn qemu_61_arm_three_cpus() {
+    check(&Case {
+        arch: &ARM_SHORT,
+        series: &S61,
+        marker: "CORESTUB-61-ARM-MARKER",
+        paging: "arm short-descriptor",
+        root_from: &[
+            "no VMCOREINFO: swapper_pg_dir at",
+            "arm short-descriptor; linux_banner confirmed",
         ],
     })
 }

@@ -55,7 +55,7 @@ impl I386Paging {
 
     /// The name `corestub info` shows.
     pub fn mode_name(&self) -> &'static str {
-        if self.pae { "i386 PAE" } else { "i386" }
+        if self.pae { "i386 PAE" } else { "i386 non-PAE" }
     }
 
     pub fn is_user(&self, va: VirtAddr) -> bool {
