@@ -116,7 +116,8 @@ impl<'k> TaskReader<'k> {
     }
 
     /// Registers saved at the task's last context switch, by name
-    /// (x86_64: rbx rbp r12-r15 rip rsp; arm64: x19-x28 x29 sp pc).
+    /// (x86_64: rbx rbp r12-r15 rip rsp; i386: eflags esi edi ebx ebp eip
+    /// esp; arm64: x19-x28 x29 sp pc; arm: r4-r11 sp pc).
     pub fn switch_registers(&self, task: &Task) -> Result<Vec<(&'static str, u64)>, ObjectError> {
         let l = self.view.layout;
         let k = self.kernel;
@@ -131,36 +132,33 @@ impl<'k> TaskReader<'k> {
                 })?;
                 let i386 = k.arch == Arch::I386;
                 let mut regs = vec![(if i386 { "esp" } else { "rsp" }, top.0)];
+                let ty = "inactive_task_frame";
                 for (name, o) in &l.frame {
-                    let Some(reg) = x86_frame_register(name, i386) else {
-                        continue;
-                    };
-                    regs.push((
-                        reg,
-                        frame_member(name, "inactive_task_frame", *o).ulong(k, sp)?,
-                    ));
+                    if let Some((path, reg)) = frame_register(k.arch, name) {
+                        let m = Member {
+                            ty,
+                            path,
+                            offset: *o,
+                        };
+                        regs.push((reg, m.ulong(k, sp)?));
+                    }
                 }
                 Ok(regs)
             }
             Arch::Arm => {
                 // struct cpu_context_save { r4..r9, sl, fp, sp, pc, extra[2] }
                 let ctx = l.switch_ctx.at(task.addr)?;
+                let ty = "cpu_context_save";
                 let mut regs = Vec::new();
                 for (name, o) in &l.frame {
-                    let reg = match name.as_str() {
-                        "sl" => "r10",
-                        "fp" => "r11",
-                        "r4" | "r5" | "r6" | "r7" | "r8" | "r9" | "sp" | "pc" => ARM_REG_NAMES
-                            .iter()
-                            .find(|n| **n == name.as_str())
-                            .copied()
-                            .unwrap_or("pc"),
-                        _ => continue,
-                    };
-                    regs.push((
-                        reg,
-                        frame_member(name, "cpu_context_save", *o).ulong(k, ctx)?,
-                    ));
+                    if let Some((path, reg)) = frame_register(k.arch, name) {
+                        let m = Member {
+                            ty,
+                            path,
+                            offset: *o,
+                        };
+                        regs.push((reg, m.ulong(k, ctx)?));
+                    }
                 }
                 Ok(regs)
             }
@@ -188,42 +186,36 @@ impl<'k> TaskReader<'k> {
     }
 }
 
-/// The registers a `struct cpu_context_save` member can name.
-const ARM_REG_NAMES: [&str; 8] = ["r4", "r5", "r6", "r7", "r8", "r9", "sp", "pc"];
-
-/// The register an x86 `struct inactive_task_frame` member holds (x86_64:
-/// r15..r12, bx, bp, ret_addr; i386: flags, si, di, bx, bp, ret_addr).
-fn x86_frame_register(member: &str, i386: bool) -> Option<&'static str> {
-    Some(match (member, i386) {
-        ("r15", false) => "r15",
-        ("r14", false) => "r14",
-        ("r13", false) => "r13",
-        ("r12", false) => "r12",
-        ("bx", false) => "rbx",
-        ("bp", false) => "rbp",
-        ("ret_addr", false) => "rip",
-        ("flags", true) => "eflags",
-        ("si", true) => "esi",
-        ("di", true) => "edi",
-        ("bx", true) => "ebx",
-        ("bp", true) => "ebp",
-        ("ret_addr", true) => "eip",
+/// The switch-frame member called `member` (its name as a static string,
+/// for errors) and the register it holds: x86_64 `inactive_task_frame`
+/// r15..r12, bx, bp, ret_addr; i386 flags, si, di, bx, bp, ret_addr; arm
+/// `cpu_context_save` r4..r9, sl (r10), fp (r11), sp, pc. Other members
+/// (padding, arm's `extra[]`) hold none.
+fn frame_register(arch: Arch, member: &str) -> Option<(&'static str, &'static str)> {
+    Some(match (arch, member) {
+        (Arch::X86_64, "r15") => ("r15", "r15"),
+        (Arch::X86_64, "r14") => ("r14", "r14"),
+        (Arch::X86_64, "r13") => ("r13", "r13"),
+        (Arch::X86_64, "r12") => ("r12", "r12"),
+        (Arch::X86_64, "bx") => ("bx", "rbx"),
+        (Arch::X86_64, "bp") => ("bp", "rbp"),
+        (Arch::X86_64, "ret_addr") => ("ret_addr", "rip"),
+        (Arch::I386, "flags") => ("flags", "eflags"),
+        (Arch::I386, "si") => ("si", "esi"),
+        (Arch::I386, "di") => ("di", "edi"),
+        (Arch::I386, "bx") => ("bx", "ebx"),
+        (Arch::I386, "bp") => ("bp", "ebp"),
+        (Arch::I386, "ret_addr") => ("ret_addr", "eip"),
+        (Arch::Arm, "r4") => ("r4", "r4"),
+        (Arch::Arm, "r5") => ("r5", "r5"),
+        (Arch::Arm, "r6") => ("r6", "r6"),
+        (Arch::Arm, "r7") => ("r7", "r7"),
+        (Arch::Arm, "r8") => ("r8", "r8"),
+        (Arch::Arm, "r9") => ("r9", "r9"),
+        (Arch::Arm, "sl") => ("sl", "r10"),
+        (Arch::Arm, "fp") => ("fp", "r11"),
+        (Arch::Arm, "sp") => ("sp", "sp"),
+        (Arch::Arm, "pc") => ("pc", "pc"),
         _ => return None,
     })
-}
-
-/// A switch-frame member by its DWARF name, for errors that name it.
-fn frame_member(name: &str, ty: &'static str, offset: u64) -> Member {
-    const KNOWN: [&str; 16] = [
-        "r15", "r14", "r13", "r12", "bx", "bp", "ret_addr", "flags", "si", "di", "r4", "r5", "r6",
-        "r7", "r8", "r9",
-    ];
-    const MORE: [&str; 4] = ["sl", "fp", "sp", "pc"];
-    let path = KNOWN
-        .iter()
-        .chain(MORE.iter())
-        .find(|n| **n == name)
-        .copied()
-        .unwrap_or("?");
-    Member { ty, path, offset }
 }
