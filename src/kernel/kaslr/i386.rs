@@ -51,7 +51,9 @@ pub fn setup(dump: &Dump, vi: &VmcoreInfo, vmlinux: Option<&Vmlinux>) -> Result<
             format!("SYMBOL(swapper_pg_dir) {swapper:#x} is below PAGE_OFFSET {page_offset:#x}")
         })?;
         let offset = match (vi.symbol("_stext"), vmlinux.and_then(|v| v.addr("_stext"))) {
-            (Some(run), Some(link)) => run.checked_sub(link).unwrap_or(0),
+            // i386 kernels only move up; a vmlinux linked above the running
+            // _stext is another kernel's (the banner check elsewhere says so)
+            (Some(run), Some(link)) => run.saturating_sub(link),
             _ => 0,
         };
         return Ok(Setup {
