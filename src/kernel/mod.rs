@@ -313,6 +313,20 @@ impl Kernel {
         })
     }
 
+    /// Attaches the debug vmlinux found after the kernel was opened (from
+    /// VMCOREINFO's release or build-id). A 32-bit kernel's VMCOREINFO has
+    /// no KERNELOFFSET: its relocation is `SYMBOL(_stext)` minus the
+    /// vmlinux's `_stext` (i386 kernels only move up).
+    pub fn attach_vmlinux(&mut self, v: symbols::Vmlinux) {
+        if matches!(self.arch, Arch::I386 | Arch::Arm)
+            && self.vmcoreinfo.kernel_offset().is_none()
+            && let (Some(run), Some(link)) = (self.vmcoreinfo.symbol("_stext"), v.addr("_stext"))
+        {
+            self.kaslr_offset = run.saturating_sub(link);
+        }
+        self.vmlinux = Some(v);
+    }
+
     /// The kernel-only address space (no user half).
     pub fn kernel_space(&self) -> AddressSpace {
         AddressSpace {
