@@ -283,6 +283,8 @@ struct Case {
     /// Pieces of KERNEL_ROOT_FROM: how the kernel was found without
     /// VMCOREINFO.
     root_from: &'static [&'static str],
+    /// The guest loads qemu_fw_cfg: its dumps carry VMCOREINFO.
+    fw_cfg: bool,
 }
 
 impl Case {
@@ -401,8 +403,9 @@ fn dumps(c: &Case, k: &Kernel, label: &str) -> Option<PathBuf> {
         page_size: a.page_size,
         flags: a.flags,
         marker: c.marker,
+        fw_cfg: c.fw_cfg,
     };
-    let done = k.dir.join(boot::GUEST);
+    let done = boot::guest_dir(k, c.fw_cfg);
     if boot::cached_formats(&done).is_some() {
         return Some(done);
     }
@@ -450,7 +453,10 @@ fn check(c: &Case) {
         "{label}: dumps {formats:?} ready after {:.1?}",
         t0.elapsed()
     );
-    let con = Console::parse(&std::fs::read_to_string(guest.join("console.log")).unwrap());
+    let con = Console::parse(
+        &std::fs::read_to_string(guest.join("console.log")).unwrap(),
+        c.fw_cfg,
+    );
     assert_eq!(
         con.panic_cpu,
         SMP - 1,
@@ -499,10 +505,16 @@ fn without_vmlinux_option(c: &Case, k: &Kernel, dump: &Path) {
         Some(beside.to_str().unwrap()),
         "{label}: vmlinux not found by the banner's release: {info:#}"
     );
+    // with VMCOREINFO its release names the vmlinux as well
+    let how = if c.fw_cfg {
+        "Vmcoreinfo"
+    } else {
+        "linux_banner confirmed"
+    };
     assert!(
         info["kernel_root_from"]
             .as_str()
-            .is_some_and(|r| r.contains("linux_banner confirmed")),
+            .is_some_and(|r| r.contains(how)),
         "{label}: {info:#}"
     );
 }
@@ -725,6 +737,7 @@ const X86_64_612: Case = Case {
     marker: "CORESTUB-612-X86-MARKER",
     paging: "5-level",
     root_from: X86_ROOT_FROM,
+    fw_cfg: false,
 };
 
 #[test]
@@ -744,6 +757,7 @@ fn qemu_612_arm64_lpa2_three_cpus() {
             "(linux_banner), kimage_voffset read there; 52-bit VAs (52 at run time), 4K pages; \
              linux_banner confirmed, linear map checked",
         ],
+        fw_cfg: false,
     })
 }
 
@@ -759,6 +773,7 @@ fn qemu_612_arm64_16k_lpa2_three_cpus() {
             "(linux_banner), kimage_voffset read there; 52-bit VAs (52 at run time), 16K pages; \
              linux_banner confirmed, linear map checked",
         ],
+        fw_cfg: false,
     })
 }
 
@@ -786,6 +801,7 @@ fn qemu_510_arm64_three_cpus() {
             "(linux_banner), kimage_voffset read there; 48-bit VAs",
             "linux_banner confirmed, linear map checked",
         ],
+        fw_cfg: false,
     })
 }
 
@@ -812,6 +828,7 @@ fn qemu_7_arm64_lpa2_three_cpus() {
             "(linux_banner), kimage_voffset read there; 52-bit VAs (52 at run time), 4K pages; \
              linux_banner confirmed, linear map checked",
         ],
+        fw_cfg: false,
     })
 }
 
@@ -830,6 +847,23 @@ fn qemu_61_i386_pae_three_cpus() {
             "IDT entry 0",
             "linux_banner confirmed",
         ],
+        fw_cfg: false,
+    })
+}
+
+/// The same i386 PAE kernel with qemu_fw_cfg loaded: its dumps carry
+/// VMCOREINFO (`SYMBOL(swapper_pg_dir)`, `CONFIG_X86_PAE=y`, no
+/// KERNELOFFSET: the relocation is `SYMBOL(_stext)` minus the vmlinux's),
+/// as a kdump's would.
+#[test]
+fn qemu_61_i386_pae_vmcoreinfo_three_cpus() {
+    check(&Case {
+        arch: &I386_PAE,
+        series: &S61,
+        marker: "CORESTUB-61-I386-PAE-VMCOREINFO-MARKER",
+        paging: "i386 PAE",
+        root_from: &["Vmcoreinfo"],
+        fw_cfg: true,
     })
 }
 
@@ -848,6 +882,7 @@ fn qemu_61_arm_lpae_three_cpus() {
             "no VMCOREINFO: swapper_pg_dir at",
             "arm LPAE; linux_banner confirmed",
         ],
+        fw_cfg: false,
     })
 }
 
@@ -864,6 +899,7 @@ fn qemu_61_i386_three_cpus() {
             "IDT entry 0",
             "linux_banner confirmed",
         ],
+        fw_cfg: false,
     })
 }
 
@@ -879,6 +915,7 @@ fn qemu_61_arm_three_cpus() {
             "no VMCOREINFO: swapper_pg_dir at",
             "arm short-descriptor; linux_banner confirmed",
         ],
+        fw_cfg: false,
     })
 }
 

@@ -14,6 +14,10 @@ use common::guest::{TempDir, cmd_ok, downloaded, extract, have, static_busybox};
 /// modules' package and under `usr/lib/debug/lib/modules/RELEASE/` in -dbg.
 pub const MODULE: &str = "kernel/drivers/block/loop.ko";
 
+/// QEMU's fw_cfg driver, which registers VMCOREINFO with `-device
+/// vmcoreinfo`: extracted when the image package has it (as a module).
+pub const FW_CFG: &str = "kernel/drivers/firmware/qemu_fw_cfg.ko";
+
 /// A kernel series: where Debian serves it and how its releases start.
 pub struct Series {
     /// The cache's `ARCH-NAME/` and the test names: `6.12`, `5.10`, `7`.
@@ -66,6 +70,8 @@ pub struct Kernel {
     pub loop_ko: PathBuf,
     /// `modsyms` directory: the debug loop.ko under it.
     pub modules: PathBuf,
+    /// qemu_fw_cfg.ko (uncompressed), if the kernel has it as a module.
+    pub fw_cfg_ko: PathBuf,
 }
 
 impl Kernel {
@@ -77,6 +83,7 @@ impl Kernel {
             vmlinux: dir.join("vmlinux"),
             loop_ko: dir.join("loop.ko"),
             modules: dir.join("modules"),
+            fw_cfg_ko: dir.join("qemu_fw_cfg.ko"),
             release,
             dir,
         };
@@ -342,6 +349,15 @@ pub fn fetch_kernel(cache: &Path, series: &Series, t: &Target) -> Result<Kernel,
         .ok_or_else(|| format!("no debug loop.ko in {}", dbg_deb.display()))?;
     extract(&image_deb, &x, std::slice::from_ref(&vmlinuz))?;
     extract(&mods_deb, &x, std::slice::from_ref(&loop_packed))?;
+    let fw_cfg_packed = [".ko", ".ko.xz", ".ko.zst"].iter().find_map(|z| {
+        member(
+            &mod_files,
+            &format!("modules/{release}/{}{}", FW_CFG.trim_end_matches(".ko"), z),
+        )
+    });
+    if let Some(f) = &fw_cfg_packed {
+        extract(&mods_deb, &x, std::slice::from_ref(f))?;
+    }
     let mut dbg_members = vmlinux_places.clone();
     dbg_members.push(dbg_loop.clone());
     extract(&dbg_deb, &x, &dbg_members)?;
@@ -354,6 +370,10 @@ pub fn fetch_kernel(cache: &Path, series: &Series, t: &Target) -> Result<Kernel,
     let _ = std::fs::remove_dir_all(&debs);
     let loop_ko = x.join("loop.ko");
     decompress(&x.join(&loop_packed), &loop_ko)?;
+    let fw_cfg_ko = x.join("qemu_fw_cfg.ko");
+    if let Some(f) = &fw_cfg_packed {
+        decompress(&x.join(f), &fw_cfg_ko)?;
+    }
     let modules = x.join("modules");
     std::fs::create_dir_all(modules.join(MODULE).parent().unwrap()).map_err(|e| e.to_string())?;
     std::fs::rename(x.join(&dbg_loop), modules.join(MODULE)).map_err(|e| e.to_string())?;
@@ -366,7 +386,11 @@ pub fn fetch_kernel(cache: &Path, series: &Series, t: &Target) -> Result<Kernel,
         (x.join(&vmlinux), "vmlinux"),
         (loop_ko, "loop.ko"),
         (modules, "modules"),
+        (fw_cfg_ko, "qemu_fw_cfg.ko"),
     ] {
+        if !from.exists() {
+            continue; // qemu_fw_cfg.ko: optional
+        }
         let to = dir.join(to);
         if !to.exists()
             && let Err(e) = std::fs::rename(&from, &to)
