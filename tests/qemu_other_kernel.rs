@@ -13,7 +13,14 @@
 //!   built with ARM64_VA_BITS_52 and run with 52-bit VAs and 5 levels of
 //!   tables; 5.10's with 48-bit VAs and 4K pages;
 //! - arm64-16k (6.12 only): Debian's generic arm64 kernel with **16K
-//!   pages**, also 52-bit VAs with LPA2 (4 levels; 1 GB of debug package).
+//!   pages**, also 52-bit VAs with LPA2 (4 levels; 1 GB of debug package);
+//! - 32-bit, Debian 12's own 6.1 (bookworm; the last with i386 kernels):
+//!   i386 `686-pae` (**PAE**, `-cpu qemu32,+pae,+nx`) and `686` (**2-level**
+//!   paging), armhf `armmp-lpae` (**LPAE**) and `armmp` (**short
+//!   descriptors**) on `-M virt -cpu cortex-a15`; the 686-pae guest also
+//!   once with qemu_fw_cfg loaded, whose dumps carry VMCOREINFO. A
+//!   32-bit module's DWARF symbols are not checked after `modsyms` (GDB
+//!   misplaces them: see the README).
 //!
 //! Each guest's busybox /init insmods a real module (loop.ko, which has no
 //! dependencies), starts two sleepers, logs the physical address of the
