@@ -73,10 +73,12 @@
 //! guest and loads a 300-500 MB vmlinux into GDB. Cold and warm times are
 //! in the README's table of tested kernels.
 //!
-//! Missing tools (gdb or gdb-multiarch; qemu-system-x86_64 or
-//! qemu-system-aarch64 and a static busybox to make the dumps: the host's
-//! busybox-static for x86_64, `apt-get download busybox-static:arm64` for
-//! arm64; apt-get, dpkg-deb, tar, xz and zstd to fetch the kernel) or a
+//! Missing tools (gdb or gdb-multiarch; qemu-system-x86_64,
+//! qemu-system-aarch64, qemu-system-i386 or qemu-system-arm and a static
+//! busybox to make the dumps: the host's busybox-static for x86_64,
+//! `apt-get download busybox-static:DEB` through the private apt
+//! configuration for arm64, i386 and armhf; apt-get, dpkg-deb, tar, xz and
+//! zstd to fetch the kernel) or a
 //! failed fetch: SKIP, or failure under CORESTUB_REQUIRE_FIXTURES=1. QEMU
 //! is killed by PID on every path (guard).
 
