@@ -93,7 +93,10 @@ impl ArchSupport for i386::I386 {
 }
 
 impl ArchSupport for arm::Arm {
-    const TRIPLE: &'static str = "armv7-unknown-linux-gnueabihf";
+    // LLDB reads a kernel vmlinux as arm-*-*-eabi and drops it as the
+    // target's executable when qHostInfo names an incompatible environment
+    // (armv7-…-gnueabihf was: no symbols at all).
+    const TRIPLE: &'static str = "arm-unknown-linux-eabi";
 
     fn cpu_registers(_kernel: &Kernel, cpu: &CpuContext) -> Regs<Self> {
         arm::cpu_registers(cpu)
