@@ -4,7 +4,8 @@
 //!
 //! - PAGE_OFFSET (CONFIG_PAGE_OFFSET: 0xc0000000, 0xb0000000, 0x80000000
 //!   or 0x40000000 by VMSPLIT) is the 256 MiB boundary below `_text`
-//!   (TEXT_OFFSET is a few MiB at most); 0xc0000000 without a vmlinux.
+//!   (TEXT_OFFSET is a few MiB at most); without a vmlinux (VMCOREINFO
+//!   only), the VMSPLIT whose `swapper_pg_dir` maps its own address.
 //! - PHYS_OFFSET: VMCOREINFO `NUMBER(PHYS_OFFSET)` when a kernel exports
 //!   it, else the start of the dump's first RAM range (the kernel patches
 //!   its PHYS_OFFSET to where RAM starts: ARM_PATCH_PHYS_VIRT).
@@ -18,7 +19,7 @@
 //! 4-entry PGD (LPAE; its TTBR1 points into the PMDs, but the full table
 //! translates the same addresses).
 
-use super::{Detected, banner_ok};
+use super::{Detected, VMSPLITS, banner_ok, self_mapping_page_offset};
 use crate::addr::{PageTableRoot, PhysAddr};
 use crate::dump::Dump;
 use crate::kernel::VmcoreInfo;
@@ -39,17 +40,39 @@ fn page_offset(vi: &VmcoreInfo, vmlinux: Option<&Vmlinux>) -> u64 {
 }
 
 pub fn setup(dump: &Dump, vi: &VmcoreInfo, vmlinux: Option<&Vmlinux>) -> Result<Setup, String> {
-    let page_offset = page_offset(vi, vmlinux);
+    let mut page_offset = page_offset(vi, vmlinux);
     let phys_offset = vi
         .number("PHYS_OFFSET")
         .map(|v| v as u64)
         .or_else(|| dump.memory.ranges().first().map(|r| r.start.0))
         .ok_or("no NUMBER(PHYS_OFFSET) and no RAM in the dump")?;
-    let numbers = vec![("PAGE_OFFSET", page_offset), ("PHYS_OFFSET", phys_offset)];
     let swapper = vi
         .symbol("swapper_pg_dir")
         .or_else(|| vmlinux?.addr("swapper_pg_dir"))
         .ok_or("neither VMCOREINFO nor a vmlinux gives swapper_pg_dir: give --vmlinux")?;
+    let lpae_by_vmcoreinfo = vi.get("CONFIG_ARM_LPAE") == Some("y");
+    if vi.symbol("swapper_pg_dir").is_some() && vmlinux.is_none() {
+        // no vmlinux yet (it is attached after VMCOREINFO opened the
+        // dump): PAGE_OFFSET is the VMSPLIT whose swapper_pg_dir maps itself
+        let mut candidates = vec![page_offset];
+        candidates.extend(VMSPLITS);
+        let root_of = |po: u64| {
+            let pa = swapper.checked_sub(po)?.checked_add(phys_offset)?;
+            let kernel_start = po.saturating_sub(16 << 20);
+            let p = if lpae_by_vmcoreinfo {
+                ArmPaging::lpae(0, 0, kernel_start)
+            } else {
+                ArmPaging::short(0, kernel_start)
+            };
+            Some((Paging::Arm(p), PageTableRoot(PhysAddr(pa))))
+        };
+        if let Some(po) =
+            self_mapping_page_offset(dump.memory.as_ref(), &candidates, swapper, root_of)
+        {
+            page_offset = po;
+        }
+    }
+    let numbers = vec![("PAGE_OFFSET", page_offset), ("PHYS_OFFSET", phys_offset)];
     let root = swapper
         .checked_sub(page_offset)
         .and_then(|o| o.checked_add(phys_offset))
@@ -62,11 +85,7 @@ pub fn setup(dump: &Dump, vi: &VmcoreInfo, vmlinux: Option<&Vmlinux>) -> Result<
     let lpae = ArmPaging::lpae(0, 0, task_size);
     let short = ArmPaging::short(0, task_size);
     let (paging, from_vmcoreinfo, method) = if vi.symbol("swapper_pg_dir").is_some() {
-        let p = if vi.get("CONFIG_ARM_LPAE") == Some("y") {
-            lpae
-        } else {
-            short
-        };
+        let p = if lpae_by_vmcoreinfo { lpae } else { short };
         (p, true, "VMCOREINFO".to_string())
     } else {
         let v = vmlinux.ok_or("no VMCOREINFO: give --vmlinux")?;

@@ -9,13 +9,15 @@
 //!
 //! - VMCOREINFO: `SYMBOL(swapper_pg_dir)` is the runtime address of the
 //!   kernel's root, `CONFIG_X86_PAE=y` says PAE; the relocation is
-//!   `SYMBOL(_stext)` minus the vmlinux's `_stext`.
+//!   `SYMBOL(_stext)` minus the vmlinux's `_stext` (once the vmlinux is
+//!   attached); PAGE_OFFSET the VMSPLIT choice under which that root maps
+//!   its own address to where it was read from.
 //! - QEMU without VMCOREINFO: CR4.PAE and CR3 of a CPU (every process's
 //!   table maps the kernel half); IDT entry 0 holds the divide-error
 //!   handler's runtime address, minus its link address is the relocation,
 //!   confirmed by reading `linux_banner` there.
 
-use super::{Detected, banner_ok, read};
+use super::{Detected, VMSPLITS, banner_ok, read, self_mapping_page_offset};
 use crate::addr::{PageTableRoot, PhysAddr};
 use crate::dump::{Dump, QemuCpuState};
 use crate::kernel::VmcoreInfo;
@@ -43,10 +45,26 @@ fn page_offset(vmlinux: Option<&Vmlinux>) -> u64 {
 }
 
 pub fn setup(dump: &Dump, vi: &VmcoreInfo, vmlinux: Option<&Vmlinux>) -> Result<Setup, String> {
-    let page_offset = page_offset(vmlinux);
-    let numbers = vec![("PAGE_OFFSET", page_offset), ("PHYS_OFFSET", 0)];
+    let mut page_offset = page_offset(vmlinux);
     if let Some(swapper) = vi.symbol("swapper_pg_dir") {
         let pae = vi.get("CONFIG_X86_PAE") == Some("y");
+        // The vmlinux usually arrives after VMCOREINFO opened the dump:
+        // PAGE_OFFSET is the VMSPLIT whose swapper_pg_dir maps itself.
+        let mut candidates = vec![page_offset];
+        candidates.extend(VMSPLITS);
+        let root_of = |po: u64| {
+            let pa = swapper.checked_sub(po)?;
+            Some((
+                Paging::I386(I386Paging::new(pae, po)),
+                PageTableRoot(PhysAddr(pa)),
+            ))
+        };
+        if let Some(po) =
+            self_mapping_page_offset(dump.memory.as_ref(), &candidates, swapper, root_of)
+        {
+            page_offset = po;
+        }
+        let numbers = vec![("PAGE_OFFSET", page_offset), ("PHYS_OFFSET", 0)];
         let pa = swapper.checked_sub(page_offset).ok_or_else(|| {
             format!("SYMBOL(swapper_pg_dir) {swapper:#x} is below PAGE_OFFSET {page_offset:#x}")
         })?;
@@ -68,6 +86,7 @@ pub fn setup(dump: &Dump, vi: &VmcoreInfo, vmlinux: Option<&Vmlinux>) -> Result<
             numbers,
         });
     }
+    let numbers = vec![("PAGE_OFFSET", page_offset), ("PHYS_OFFSET", 0)];
     let (cpu, q) = dump
         .notes
         .qemu_cpus
