@@ -25,8 +25,9 @@ fn main() {
     );
     let di = vm.debug_info().unwrap_or_else(|e| panic!("{e}"));
     let arch_ty = match vm.arch() {
-        corestub::addr::Arch::X86_64 => "inactive_task_frame",
+        corestub::addr::Arch::X86_64 | corestub::addr::Arch::I386 => "inactive_task_frame",
         corestub::addr::Arch::Aarch64 => "cpu_context",
+        corestub::addr::Arch::Arm => "cpu_context_save",
     };
     let mut names: Vec<&str> = vec![
         "task_struct",

@@ -75,7 +75,11 @@ def _thread_fields(task, names):
     return out
 
 
-SIGNED = ("orig_ax", "syscallno")
+SIGNED = ("orig_ax", "syscallno", "r7")
+# 32-bit arm `struct pt_regs { unsigned long uregs[18]; }` (the EABI
+# syscall number is in r7)
+ARM_UREGS = ["r0", "r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8", "r9", "r10", "fp", "ip",
+             "sp", "lr", "pc", "cpsr", "orig_r0"]
 
 
 def _stack_size():
@@ -111,11 +115,25 @@ def _entry_regs(task, names):
     try:
         stack_size = _stack_size()
         regs_t = cc.need_type("struct pt_regs", "trapinfo")
-        top = task.stack + stack_size - _top_padding(regs_t)
-        b = cc.read(top - regs_t.sizeof, regs_t.sizeof)
+        arch = _arch()
+        if ("i386" in arch and "x86-64" not in arch) or arch.startswith("arm"):
+            # i386 leaves TOP_OF_KERNEL_STACK_PADDING (8 bytes) above
+            # pt_regs, 32-bit arm starts its stack at THREAD_START_SP
+            # (THREAD_SIZE - 8)
+            pad = 8
+        else:
+            pad = _top_padding(regs_t)
+        b = cc.read(task.stack + stack_size - pad - regs_t.sizeof, regs_t.sizeof)
     except (gdb.GdbError, gdb.MemoryError):
         return None
     out = []
+    if cc.has(regs_t, "uregs"):
+        # 32-bit arm: pt_regs is uregs[18] (r0..r15, cpsr, orig_r0)
+        base = cc.off(regs_t, "uregs")
+        for n in names:
+            i = ARM_UREGS.index(n)
+            out.append((n, cc.s(b, base + 4 * i, 4) if n in SIGNED else cc.u(b, base + 4 * i, 4)))
+        return out
     for n in names:
         hit = cc.field(regs_t, n)
         if hit is not None:
@@ -171,6 +189,21 @@ def _arm64(task):
     return lines
 
 
+def _arm(task):
+    v = _thread_fields(task, ["address", "trap_no", "error_code"])
+    if not v:
+        raise gdb.GdbError("trapinfo: this kernel's thread_struct has no address/trap_no/error_code")
+    addr, tn, ec = v.get("address", 0), v.get("trap_no", 0), v.get("error_code", 0)
+    if addr == 0 and tn == 0 and ec == 0:
+        return ["no fault recorded for this task: thread.address, trap_no and error_code are 0.",
+                "(arm fills them when a fault sends a signal to the task; a crash through",
+                " panic()/sysrq/BUG() leaves them as they were.)"]
+    return ["fault address: 0x%08x" % addr,
+            "trap_no:       %d" % tn,
+            "error_code:    0x%x (FSR)" % ec,
+            "(the last fault the kernel recorded for this task; it is not necessarily the crash's cause)"]
+
+
 def selected_task():
     """The task of the selected thread: a corestub task thread (the server's
     `monitor ps --json` maps thread ids to tasks), else a CPU thread, which
@@ -197,7 +230,7 @@ Usage: trapinfo [PID]
 Without PID: the task of the selected thread (on attach, the panicking CPU's).
 x86_64: thread.trap_nr (named), thread.cr2 and thread.error_code (decoded for
 page faults). arm64: thread.fault_address and thread.fault_code (the ESR,
-decoded). Then the user registers the task entered the kernel with.
+decoded). arm: thread.address, trap_no, error_code. Then the user registers the task entered the kernel with.
 Replaces gdbmacros.txt's i386-era trapinfo (thread.trap_no), which cannot
 work on current kernels."""
 
@@ -229,6 +262,9 @@ work on current kernels."""
         elif "aarch64" in arch:
             out += _arm64(task)
             regs = _entry_regs(task, ["syscallno", "pc", "sp", "pstate"])
+        elif arch.startswith("arm"):
+            out += _arm(task)
+            regs = _entry_regs(task, ["r7", "orig_r0", "pc", "sp", "cpsr"])
         else:
             raise gdb.GdbError("trapinfo: architecture %s not supported" % arch)
         if regs:

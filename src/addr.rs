@@ -72,6 +72,10 @@ impl VirtAddr {
 pub enum Arch {
     X86_64,
     Aarch64,
+    /// 32-bit x86 (i686), with or without PAE.
+    I386,
+    /// 32-bit ARM (ARMv7-A), short descriptors or LPAE.
+    Arm,
 }
 
 impl Arch {
@@ -79,6 +83,16 @@ impl Arch {
         match self {
             Arch::X86_64 => "x86_64",
             Arch::Aarch64 => "aarch64",
+            Arch::I386 => "i386",
+            Arch::Arm => "arm",
+        }
+    }
+
+    /// Bytes in a pointer and an `unsigned long` of the kernel.
+    pub fn pointer_size(self) -> u64 {
+        match self {
+            Arch::X86_64 | Arch::Aarch64 => 8,
+            Arch::I386 | Arch::Arm => 4,
         }
     }
 }

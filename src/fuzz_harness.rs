@@ -91,7 +91,8 @@ pub fn vmcoreinfo(bytes: &[u8]) {
     for (k, _) in v.keys().take(4) {
         let _ = v.get(k);
     }
-    for arch in [crate::addr::Arch::X86_64, crate::addr::Arch::Aarch64] {
+    use crate::addr::Arch;
+    for arch in [Arch::X86_64, Arch::Aarch64, Arch::I386, Arch::Arm] {
         let mut n = Notes::default();
         n.parse_into(bytes, arch, 0);
     }
@@ -227,7 +228,14 @@ pub fn walkers(bytes: &[u8]) {
     let arm = Arm64Paging::from_vmcoreinfo(page_size, va_bits, t1sz, pa_bits)
         .ok()
         .map(Paging::Aarch64);
-    for p in std::iter::once(&x86).chain(arm.as_ref()) {
+    // 32-bit: i386 with and without PAE, arm short/LPAE with TTBCR's
+    // size fields from the input
+    let i386 = Paging::I386(crate::mmu::i386::I386Paging::new(cfg & 2 != 0, 0xc000_0000));
+    let arm32 = Paging::Arm(crate::mmu::arm::ArmPaging::from_ttbcr(
+        (cfg as u32).rotate_left(16),
+        0xbf00_0000,
+    ));
+    for p in [&x86, &i386, &arm32].into_iter().chain(arm.as_ref()) {
         for &va in &vas {
             let mut trace = Vec::new();
             let _ = p.translate(&mem, &space, VirtAddr(va), Some(&mut trace));

@@ -897,6 +897,8 @@ fn damaged_task_list_and_registers() {
         let sp_path = match k.arch {
             corestub::addr::Arch::X86_64 => "thread.sp",
             corestub::addr::Arch::Aarch64 => "thread.cpu_context.sp",
+            corestub::addr::Arch::I386 => "thread.sp",
+            corestub::addr::Arch::Arm => "thread_info.cpu_context.sp",
         };
         type Patches = Vec<(PhysAddr, Vec<u8>)>;
         let cases: Vec<(&str, Patches)> = vec![

@@ -42,6 +42,9 @@ fn pick_gdb(arch: Arch) -> String {
         Arch::X86_64 => "gdb".into(),
         Arch::Aarch64 if gdb_supports("gdb", "aarch64") => "gdb".into(),
         Arch::Aarch64 => "gdb-multiarch".into(),
+        Arch::I386 if gdb_supports("gdb", "i386") => "gdb".into(),
+        Arch::Arm if gdb_supports("gdb", "arm") => "gdb".into(),
+        Arch::I386 | Arch::Arm => "gdb-multiarch".into(),
     }
 }
 

@@ -49,6 +49,8 @@ pub fn run(a: InfoArgs) -> CliResult {
             };
             format!("{}K pages, {va}{pa52}", p.page_size() >> 10)
         }
+        Paging::I386(p) => p.mode_name().to_string(),
+        Paging::Arm(p) => p.mode_name().to_string(),
     };
     // QEMU numbers its notes by vCPU: pr_pid is a PID only in kdump notes.
     let panic_task = s

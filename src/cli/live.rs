@@ -137,8 +137,8 @@ pub fn open(
             .map_err(|e| format!("{}: {e}", ram_path.display()))?
             .len();
         let machine = match arch {
-            Arch::X86_64 => Machine::Pc,
-            Arch::Aarch64 => Machine::Virt,
+            Arch::X86_64 | Arch::I386 => Machine::Pc,
+            Arch::Aarch64 | Arch::Arm => Machine::Virt,
         };
         log::warn!("no RAM layout from QMP `info mtree -f`: assuming QEMU's {machine:?} layout");
         LiveRam::open(

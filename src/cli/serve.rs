@@ -10,8 +10,10 @@ use std::sync::Arc;
 use corestub::addr::Arch;
 use corestub::target::Session;
 use corestub::target::aarch64::Aarch64;
+use corestub::target::arm::Arm;
 use corestub::target::conn::{BufConn, serve_connection};
 use corestub::target::kcore::{RunningKernel, serve_kcore_connection};
+use corestub::target::i386::I386;
 use corestub::target::live::{Live, serve_live_connection};
 use corestub::target::x86_64::X86_64;
 
@@ -79,6 +81,16 @@ pub(super) fn serve_one(session: Arc<Session>, served: Served, r: Reader, w: Wri
         }
         (Served::Dump, Arch::X86_64) => serve_connection::<X86_64>(session, BufConn::new(r, w)),
         (Served::Dump, Arch::Aarch64) => serve_connection::<Aarch64>(session, BufConn::new(r, w)),
+        (Served::Live(l), Arch::I386) => serve_live_connection::<I386>(l, r, w),
+        (Served::Live(l), Arch::Arm) => serve_live_connection::<Arm>(l, r, w),
+        (Served::Running(k), Arch::I386) => {
+            serve_kcore_connection::<I386>(k, session, BufConn::new(r, w))
+        }
+        (Served::Running(k), Arch::Arm) => {
+            serve_kcore_connection::<Arm>(k, session, BufConn::new(r, w))
+        }
+        (Served::Dump, Arch::I386) => serve_connection::<I386>(session, BufConn::new(r, w)),
+        (Served::Dump, Arch::Arm) => serve_connection::<Arm>(session, BufConn::new(r, w)),
     };
     match r {
         Ok(reason) => log::info!("client finished: {reason:?}"),

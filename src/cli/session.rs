@@ -126,7 +126,7 @@ pub fn open_kernel(
             kernel.vmcoreinfo.build_id(),
         )?
         .map(|(p, v)| {
-            kernel.vmlinux = Some(v);
+            kernel.attach_vmlinux(v);
             p
         }),
     };

@@ -198,9 +198,16 @@ fn headers(path: &Path, src: &Source) -> Result<Vec<u8>, DumpError> {
     let mut e = [0u8; EHDR as usize];
     src.read_at(0, &mut e).map_err(short)?;
     let u16_at = |o: usize| u16::from_le_bytes([e[o], e[o + 1]]) as u64;
-    let phoff = u64::from_le_bytes(e[0x20..0x28].try_into().expect("8 bytes"));
+    // e_phoff, e_phentsize, e_phnum: where ELFCLASS32 and ELFCLASS64 keep them
+    let (phoff, phentsize, phnum) = if e[4] == elf::ELFCLASS32 {
+        let phoff = u32::from_le_bytes(e[0x1c..0x20].try_into().expect("4 bytes"));
+        (phoff as u64, u16_at(0x2a), u16_at(0x2c))
+    } else {
+        let phoff = u64::from_le_bytes(e[0x20..0x28].try_into().expect("8 bytes"));
+        (phoff, u16_at(0x36), u16_at(0x38))
+    };
     let need = phoff
-        .checked_add(u16_at(0x36) * u16_at(0x38))
+        .checked_add(phentsize * phnum)
         .filter(|&n| n <= src.stored_len().max(EHDR))
         .unwrap_or(EHDR)
         .max(EHDR);
@@ -213,32 +220,50 @@ fn headers(path: &Path, src: &Source) -> Result<Vec<u8>, DumpError> {
 pub(super) fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
     let head = headers(path, &src)?;
     let data: &[u8] = &head;
-    let file_len = src.len();
+    // /proc/vmcore and makedumpfile of a 32-bit kernel are ELFCLASS32; QEMU
+    // writes ELFCLASS64 for every guest whose memory reaches past 4 GiB
+    // (and newer versions for every x86 guest), whatever its e_machine
     match FileKind::parse(data) {
-        Ok(FileKind::Elf64) => {}
-        Ok(k) => {
-            return Err(corrupt(
-                path,
-                0,
-                format!("{k:?} is not a 64-bit ELF vmcore"),
-            ));
-        }
-        Err(e) => return Err(corrupt(path, 0, e.to_string())),
+        Ok(FileKind::Elf64) => open_class::<elf::FileHeader64<Endianness>>(path, src, data),
+        Ok(FileKind::Elf32) => open_class::<elf::FileHeader32<Endianness>>(path, src, data),
+        Ok(k) => Err(corrupt(path, 0, format!("{k:?} is not an ELF vmcore"))),
+        Err(e) => Err(corrupt(path, 0, e.to_string())),
     }
-    let hdr = elf::FileHeader64::<Endianness>::parse(data)
-        .map_err(|e| corrupt(path, 0, e.to_string()))?;
+}
+
+/// An ELF32 or ELF64 address/offset field as a u64.
+fn word(w: impl Into<u64>) -> u64 {
+    w.into()
+}
+
+/// The architecture of an ELF `e_machine`.
+fn arch_of(machine: u16) -> Option<Arch> {
+    match machine {
+        elf::EM_X86_64 => Some(Arch::X86_64),
+        elf::EM_AARCH64 => Some(Arch::Aarch64),
+        elf::EM_386 => Some(Arch::I386),
+        elf::EM_ARM => Some(Arch::Arm),
+        _ => None,
+    }
+}
+
+fn open_class<H: FileHeader<Endian = Endianness>>(
+    path: &Path,
+    src: Source,
+    data: &[u8],
+) -> Result<Dump, DumpError> {
+    let file_len = src.len();
+    let hdr = H::parse(data).map_err(|e| corrupt(path, 0, e.to_string()))?;
     let endian = hdr.endian().map_err(|e| corrupt(path, 0, e.to_string()))?;
     if endian != Endianness::Little {
         return Err(corrupt(path, 5, "big-endian vmcores are not supported"));
     }
-    let arch = match hdr.e_machine(endian) {
-        elf::EM_X86_64 => Arch::X86_64,
-        elf::EM_AARCH64 => Arch::Aarch64,
-        m => return Err(corrupt(path, 18, format!("unsupported e_machine {m}"))),
-    };
+    let machine = hdr.e_machine(endian);
+    let arch = arch_of(machine)
+        .ok_or_else(|| corrupt(path, 18, format!("unsupported e_machine {machine}")))?;
     let phdrs = hdr
         .program_headers(endian, data)
-        .map_err(|e| corrupt(path, hdr.e_phoff(endian), e.to_string()))?;
+        .map_err(|e| corrupt(path, word(hdr.e_phoff(endian)), e.to_string()))?;
 
     let mut notes = Notes::default();
     let mut segments = Vec::new();
@@ -247,8 +272,8 @@ pub(super) fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
     for ph in phdrs {
         match ph.p_type(endian) {
             elf::PT_NOTE => {
-                let off = ph.p_offset(endian);
-                let size = ph.p_filesz(endian);
+                let off = word(ph.p_offset(endian));
+                let size = word(ph.p_filesz(endian));
                 // notes are small; a size past what the file stores is a lie
                 let blob = usize::try_from(size)
                     .ok()
@@ -262,16 +287,16 @@ pub(super) fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
                 }
             }
             elf::PT_LOAD => {
-                physical_only &= ph.p_vaddr(endian) == ph.p_paddr(endian);
-                let start = ph.p_paddr(endian);
+                physical_only &= word(ph.p_vaddr(endian)) == word(ph.p_paddr(endian));
+                let start = word(ph.p_paddr(endian));
                 // untrusted sizes: a segment may not run past the top of
                 // the physical address space (its end must not overflow)
-                let memsz = ph.p_memsz(endian).min(u64::MAX - start);
+                let memsz = word(ph.p_memsz(endian)).min(u64::MAX - start);
                 let s = Segment {
                     start,
                     memsz,
-                    filesz: ph.p_filesz(endian).min(memsz),
-                    offset: ph.p_offset(endian),
+                    filesz: word(ph.p_filesz(endian)).min(memsz),
+                    offset: word(ph.p_offset(endian)),
                 };
                 if s.memsz == 0 {
                     continue;

@@ -185,6 +185,12 @@ pub fn parse(text: &str, arch: Arch) -> Result<ParsedRegisters, String> {
                 out.qemu_cpus.push(q);
                 out.efer.push(s.hex("EFER"));
             }
+            Arch::I386 | Arch::Arm => {
+                return Err(format!(
+                    "QEMU `info registers` of a 32-bit {} guest is not supported: use an ELF or kdump dump",
+                    arch.name()
+                ));
+            }
             Arch::Aarch64 => {
                 let mut regs = Vec::with_capacity(34);
                 for i in 0..31 {

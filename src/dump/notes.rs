@@ -8,10 +8,16 @@ use crate::addr::Arch;
 pub const NT_PRSTATUS: u32 = 1;
 pub const NT_FPREGSET: u32 = 2;
 
-/// Offset of `pr_reg` inside a 64-bit `struct elf_prstatus`.
-const PRSTATUS_REG_OFFSET: usize = 112;
-/// Offset of `pr_pid` inside a 64-bit `struct elf_prstatus`.
-const PRSTATUS_PID_OFFSET: usize = 32;
+/// Offsets of `pr_pid` and `pr_reg` inside `struct elf_prstatus`: after
+/// `elf_siginfo` (3 ints), `pr_cursig` (short, padded), `pr_sigpend` and
+/// `pr_sighold` (unsigned long), four pid_t and four `struct timeval` (two
+/// longs each): 32 and 112 with 64-bit longs, 24 and 72 with 32-bit ones.
+fn prstatus_offsets(arch: Arch) -> (usize, usize) {
+    match arch.pointer_size() {
+        4 => (24, 72),
+        _ => (32, 112),
+    }
+}
 
 /// One NT_PRSTATUS note: a CPU's saved registers, in the kernel's `pt_regs`
 /// (`elf_gregset_t`) order for the architecture.
@@ -74,11 +80,15 @@ fn align4(n: usize) -> usize {
 }
 
 /// Number of `pr_reg` words per architecture (x86_64 `user_regs_struct`,
-/// arm64 `user_pt_regs`).
+/// arm64 `user_pt_regs`, i386 `user_regs_struct`: ebx ecx edx esi edi ebp
+/// eax ds es fs gs orig_eax eip cs eflags esp ss; arm `pt_regs`: r0..r15,
+/// cpsr, orig_r0). Each word is an `unsigned long`.
 pub fn prstatus_reg_count(arch: Arch) -> usize {
     match arch {
         Arch::X86_64 => 27,
         Arch::Aarch64 => 34,
+        Arch::I386 => 17,
+        Arch::Arm => 18,
     }
 }
 
@@ -164,7 +174,8 @@ impl Notes {
                     let text = n.desc.split(|&c| c == 0).next().unwrap_or(n.desc);
                     self.vmcoreinfo = Some(String::from_utf8_lossy(text).into_owned());
                 }
-                (b"QEMU", _) if arch == Arch::X86_64 => {
+                // the same QEMUCPUState (64-bit fields) for 32-bit guests
+                (b"QEMU", _) if matches!(arch, Arch::X86_64 | Arch::I386) => {
                     if let Some(s) = parse_qemu_x86_64(n.desc) {
                         self.qemu_cpus.push(s);
                     }
@@ -183,22 +194,28 @@ impl Notes {
 
     /// The architecture a blob's NT_PRSTATUS size implies (for dumps that
     /// do not say, like QEMU's kdump files): x86_64 `elf_prstatus` is 336
-    /// bytes, aarch64 392.
+    /// bytes, aarch64 392, i386 144, arm 148.
     pub fn arch_from_prstatus(blob: &[u8]) -> Option<Arch> {
         NoteIter::new(blob)
             .filter(|n| n.name == b"CORE" && n.ntype == NT_PRSTATUS)
             .find_map(|n| match n.desc.len() {
                 336 => Some(Arch::X86_64),
                 392 => Some(Arch::Aarch64),
+                144 => Some(Arch::I386),
+                148 => Some(Arch::Arm),
                 _ => None,
             })
     }
 
     fn push_prstatus(&mut self, desc: &[u8], arch: Arch, file_offset: u64) {
         let n = prstatus_reg_count(arch);
-        let pid = u32_at(desc, PRSTATUS_PID_OFFSET).unwrap_or(0);
+        let (pid_offset, reg_offset) = prstatus_offsets(arch);
+        let pid = u32_at(desc, pid_offset).unwrap_or(0);
         let regs: Option<Vec<u64>> = (0..n)
-            .map(|i| u64_at(desc, PRSTATUS_REG_OFFSET + 8 * i))
+            .map(|i| match arch.pointer_size() {
+                4 => u32_at(desc, reg_offset + 4 * i).map(u64::from),
+                _ => u64_at(desc, reg_offset + 8 * i),
+            })
             .collect();
         match regs {
             Some(regs) => self.cpus.push(CpuNote { pid, regs }),
@@ -293,6 +310,30 @@ mod tests {
             n.vmcoreinfo.as_deref(),
             Some("OSRELEASE=6.1\nPAGESIZE=4096\n")
         );
+    }
+
+    // 32-bit elf_prstatus: pr_pid at 24, pr_reg (u32 words) at 72; i386
+    // eip is word 12 of 17 (144 bytes in all), arm pc word 15 of 18 (148).
+    #[test]
+    fn parses_32_bit_prstatus() {
+        for (arch, size, pc_word, pc) in [
+            (Arch::I386, 144usize, 12usize, 0xc15c_5700u32),
+            (Arch::Arm, 148, 15, 0xc030_1234),
+        ] {
+            let mut desc = vec![0u8; size];
+            desc[24..28].copy_from_slice(&102u32.to_le_bytes());
+            desc[72 + 4 * pc_word..76 + 4 * pc_word].copy_from_slice(&pc.to_le_bytes());
+            // pr_fpvalid, after the registers: not a register
+            desc[size - 4..].copy_from_slice(&1u32.to_le_bytes());
+            let blob = note(b"CORE", NT_PRSTATUS, &desc);
+            assert_eq!(Notes::arch_from_prstatus(&blob), Some(arch));
+            let mut n = Notes::default();
+            n.parse_into(&blob, arch, 0);
+            assert_eq!(n.cpus[0].pid, 102);
+            assert_eq!(n.cpus[0].regs.len(), prstatus_reg_count(arch));
+            assert_eq!(n.cpus[0].regs[pc_word], pc as u64);
+            assert!(n.cpus[0].regs.iter().all(|&r| r <= u32::MAX as u64));
+        }
     }
 
     #[test]

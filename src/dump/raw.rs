@@ -274,8 +274,8 @@ pub fn open(path: &Path, opts: &RawOptions) -> Result<Dump, DumpError> {
         reason,
     };
     let machine = opts.machine.unwrap_or(match opts.arch {
-        Arch::X86_64 => Machine::Pc,
-        Arch::Aarch64 => Machine::Virt,
+        Arch::X86_64 | Arch::I386 => Machine::Pc,
+        Arch::Aarch64 | Arch::Arm => Machine::Virt,
     });
     let explicit = !opts.ram_map.is_empty();
     let chunks = if explicit {

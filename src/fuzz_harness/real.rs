@@ -323,6 +323,8 @@ fn serve_tail(session: &Arc<Session>, tail: &[u8], framed: bool) {
     let _ = match session.kernel.arch {
         Arch::X86_64 => serve_connection::<crate::target::x86_64::X86_64>(session.clone(), conn),
         Arch::Aarch64 => serve_connection::<crate::target::aarch64::Aarch64>(session.clone(), conn),
+        Arch::I386 => serve_connection::<crate::target::i386::I386>(session.clone(), conn),
+        Arch::Arm => serve_connection::<crate::target::arm::Arm>(session.clone(), conn),
     };
 }
 
@@ -401,6 +403,12 @@ pub fn regs_target(bytes: &[u8]) {
             }
             Arch::Aarch64 => {
                 let _ = crate::target::aarch64::Aarch64::cpu_registers(k, cpu);
+            }
+            Arch::I386 => {
+                let _ = crate::target::i386::I386::cpu_registers(k, cpu);
+            }
+            Arch::Arm => {
+                let _ = crate::target::arm::Arm::cpu_registers(k, cpu);
             }
         }
     }

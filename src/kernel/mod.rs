@@ -109,6 +109,8 @@ impl CpuContext {
         match arch {
             Arch::X86_64 => self.regs.get(16).copied().unwrap_or(0),
             Arch::Aarch64 => self.regs.get(32).copied().unwrap_or(0),
+            Arch::I386 => self.regs.get(12).copied().unwrap_or(0),
+            Arch::Arm => self.regs.get(15).copied().unwrap_or(0),
         }
     }
 
@@ -117,6 +119,9 @@ impl CpuContext {
         match arch {
             Arch::X86_64 => self.regs.get(17).is_some_and(|cs| cs & 3 == 0),
             Arch::Aarch64 => self.regs.get(33).is_some_and(|ps| ps & 0xf != 0),
+            Arch::I386 => self.regs.get(13).is_some_and(|cs| cs & 3 == 0),
+            // CPSR.M: 0b10000 is user mode
+            Arch::Arm => self.regs.get(16).is_some_and(|cpsr| cpsr & 0x1f != 0x10),
         }
     }
 }
@@ -214,6 +219,23 @@ impl Kernel {
                     )
                 }
             }
+            Arch::I386 | Arch::Arm => {
+                let setup = if arch == Arch::I386 {
+                    kaslr::i386::setup(&dump, &vmcoreinfo, vmlinux.as_ref())
+                } else {
+                    kaslr::arm::setup(&dump, &vmcoreinfo, vmlinux.as_ref())
+                }
+                .map_err(|e| KernelError::NoPageTables(path, e))?;
+                detected_offset = Some(setup.detected.kaslr_offset);
+                derived_numbers = setup.numbers;
+                let d = setup.detected;
+                let source = if setup.from_vmcoreinfo {
+                    RootSource::Vmcoreinfo
+                } else {
+                    RootSource::Detected(d.method)
+                };
+                (d.paging, d.root, source, 0)
+            }
             Arch::Aarch64 if vmcoreinfo.number("VA_BITS").is_none() => {
                 let d = kaslr::aarch64::detect(dump.memory.as_ref(), vmlinux.as_ref())
                     .map_err(|e| KernelError::NoPageTables(path, e))?;
@@ -260,7 +282,13 @@ impl Kernel {
             .enumerate()
             .map(|(index, n)| {
                 let qemu = dump.notes.qemu_cpus.get(index);
-                let user = qemu.map(|q| PageTableRoot(PhysAddr(q.cr[3] & 0x000f_ffff_ffff_f000)));
+                // a PAE CR3 is 32-byte aligned (Linux allocates 32-byte PGDs)
+                let cr3_mask = if arch == Arch::I386 {
+                    0xffff_ffe0
+                } else {
+                    0x000f_ffff_ffff_f000
+                };
+                let user = qemu.map(|q| PageTableRoot(PhysAddr(q.cr[3] & cr3_mask)));
                 CpuContext {
                     index,
                     note_pid: n.pid,
@@ -292,6 +320,20 @@ impl Kernel {
             ),
             kallsyms: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Attaches the debug vmlinux found after the kernel was opened (from
+    /// VMCOREINFO's release or build-id). A 32-bit kernel's VMCOREINFO has
+    /// no KERNELOFFSET: its relocation is `SYMBOL(_stext)` minus the
+    /// vmlinux's `_stext` (i386 kernels only move up).
+    pub fn attach_vmlinux(&mut self, v: symbols::Vmlinux) {
+        if matches!(self.arch, Arch::I386 | Arch::Arm)
+            && self.vmcoreinfo.kernel_offset().is_none()
+            && let (Some(run), Some(link)) = (self.vmcoreinfo.symbol("_stext"), v.addr("_stext"))
+        {
+            self.kaslr_offset = run.saturating_sub(link);
+        }
+        self.vmlinux = Some(v);
     }
 
     /// The kernel-only address space (no user half).
@@ -474,11 +516,29 @@ impl Kernel {
             })
     }
 
-    /// Per-CPU base of `cpu` (`__per_cpu_offset[cpu]`).
+    /// Per-CPU base of `cpu` (`__per_cpu_offset[cpu]`). A 32-bit kernel's
+    /// offset is sign-extended, so that [`VirtAddr::per_cpu`]'s 64-bit sum
+    /// is the kernel's 32-bit one.
     pub fn per_cpu_offset(&self, cpu: usize) -> Option<u64> {
         let arr = self.symbol("__per_cpu_offset")?;
-        self.read_u64(&self.kernel_space(), arr.plus(8 * cpu as u64))
-            .ok()
+        let size = self.arch.pointer_size();
+        let v = self
+            .read_ulong(&self.kernel_space(), arr.plus(size * cpu as u64))
+            .ok()?;
+        Some(if size == 4 {
+            v as u32 as i32 as i64 as u64
+        } else {
+            v
+        })
+    }
+
+    /// Reads an `unsigned long` (or a pointer) of the dumped kernel: 4 bytes
+    /// on 32-bit architectures, 8 on 64-bit ones.
+    pub fn read_ulong(&self, space: &AddressSpace, va: VirtAddr) -> Result<u64, ReadError> {
+        match self.arch.pointer_size() {
+            4 => self.read_u32(space, va).map(u64::from),
+            _ => self.read_u64(space, va),
+        }
     }
 }
 

@@ -54,6 +54,11 @@ pub fn direct_map(k: &Kernel) -> Result<(u64, u64), String> {
             let bits = arm64_va_bits(k)?;
             Ok((u64::MAX << bits, arm64_phys_offset(k)?))
         }
+        // lowmem only: highmem pages have no permanent kernel address
+        Arch::I386 | Arch::Arm => Ok((
+            k.number("PAGE_OFFSET").ok_or("PAGE_OFFSET is unknown")?,
+            k.number("PHYS_OFFSET").ok_or("PHYS_OFFSET is unknown")?,
+        )),
     }
 }
 
@@ -91,6 +96,7 @@ fn signed_phys_offset(po: u64) -> i64 {
 pub fn vmemmap(k: &Kernel) -> Result<u64, String> {
     match k.arch {
         Arch::X86_64 => x86_base_variable(k, "vmemmap_base"),
+        Arch::I386 | Arch::Arm => flat_mem_map(k),
         Arch::Aarch64 => {
             let shift = page_shift(k);
             let size = page_struct_size(k);
@@ -121,6 +127,20 @@ pub fn vmemmap(k: &Kernel) -> Result<u64, String> {
                 .unwrap_or(first))
         }
     }
+}
+
+/// 32-bit FLATMEM: `mem_map` points to the `struct page` of the first PFN
+/// (ARCH_PFN_OFFSET = PHYS_OFFSET >> PAGE_SHIFT); PFN 0's is that many
+/// entries before it. SPARSEMEM kernels have no `mem_map` (not handled).
+fn flat_mem_map(k: &Kernel) -> Result<u64, String> {
+    let sym = k
+        .symbol("mem_map")
+        .ok_or("no mem_map symbol (a SPARSEMEM 32-bit kernel: not supported)")?;
+    let first = k
+        .read_ulong(&k.kernel_space(), sym)
+        .map_err(|e| format!("mem_map at {sym}: {e}"))?;
+    let pfn_offset = k.number("PHYS_OFFSET").unwrap_or(0) >> page_shift(k);
+    Ok(first.wrapping_sub(pfn_offset.wrapping_mul(page_struct_size(k))))
 }
 
 /// arm64 VMEMMAP_START as the kernel computes it, newest formula first:

@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 
 use object::elf;
-use object::read::elf::{FileHeader, SectionHeader, Sym};
+use object::read::elf::{FileHeader, ProgramHeader, SectionHeader, Sym};
 use object::{Endianness, FileKind};
 
 use super::dwarf::{DebugInfo, DwarfError, SectionBytes};
@@ -193,6 +193,11 @@ pub struct VmlinuxFile {
     /// `.symtab` and its string table (or `.dynsym`): byte ranges of `map`.
     symtab: Option<(Range<usize>, Range<usize>)>,
     endian: Endianness,
+    /// ELFCLASS32 (i386, arm): 16-byte `Elf32_Sym` entries.
+    class32: bool,
+    /// The first PT_LOAD's p_vaddr − p_paddr: `PAGE_OFFSET` of an i386
+    /// kernel (its image is linked at PAGE_OFFSET + physical address).
+    load_offset: Option<u64>,
     percpu: Option<Range<u64>>,
     syms: OnceLock<SymIndex>,
     dwarf: OnceLock<Result<DebugInfo, DwarfError>>,
@@ -242,20 +247,46 @@ impl VmlinuxFile {
         };
         let data: &[u8] = &map[..];
         match FileKind::parse(data) {
-            Ok(FileKind::Elf64) => {}
-            Ok(k) => return Err(bad(format!("not a 64-bit ELF file ({k:?})"))),
-            Err(e) => return Err(bad(format!("not an ELF file ({e})"))),
+            Ok(FileKind::Elf64) => {
+                Self::from_class::<elf::FileHeader64<Endianness>>(path.clone(), map.clone())
+            }
+            Ok(FileKind::Elf32) => {
+                Self::from_class::<elf::FileHeader32<Endianness>>(path.clone(), map.clone())
+            }
+            Ok(k) => Err(bad(format!("not an ELF executable ({k:?})"))),
+            Err(e) => Err(bad(format!("not an ELF file ({e})"))),
         }
-        let hdr = elf::FileHeader64::<Endianness>::parse(data)
-            .map_err(|e| bad(format!("bad ELF header: {e}")))?;
+    }
+
+    fn from_class<H: FileHeader<Endian = Endianness>>(
+        path: PathBuf,
+        map: Arc<memmap2::Mmap>,
+    ) -> Result<Self, VmlinuxError> {
+        let bad = |reason: String| VmlinuxError::Format {
+            path: path.clone(),
+            reason,
+        };
+        let data: &[u8] = &map[..];
+        let hdr = H::parse(data).map_err(|e| bad(format!("bad ELF header: {e}")))?;
         let endian = hdr
             .endian()
             .map_err(|e| bad(format!("bad ELF header: {e}")))?;
         let arch = match hdr.e_machine(endian) {
             elf::EM_X86_64 => Arch::X86_64,
             elf::EM_AARCH64 => Arch::Aarch64,
+            elf::EM_386 => Arch::I386,
+            elf::EM_ARM => Arch::Arm,
             m => return Err(bad(format!("unsupported ELF machine {m}"))),
         };
+        let class32 = !hdr.is_type_64();
+        let load_offset = hdr.program_headers(endian, data).ok().and_then(|phs| {
+            phs.iter()
+                .find(|ph| ph.p_type(endian) == elf::PT_LOAD)
+                .map(|ph| {
+                    let (v, p): (u64, u64) = (ph.p_vaddr(endian).into(), ph.p_paddr(endian).into());
+                    v.wrapping_sub(p)
+                })
+        });
         let table = hdr
             .sections(endian, data)
             .map_err(|e| bad(format!("bad section headers: {e}")))?;
@@ -268,7 +299,7 @@ impl VmlinuxFile {
                 .section_name(endian, sh)
                 .map_err(|e| bad(format!("section {i}: bad name: {e}")))?;
             let name = String::from_utf8_lossy(name).into_owned();
-            let flags = sh.sh_flags(endian);
+            let flags: u64 = sh.sh_flags(endian).into();
             if build_id.is_none()
                 && sh.sh_type(endian) == elf::SHT_NOTE
                 && let Ok(Some(mut notes)) = sh.notes(endian, data)
@@ -286,8 +317,8 @@ impl VmlinuxFile {
                     .data(endian, data)
                     .map_err(|e| bad(format!("section {name}: {e}")))?;
                 let bytes = if compressed {
-                    let buf =
-                        decompress(endian, raw).map_err(|e| bad(format!("section {name}: {e}")))?;
+                    let buf = decompress(endian, class32, raw)
+                        .map_err(|e| bad(format!("section {name}: {e}")))?;
                     SectionBytes::Owned(buf.into())
                 } else {
                     let range = range_in(data, raw)
@@ -298,8 +329,8 @@ impl VmlinuxFile {
             }
             sections.push(Section {
                 name,
-                addr: sh.sh_addr(endian),
-                size: sh.sh_size(endian),
+                addr: sh.sh_addr(endian).into(),
+                size: sh.sh_size(endian).into(),
                 alloc: flags & u64::from(elf::SHF_ALLOC) != 0,
             });
         }
@@ -330,6 +361,8 @@ impl VmlinuxFile {
             sections,
             symtab,
             endian,
+            class32,
+            load_offset,
             percpu,
             syms: OnceLock::new(),
             dwarf: OnceLock::new(),
@@ -340,6 +373,12 @@ impl VmlinuxFile {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The first PT_LOAD's p_vaddr − p_paddr (i386: PAGE_OFFSET; x86_64:
+    /// __START_KERNEL_map; 0 where the linker script sets no load address).
+    pub fn load_offset(&self) -> Option<u64> {
+        self.load_offset
     }
 
     pub fn arch(&self) -> Arch {
@@ -393,7 +432,11 @@ impl VmlinuxFile {
     fn index(&self) -> &SymIndex {
         self.syms.get_or_init(|| {
             let (syms, strs) = self.tables();
-            build_index(syms, strs, self.endian)
+            if self.class32 {
+                build_index::<elf::Sym32<Endianness>>(syms, strs, self.endian)
+            } else {
+                build_index::<elf::Sym64<Endianness>>(syms, strs, self.endian)
+            }
         })
     }
 
@@ -514,15 +557,18 @@ impl Sym64 {
     }
 }
 
-fn build_index(bytes: &[u8], strtab: &[u8], endian: Endianness) -> SymIndex {
+fn build_index<S: Sym<Endian = Endianness>>(
+    bytes: &[u8],
+    strtab: &[u8],
+    endian: Endianness,
+) -> SymIndex {
     let mut syms = Vec::new();
     {
-        let n = bytes.len() / std::mem::size_of::<elf::Sym64<Endianness>>();
-        let table: &[elf::Sym64<Endianness>] =
-            match object::pod::slice_from_bytes(bytes, n).map(|(t, _)| t) {
-                Ok(t) => t,
-                Err(()) => &[],
-            };
+        let n = bytes.len() / std::mem::size_of::<S>();
+        let table: &[S] = match object::pod::slice_from_bytes(bytes, n).map(|(t, _)| t) {
+            Ok(t) => t,
+            Err(()) => &[],
+        };
         syms.reserve(n);
         for s in table.iter().skip(1) {
             let st_type = s.st_type();
@@ -547,8 +593,8 @@ fn build_index(bytes: &[u8], strtab: &[u8], endian: Endianness) -> SymIndex {
             syms.push(Sym64 {
                 name_start: off,
                 name_len,
-                addr: s.st_value(endian),
-                size: s.st_size(endian),
+                addr: s.st_value(endian).into(),
+                size: s.st_size(endian).into(),
                 kind,
                 global: matches!(s.st_bind(), elf::STB_GLOBAL | elf::STB_WEAK),
                 absolute: s.st_shndx(endian) == elf::SHN_ABS,
@@ -591,16 +637,29 @@ fn hex(bytes: &[u8]) -> String {
 }
 
 /// Inflates an SHF_COMPRESSED section (zlib or zstd).
-fn decompress(endian: Endianness, raw: &[u8]) -> Result<Vec<u8>, String> {
+fn decompress(endian: Endianness, class32: bool, raw: &[u8]) -> Result<Vec<u8>, String> {
     use std::io::Read;
-    let (hdr, rest) = object::pod::from_bytes::<elf::CompressionHeader64<Endianness>>(raw)
-        .map_err(|()| "truncated compression header".to_string())?;
-    let size = usize::try_from(hdr.ch_size.get(endian)).map_err(|e| e.to_string())?;
+    let truncated = |()| "truncated compression header".to_string();
+    // Elf32_Chdr / Elf64_Chdr: type, (reserved,) size, alignment
+    let (ch_type, size, rest) = if class32 {
+        let (h, rest) = object::pod::from_bytes::<elf::CompressionHeader32<Endianness>>(raw)
+            .map_err(truncated)?;
+        (
+            h.ch_type.get(endian),
+            u64::from(h.ch_size.get(endian)),
+            rest,
+        )
+    } else {
+        let (h, rest) = object::pod::from_bytes::<elf::CompressionHeader64<Endianness>>(raw)
+            .map_err(truncated)?;
+        (h.ch_type.get(endian), h.ch_size.get(endian), rest)
+    };
+    let size = usize::try_from(size).map_err(|e| e.to_string())?;
     if size > 1 << 32 {
         return Err(format!("implausible uncompressed size {size}"));
     }
     let mut out = Vec::with_capacity(size);
-    match hdr.ch_type.get(endian) {
+    match ch_type {
         elf::ELFCOMPRESS_ZLIB => {
             flate2::read::ZlibDecoder::new(rest)
                 .take(size as u64)

@@ -116,45 +116,49 @@ impl<'k> TaskReader<'k> {
     }
 
     /// Registers saved at the task's last context switch, by name
-    /// (x86_64: rbx rbp r12-r15 rip rsp; arm64: x19-x28 x29 sp pc).
+    /// (x86_64: rbx rbp r12-r15 rip rsp; i386: eflags esi edi ebx ebp eip
+    /// esp; arm64: x19-x28 x29 sp pc; arm: r4-r11 sp pc).
     pub fn switch_registers(&self, task: &Task) -> Result<Vec<(&'static str, u64)>, ObjectError> {
         let l = self.view.layout;
         let k = self.kernel;
         match k.arch {
-            Arch::X86_64 => {
+            Arch::X86_64 | Arch::I386 => {
                 let sp = l.switch_ctx.ptr(k, task.addr)?;
-                let frame = |name: &str, offset: u64| Member {
-                    ty: "inactive_task_frame",
-                    path: match name {
-                        "r15" => "r15",
-                        "r14" => "r14",
-                        "r13" => "r13",
-                        "r12" => "r12",
-                        "bx" => "bx",
-                        "bp" => "bp",
-                        _ => "ret_addr",
-                    },
-                    offset,
-                };
                 let top = sp.checked_add(l.frame_size).ok_or(ObjectError::Overflow {
                     member: "thread.sp".into(),
                     base: sp,
                     op: '+',
                     offset: l.frame_size,
                 })?;
-                let mut regs = vec![("rsp", top.0)];
+                let i386 = k.arch == Arch::I386;
+                let mut regs = vec![(if i386 { "esp" } else { "rsp" }, top.0)];
+                let ty = "inactive_task_frame";
                 for (name, o) in &l.frame {
-                    let reg = match name.as_str() {
-                        "r15" => "r15",
-                        "r14" => "r14",
-                        "r13" => "r13",
-                        "r12" => "r12",
-                        "bx" => "rbx",
-                        "bp" => "rbp",
-                        "ret_addr" => "rip",
-                        _ => continue,
-                    };
-                    regs.push((reg, frame(name, *o).u64(k, sp)?));
+                    if let Some((path, reg)) = frame_register(k.arch, name) {
+                        let m = Member {
+                            ty,
+                            path,
+                            offset: *o,
+                        };
+                        regs.push((reg, m.ulong(k, sp)?));
+                    }
+                }
+                Ok(regs)
+            }
+            Arch::Arm => {
+                // struct cpu_context_save { r4..r9, sl, fp, sp, pc, extra[2] }
+                let ctx = l.switch_ctx.at(task.addr)?;
+                let ty = "cpu_context_save";
+                let mut regs = Vec::new();
+                for (name, o) in &l.frame {
+                    if let Some((path, reg)) = frame_register(k.arch, name) {
+                        let m = Member {
+                            ty,
+                            path,
+                            offset: *o,
+                        };
+                        regs.push((reg, m.ulong(k, ctx)?));
+                    }
                 }
                 Ok(regs)
             }
@@ -180,4 +184,38 @@ impl<'k> TaskReader<'k> {
             }
         }
     }
+}
+
+/// The switch-frame member called `member` (its name as a static string,
+/// for errors) and the register it holds: x86_64 `inactive_task_frame`
+/// r15..r12, bx, bp, ret_addr; i386 flags, si, di, bx, bp, ret_addr; arm
+/// `cpu_context_save` r4..r9, sl (r10), fp (r11), sp, pc. Other members
+/// (padding, arm's `extra[]`) hold none.
+fn frame_register(arch: Arch, member: &str) -> Option<(&'static str, &'static str)> {
+    Some(match (arch, member) {
+        (Arch::X86_64, "r15") => ("r15", "r15"),
+        (Arch::X86_64, "r14") => ("r14", "r14"),
+        (Arch::X86_64, "r13") => ("r13", "r13"),
+        (Arch::X86_64, "r12") => ("r12", "r12"),
+        (Arch::X86_64, "bx") => ("bx", "rbx"),
+        (Arch::X86_64, "bp") => ("bp", "rbp"),
+        (Arch::X86_64, "ret_addr") => ("ret_addr", "rip"),
+        (Arch::I386, "flags") => ("flags", "eflags"),
+        (Arch::I386, "si") => ("si", "esi"),
+        (Arch::I386, "di") => ("di", "edi"),
+        (Arch::I386, "bx") => ("bx", "ebx"),
+        (Arch::I386, "bp") => ("bp", "ebp"),
+        (Arch::I386, "ret_addr") => ("ret_addr", "eip"),
+        (Arch::Arm, "r4") => ("r4", "r4"),
+        (Arch::Arm, "r5") => ("r5", "r5"),
+        (Arch::Arm, "r6") => ("r6", "r6"),
+        (Arch::Arm, "r7") => ("r7", "r7"),
+        (Arch::Arm, "r8") => ("r8", "r8"),
+        (Arch::Arm, "r9") => ("r9", "r9"),
+        (Arch::Arm, "sl") => ("sl", "r10"),
+        (Arch::Arm, "fp") => ("fp", "r11"),
+        (Arch::Arm, "sp") => ("sp", "sp"),
+        (Arch::Arm, "pc") => ("pc", "pc"),
+        _ => return None,
+    })
 }

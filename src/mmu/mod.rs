@@ -4,7 +4,9 @@
 //! number of levels, and every entry that points outside the dump is an error.
 
 pub mod aarch64;
+pub mod arm;
 pub mod cache;
+pub mod i386;
 pub mod x86_64;
 
 use crate::addr::{PageTableRoot, PhysAddr, VirtAddr};
@@ -100,11 +102,26 @@ pub(crate) fn read_entry(
     Ok(u64::from_le_bytes(b))
 }
 
+/// Reads one little-endian 32-bit page-table entry (i386 without PAE, arm
+/// short descriptors).
+pub(crate) fn read_entry32(
+    mem: &dyn PhysicalMemory,
+    va: VirtAddr,
+    entry_pa: PhysAddr,
+) -> Result<u64, TranslateError> {
+    let mut b = [0u8; 4];
+    mem.read_phys(entry_pa, &mut b)
+        .map_err(|source| TranslateError::TableUnreadable { va, source })?;
+    Ok(u32::from_le_bytes(b) as u64)
+}
+
 /// The paging configuration of the dumped machine.
 #[derive(Clone, Debug)]
 pub enum Paging {
     X86_64(x86_64::X86Paging),
     Aarch64(aarch64::Arm64Paging),
+    I386(i386::I386Paging),
+    Arm(arm::ArmPaging),
 }
 
 impl Paging {
@@ -120,6 +137,8 @@ impl Paging {
         match self {
             Paging::X86_64(p) => p.translate(mem, space, va, trace),
             Paging::Aarch64(p) => p.translate(mem, space, va, trace),
+            Paging::I386(p) => p.translate(mem, space, va, trace),
+            Paging::Arm(p) => p.translate(mem, space, va, trace),
         }
     }
 
@@ -128,12 +147,14 @@ impl Paging {
         match self {
             Paging::X86_64(p) => p.is_user(va),
             Paging::Aarch64(p) => p.is_user(va),
+            Paging::I386(p) => p.is_user(va),
+            Paging::Arm(p) => p.is_user(va),
         }
     }
 
     pub fn page_size(&self) -> u64 {
         match self {
-            Paging::X86_64(_) => 4096,
+            Paging::X86_64(_) | Paging::I386(_) | Paging::Arm(_) => 4096,
             Paging::Aarch64(p) => p.page_size(),
         }
     }
@@ -156,6 +177,13 @@ pub(crate) mod test_pages {
             let page = self.0.entry(pa & !0xfff).or_insert_with(|| vec![0; 4096]);
             let o = (pa & 0xfff) as usize;
             page[o..o + 8].copy_from_slice(&val.to_le_bytes());
+        }
+
+        /// A 32-bit entry (i386 without PAE, arm short descriptors).
+        pub fn set32(&mut self, pa: u64, val: u32) {
+            let page = self.0.entry(pa & !0xfff).or_insert_with(|| vec![0; 4096]);
+            let o = (pa & 0xfff) as usize;
+            page[o..o + 4].copy_from_slice(&val.to_le_bytes());
         }
     }
 

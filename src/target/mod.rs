@@ -5,8 +5,10 @@
 //! kernel's scripts/gdb map GDB thread N to CPU N-1).
 
 pub mod aarch64;
+pub mod arm;
 pub mod conn;
 pub mod kcore;
+pub mod i386;
 pub mod live;
 pub mod monitor;
 pub mod regs;
@@ -81,6 +83,25 @@ impl ArchSupport for aarch64::Aarch64 {
 
     fn set_current_task(regs: &mut Regs<Self>, task: Option<u64>) {
         aarch64::set_sp_el0(regs, task);
+    }
+}
+
+impl ArchSupport for i386::I386 {
+    const TRIPLE: &'static str = "i386-unknown-linux-gnu";
+
+    fn cpu_registers(_kernel: &Kernel, cpu: &CpuContext) -> Regs<Self> {
+        i386::cpu_registers(cpu)
+    }
+}
+
+impl ArchSupport for arm::Arm {
+    // LLDB reads a kernel vmlinux as arm-*-*-eabi and drops it as the
+    // target's executable when qHostInfo names an incompatible environment
+    // (armv7-…-gnueabihf was: no symbols at all).
+    const TRIPLE: &'static str = "arm-unknown-linux-eabi";
+
+    fn cpu_registers(_kernel: &Kernel, cpu: &CpuContext) -> Regs<Self> {
+        arm::cpu_registers(cpu)
     }
 }
 

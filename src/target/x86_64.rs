@@ -114,7 +114,7 @@ static REGS: &[RegDef] = &[
     sys("k_gs_base"),
 ];
 
-const EFLAGS: &str = r#"<flags id="i386_eflags" size="4">
+pub(super) const EFLAGS: &str = r#"<flags id="i386_eflags" size="4">
 <field name="CF" start="0" end="0"/><field name="" start="1" end="1"/><field name="PF" start="2" end="2"/>
 <field name="AF" start="4" end="4"/><field name="ZF" start="6" end="6"/><field name="SF" start="7" end="7"/>
 <field name="TF" start="8" end="8"/><field name="IF" start="9" end="9"/><field name="DF" start="10" end="10"/>

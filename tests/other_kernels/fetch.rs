@@ -14,6 +14,10 @@ use common::guest::{TempDir, cmd_ok, downloaded, extract, have, static_busybox};
 /// modules' package and under `usr/lib/debug/lib/modules/RELEASE/` in -dbg.
 pub const MODULE: &str = "kernel/drivers/block/loop.ko";
 
+/// QEMU's fw_cfg driver, which registers VMCOREINFO with `-device
+/// vmcoreinfo`: extracted when the image package has it (as a module).
+pub const FW_CFG: &str = "kernel/drivers/firmware/qemu_fw_cfg.ko";
+
 /// A kernel series: where Debian serves it and how its releases start.
 pub struct Series {
     /// The cache's `ARCH-NAME/` and the test names: `6.12`, `5.10`, `7`.
@@ -29,6 +33,15 @@ pub const S612: Series = Series {
     name: "6.12",
     suite: "bookworm-backports",
     release_prefix: "6.12.",
+};
+
+/// Debian 12's own 6.1: the newest series with i386 (686, 686-pae) and
+/// armhf (armmp, armmp-lpae) kernels and their -dbg packages (trixie
+/// dropped the i386 kernels; bookworm-backports carries no i386 -dbg).
+pub const S61: Series = Series {
+    name: "6.1",
+    suite: "bookworm",
+    release_prefix: "6.1.0-",
 };
 
 /// Debian 11's 5.10, the oldest kernel the archive serves.
@@ -57,6 +70,8 @@ pub struct Kernel {
     pub loop_ko: PathBuf,
     /// `modsyms` directory: the debug loop.ko under it.
     pub modules: PathBuf,
+    /// qemu_fw_cfg.ko (uncompressed), if the kernel has it as a module.
+    pub fw_cfg_ko: PathBuf,
 }
 
 impl Kernel {
@@ -68,6 +83,7 @@ impl Kernel {
             vmlinux: dir.join("vmlinux"),
             loop_ko: dir.join("loop.ko"),
             modules: dir.join("modules"),
+            fw_cfg_ko: dir.join("qemu_fw_cfg.ko"),
             release,
             dir,
         };
@@ -333,6 +349,15 @@ pub fn fetch_kernel(cache: &Path, series: &Series, t: &Target) -> Result<Kernel,
         .ok_or_else(|| format!("no debug loop.ko in {}", dbg_deb.display()))?;
     extract(&image_deb, &x, std::slice::from_ref(&vmlinuz))?;
     extract(&mods_deb, &x, std::slice::from_ref(&loop_packed))?;
+    let fw_cfg_packed = [".ko", ".ko.xz", ".ko.zst"].iter().find_map(|z| {
+        member(
+            &mod_files,
+            &format!("modules/{release}/{}{}", FW_CFG.trim_end_matches(".ko"), z),
+        )
+    });
+    if let Some(f) = &fw_cfg_packed {
+        extract(&mods_deb, &x, std::slice::from_ref(f))?;
+    }
     let mut dbg_members = vmlinux_places.clone();
     dbg_members.push(dbg_loop.clone());
     extract(&dbg_deb, &x, &dbg_members)?;
@@ -345,6 +370,10 @@ pub fn fetch_kernel(cache: &Path, series: &Series, t: &Target) -> Result<Kernel,
     let _ = std::fs::remove_dir_all(&debs);
     let loop_ko = x.join("loop.ko");
     decompress(&x.join(&loop_packed), &loop_ko)?;
+    let fw_cfg_ko = x.join("qemu_fw_cfg.ko");
+    if let Some(f) = &fw_cfg_packed {
+        decompress(&x.join(f), &fw_cfg_ko)?;
+    }
     let modules = x.join("modules");
     std::fs::create_dir_all(modules.join(MODULE).parent().unwrap()).map_err(|e| e.to_string())?;
     std::fs::rename(x.join(&dbg_loop), modules.join(MODULE)).map_err(|e| e.to_string())?;
@@ -357,7 +386,11 @@ pub fn fetch_kernel(cache: &Path, series: &Series, t: &Target) -> Result<Kernel,
         (x.join(&vmlinux), "vmlinux"),
         (loop_ko, "loop.ko"),
         (modules, "modules"),
+        (fw_cfg_ko, "qemu_fw_cfg.ko"),
     ] {
+        if !from.exists() {
+            continue; // qemu_fw_cfg.ko: optional
+        }
         let to = dir.join(to);
         if !to.exists()
             && let Err(e) = std::fs::rename(&from, &to)
@@ -376,12 +409,15 @@ fn elf_machine(b: &[u8]) -> Option<u16> {
 }
 
 /// A static busybox for the guest: the host's /bin/busybox when `host`,
-/// else `apt-get download busybox-static:DEB` (the system's sources)
-/// cached as `cached`. Checked to be an `elf_machine` executable.
+/// else `apt-get download busybox-static:DEB` from `suite` of the machine's
+/// Debian mirror, through a private apt configuration (so that a foreign
+/// architecture the machine's dpkg does not know, i386 or armhf, works
+/// too), cached as `cached`. Checked to be an `elf_machine` executable.
 pub fn guest_busybox(
     host: bool,
     cached: &Path,
     deb: &str,
+    suite: &str,
     elf_machine_want: u16,
 ) -> Result<Vec<u8>, String> {
     let bb = if host {
@@ -390,7 +426,7 @@ pub fn guest_busybox(
     } else {
         match static_busybox(cached) {
             Some(bb) => bb,
-            None => download_busybox(cached, deb)?,
+            None => download_busybox(cached, deb, suite)?,
         }
     };
     match elf_machine(&bb) {
@@ -401,7 +437,7 @@ pub fn guest_busybox(
     }
 }
 
-fn download_busybox(to: &Path, deb: &str) -> Result<Vec<u8>, String> {
+fn download_busybox(to: &Path, deb: &str, suite: &str) -> Result<Vec<u8>, String> {
     for tool in ["apt-get", "dpkg-deb", "tar"] {
         if !have(tool, "--version") {
             return Err(format!("{tool} is missing (to fetch busybox-static:{deb})"));
@@ -413,9 +449,15 @@ fn download_busybox(to: &Path, deb: &str) -> Result<Vec<u8>, String> {
     let work = cache.join(format!("busybox-work-{}", std::process::id()));
     let _work = TempDir(work.clone());
     std::fs::create_dir_all(work.join("x")).map_err(|e| format!("{}: {e}", work.display()))?;
+    let opts = private_apt(&work.join("apt"), suite, deb)?;
+    cmd_ok(
+        Command::new("apt-get").args(&opts).args(["-q", "update"]),
+        &format!("apt-get update ({suite})"),
+    )?;
     let pkg = "busybox-static";
     cmd_ok(
         Command::new("apt-get")
+            .args(&opts)
             .args(["-q", "download", &format!("{pkg}:{deb}")])
             .current_dir(&work),
         &format!("apt-get download {pkg}:{deb}"),

@@ -8,19 +8,81 @@ use std::path::Path;
 
 use super::{DumpError, SIGNATURE_DISKDUMP, SIGNATURE_KDUMP, Source};
 
-/// Offsets in `disk_dump_header` (x86_64/aarch64 LP64 layout).
 const H_VERSION: usize = 8;
 const H_UTSNAME: usize = 12;
 const UTS_LEN: usize = 65;
-const H_STATUS: usize = 424;
-const H_BLOCK_SIZE: usize = 428;
-const H_SUB_HDR_SIZE: usize = 432;
-const H_BITMAP_BLOCKS: usize = 436;
-const H_MAX_MAPNR: usize = 440;
-const H_NR_CPUS: usize = 460;
+/// Where `status` is in `disk_dump_header`: after the utsname comes a
+/// `struct timeval` (two longs), at 408 (16 bytes) with 64-bit longs, at
+/// 404 (8 bytes) with 32-bit ones. The int fields that follow are
+/// `status, block_size, sub_hdr_size, bitmap_blocks, max_mapnr,
+/// total_ram_blocks, device_blocks, written_blocks, current_cpu, nr_cpus`.
+const H_STATUS_64: usize = 424;
+const H_STATUS_32: usize = 412;
+const H_BLOCK_SIZE: usize = 4;
+const H_SUB_HDR_SIZE: usize = 8;
+const H_BITMAP_BLOCKS: usize = 12;
+const H_MAX_MAPNR: usize = 16;
+const H_NR_CPUS: usize = 36;
 const HEADER_LEN: usize = 464;
-/// `struct kdump_sub_header` (v6) is 104 bytes.
+/// `struct kdump_sub_header` (v6) is 104 bytes with 64-bit longs, at most
+/// 96 with 32-bit ones.
 const SUB_LEN: usize = 104;
+
+/// Offsets in `kdump_sub_header` of phys_base, dump_level, split,
+/// start_pfn, end_pfn, offset_vmcoreinfo, offset_note, start_pfn_64 (then
+/// end_pfn_64 and max_mapnr_64), and the width of its `unsigned long`s.
+/// Each blob's size (`unsigned long`) follows its offset (an `off_t`,
+/// always 64-bit).
+struct SubLayout {
+    long: usize,
+    dump_level: usize,
+    split: usize,
+    start_pfn: usize,
+    end_pfn: usize,
+    vmcoreinfo: usize,
+    note: usize,
+    pfn_64: usize,
+}
+
+/// LP64 (x86_64, arm64).
+const SUB_64: SubLayout = SubLayout {
+    long: 8,
+    dump_level: 8,
+    split: 12,
+    start_pfn: 16,
+    end_pfn: 24,
+    vmcoreinfo: 32,
+    note: 48,
+    pfn_64: 80,
+};
+/// 32-bit longs with 64-bit members 4-byte aligned: i386's makedumpfile,
+/// and QEMU for every 32-bit guest (its KdumpSubHeader32 is packed).
+const SUB_32_PACKED: SubLayout = SubLayout {
+    long: 4,
+    dump_level: 4,
+    split: 8,
+    start_pfn: 12,
+    end_pfn: 16,
+    vmcoreinfo: 20,
+    note: 32,
+    pfn_64: 56,
+};
+/// 32-bit longs with 64-bit members 8-byte aligned: makedumpfile built for
+/// 32-bit ARM (AAPCS).
+const SUB_32_ARM: SubLayout = SubLayout {
+    long: 4,
+    dump_level: 4,
+    split: 8,
+    start_pfn: 12,
+    end_pfn: 16,
+    vmcoreinfo: 24,
+    note: 40,
+    pfn_64: 72,
+};
+
+fn valid_block_size(block_size: i32) -> bool {
+    (512..=(1 << 20)).contains(&block_size) && (block_size as u32).count_ones() == 1
+}
 
 pub(super) fn corrupt(path: &Path, offset: u64, reason: impl Into<String>) -> DumpError {
     DumpError::Corrupt {
@@ -64,6 +126,9 @@ pub(super) struct Header {
     pub bitmap_blocks: u64,
     pub max_mapnr_32: u64,
     pub nr_cpus: i32,
+    /// Written by a 32-bit kernel's tools (or QEMU for a 32-bit guest):
+    /// 32-bit `long`s in both headers.
+    pub long32: bool,
 }
 
 impl Header {
@@ -102,25 +167,34 @@ impl Header {
                 ));
             }
         }
-        let block_size = le_u32(&hdr, H_BLOCK_SIZE) as i32;
-        if !(512..=(1 << 20)).contains(&block_size) || (block_size as u32).count_ones() != 1 {
+        // The LP64 layout unless only the 32-bit one has a block size
+        // (the header does not name its word size)
+        let at = |status: usize| le_u32(&hdr, status + H_BLOCK_SIZE) as i32;
+        let long32 = !valid_block_size(at(H_STATUS_64)) && valid_block_size(at(H_STATUS_32));
+        let st = if long32 { H_STATUS_32 } else { H_STATUS_64 };
+        let block_size = at(st);
+        if !valid_block_size(block_size) {
             return Err(corrupt(
                 path,
-                H_BLOCK_SIZE as u64,
+                (st + H_BLOCK_SIZE) as u64,
                 format!("block_size {block_size} is not a power of two in 512..=1MiB"),
             ));
         }
-        let sub_hdr_size = le_u32(&hdr, H_SUB_HDR_SIZE) as i32;
+        let sub_hdr_size = le_u32(&hdr, st + H_SUB_HDR_SIZE) as i32;
         if sub_hdr_size < 0 {
             return Err(corrupt(
                 path,
-                H_SUB_HDR_SIZE as u64,
+                (st + H_SUB_HDR_SIZE) as u64,
                 format!("sub_hdr_size {sub_hdr_size}"),
             ));
         }
-        let bitmap_blocks = u64::from(le_u32(&hdr, H_BITMAP_BLOCKS));
+        let bitmap_blocks = u64::from(le_u32(&hdr, st + H_BITMAP_BLOCKS));
         if bitmap_blocks == 0 {
-            return Err(corrupt(path, H_BITMAP_BLOCKS as u64, "bitmap_blocks is 0"));
+            return Err(corrupt(
+                path,
+                (st + H_BITMAP_BLOCKS) as u64,
+                "bitmap_blocks is 0",
+            ));
         }
         Ok(Header {
             diskdump,
@@ -128,12 +202,13 @@ impl Header {
             uts: (0..6)
                 .map(|i| cstr(&hdr[H_UTSNAME + UTS_LEN * i..H_UTSNAME + UTS_LEN * (i + 1)]))
                 .collect(),
-            status: le_u32(&hdr, H_STATUS),
+            status: le_u32(&hdr, st),
             block_size: block_size as u64,
             sub_hdr_blocks: sub_hdr_size as u64,
             bitmap_blocks,
-            max_mapnr_32: u64::from(le_u32(&hdr, H_MAX_MAPNR)),
-            nr_cpus: le_u32(&hdr, H_NR_CPUS) as i32,
+            max_mapnr_32: u64::from(le_u32(&hdr, st + H_MAX_MAPNR)),
+            nr_cpus: le_u32(&hdr, st + H_NR_CPUS) as i32,
+            long32,
         })
     }
 
@@ -180,30 +255,43 @@ impl SubHeader {
             .to_vec(bs, SUB_LEN)
             .map_err(|_| corrupt(path, bs, "file ends inside the sub-header"))?;
         let v = h.version.max(0) as u32;
+        let l = match (h.long32, h.machine().starts_with("arm")) {
+            (false, _) => &SUB_64,
+            (true, true) => &SUB_32_ARM,
+            (true, false) => &SUB_32_PACKED,
+        };
+        let long = |off: usize| match l.long {
+            4 => u64::from(le_u32(&sub, off)),
+            _ => le_u64(&sub, off),
+        };
         let blob = |off: usize, min_version: u32| {
             if v >= min_version {
                 Blob {
                     offset: le_u64(&sub, off),
-                    size: le_u64(&sub, off + 8),
+                    size: long(off + 8),
                 }
             } else {
                 Blob::default()
             }
         };
+        let phys_base = match l.long {
+            4 => le_u32(&sub, 0) as i32 as i64,
+            _ => le_u64(&sub, 0) as i64,
+        };
         let mut s = SubHeader {
-            phys_base: le_u64(&sub, 0) as i64,
-            dump_level: le_u32(&sub, 8),
-            split: v >= 2 && le_u32(&sub, 12) != 0,
-            start_pfn: le_u64(&sub, 16),
-            end_pfn: le_u64(&sub, 24),
-            vmcoreinfo: blob(32, 3),
-            notes: blob(48, 4),
+            phys_base,
+            dump_level: le_u32(&sub, l.dump_level),
+            split: v >= 2 && le_u32(&sub, l.split) != 0,
+            start_pfn: long(l.start_pfn),
+            end_pfn: long(l.end_pfn),
+            vmcoreinfo: blob(l.vmcoreinfo, 3),
+            notes: blob(l.note, 4),
             max_mapnr_64: 0,
         };
         if v >= 6 {
-            s.start_pfn = le_u64(&sub, 80);
-            s.end_pfn = le_u64(&sub, 88);
-            s.max_mapnr_64 = le_u64(&sub, 96);
+            s.start_pfn = le_u64(&sub, l.pfn_64);
+            s.end_pfn = le_u64(&sub, l.pfn_64 + 8);
+            s.max_mapnr_64 = le_u64(&sub, l.pfn_64 + 16);
         }
         Ok(s)
     }
@@ -234,7 +322,8 @@ impl Layout {
     ) -> Result<Layout, DumpError> {
         let file_len = src.len();
         let bs = h.block_size;
-        let past_end = |what: String| corrupt(path, H_BITMAP_BLOCKS as u64, what);
+        let st = if h.long32 { H_STATUS_32 } else { H_STATUS_64 };
+        let past_end = |what: String| corrupt(path, (st + H_BITMAP_BLOCKS) as u64, what);
         let bitmap_offset = h
             .sub_hdr_blocks
             .checked_add(1)

@@ -345,6 +345,8 @@ fn read_notes(
     let arch = match h.machine() {
         "x86_64" => Arch::X86_64,
         "aarch64" => Arch::Aarch64,
+        "i386" | "i486" | "i586" | "i686" => Arch::I386,
+        m if m.starts_with("armv") => Arch::Arm,
         m @ ("" | "Unknown") => match note_blob.as_deref().and_then(Notes::arch_from_prstatus) {
             Some(a) => {
                 quirks.push(format!(

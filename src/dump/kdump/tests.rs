@@ -1023,3 +1023,60 @@ fn split_parts_join_into_one_dump() {
         .unwrap_err();
     assert!(e.to_string().contains("not a part"), "{e}");
 }
+
+/// A kdump-compressed file written for a 32-bit kernel: `disk_dump_header`
+/// with an 8-byte `struct timeval` (its int fields 12 bytes earlier), and
+/// `kdump_sub_header` with 32-bit longs: packed (QEMU, i386 makedumpfile)
+/// or with ARM's 8-byte aligned `off_t`/`u64` members.
+#[test]
+fn reads_32_bit_headers() {
+    for (machine, prstatus, arch, arm_aligned) in [
+        ("armv7l", 148, Arch::Arm, true),
+        ("", 148, Arch::Arm, false),
+        ("i686", 144, Arch::I386, false),
+    ] {
+        let spec = Spec {
+            machine,
+            prstatus_size: prstatus,
+            phys_base: 0,
+            vmcoreinfo: "OSRELEASE=6.1.0-test\nPAGESIZE=4096\n".into(),
+            ..Spec::new()
+        };
+        let (mut v, _) = build(&spec);
+        // header: status..nr_cpus from 424 to 412
+        let ints = v[424..464].to_vec();
+        v[404..464].fill(0);
+        put(&mut v, 412, &ints);
+        // sub-header: the LP64 words rewritten with 32-bit longs
+        let w: Vec<u64> = (0..13)
+            .map(|i| u64::from_le_bytes(v[BS + 8 * i..BS + 8 * i + 8].try_into().unwrap()))
+            .collect();
+        v[BS..BS + 104].fill(0);
+        put(&mut v, BS, &(w[0] as u32).to_le_bytes());
+        put(&mut v, BS + 4, &(w[1] as u32).to_le_bytes()); // dump_level
+        put(&mut v, BS + 8, &((w[1] >> 32) as u32).to_le_bytes()); // split
+        let (vi, note, pfn64) = if arm_aligned {
+            (24, 40, 72)
+        } else {
+            (20, 32, 56)
+        };
+        put(&mut v, BS + vi, &w[4].to_le_bytes());
+        put(&mut v, BS + vi + 8, &(w[5] as u32).to_le_bytes());
+        put(&mut v, BS + note, &w[6].to_le_bytes());
+        put(&mut v, BS + note + 8, &(w[7] as u32).to_le_bytes());
+        for (i, x) in w[10..13].iter().enumerate() {
+            put(&mut v, BS + pfn64 + 8 * i, &x.to_le_bytes());
+        }
+        let d = open_bytes(&v).unwrap_or_else(|e| panic!("{machine:?}: {e}"));
+        assert_eq!(d.arch, arch, "{machine:?}");
+        assert_eq!(d.notes.cpus.len(), 2, "{machine:?}");
+        assert!(
+            d.notes
+                .vmcoreinfo
+                .as_deref()
+                .is_some_and(|t| t.contains("OSRELEASE=6.1.0-test")),
+            "{machine:?}: VMCOREINFO blob"
+        );
+        check_contents(&d, &spec);
+    }
+}

@@ -5,6 +5,8 @@
 //! it found.
 
 pub mod aarch64;
+pub mod arm;
+pub mod i386;
 pub mod x86_64;
 
 use crate::addr::{PageTableRoot, VirtAddr};
@@ -66,6 +68,28 @@ fn read(
         done += n;
     }
     true
+}
+
+/// PAGE_OFFSET of 32-bit kernels by VMSPLIT (3G, 3G_OPT, 2G, 1G).
+pub(crate) const VMSPLITS: [u64; 4] = [0xc000_0000, 0xb000_0000, 0x8000_0000, 0x4000_0000];
+
+/// The first of `candidates` (PAGE_OFFSETs) for which `root_of` gives a
+/// table that maps `va` (a kernel table's own address) to the physical
+/// address that table was read from: a 32-bit kernel's direct map must
+/// map its own page tables. `None` if none does.
+pub(crate) fn self_mapping_page_offset(
+    mem: &dyn PhysicalMemory,
+    candidates: &[u64],
+    va: u64,
+    root_of: impl Fn(u64) -> Option<(Paging, PageTableRoot)>,
+) -> Option<u64> {
+    candidates.iter().copied().find(|&po| {
+        root_of(po).is_some_and(|(paging, root)| {
+            paging
+                .translate(mem, &space(root), VirtAddr(va), None)
+                .is_ok_and(|t| t.pa == root.0)
+        })
+    })
 }
 
 /// True if `linux_banner`, relocated by `offset`, reads "Linux version "
@@ -133,6 +157,44 @@ pub fn banner_release(mem: &dyn PhysicalMemory) -> Option<String> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::{VMSPLITS, self_mapping_page_offset};
+    use crate::addr::{PageTableRoot, PhysAddr};
+    use crate::mmu::Paging;
+    use crate::mmu::i386::I386Paging;
+    use crate::mmu::test_pages::Pages;
+
+    // A 2-level i386 swapper_pg_dir at PA 0x1e98000 whose PDE 0x307 maps
+    // 0xc1c00000.. (4 MiB) to PA 0x1c00000: the table maps its own address
+    // 0xc1e98000 only if PAGE_OFFSET is 0xc0000000.
+    #[test]
+    fn page_offset_is_the_split_whose_table_maps_itself() {
+        let mut m = Pages::default();
+        m.set32(0x1e98000 + 0x307 * 4, 0x01c0_0000 | 0x83);
+        let swapper = 0xc1e9_8000u64;
+        let root_of = |po: u64| {
+            let pa = swapper.checked_sub(po)?;
+            Some((
+                Paging::I386(I386Paging::new(false, po)),
+                PageTableRoot(PhysAddr(pa)),
+            ))
+        };
+        let mut candidates = vec![0x8000_0000];
+        candidates.extend(VMSPLITS);
+        assert_eq!(
+            self_mapping_page_offset(&m, &candidates, swapper, root_of),
+            Some(0xc000_0000)
+        );
+        // a table that maps itself elsewhere: no split qualifies
+        m.set32(0x1e98000 + 0x307 * 4, 0x0200_0000 | 0x83);
+        assert_eq!(
+            self_mapping_page_offset(&m, &candidates, swapper, root_of),
+            None
+        );
+    }
 }
 
 #[cfg(test)]

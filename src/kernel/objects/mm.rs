@@ -173,7 +173,11 @@ impl<'k> MmView<'k> {
                 offset: elem + inner,
                 ..base
             };
-            let mut v = m.u64(k, mm)? as i64;
+            // atomic_long_t: a 32-bit long on a 32-bit kernel
+            let mut v = match k.arch.pointer_size() {
+                4 => m.u32(k, mm)? as i32 as i64,
+                _ => m.u64(k, mm)? as i64,
+            };
             if let RssCounters::PerCpu { counters, .. } = l.rss {
                 v = v.saturating_add(self.percpu_deltas(mm, base, elem + counters)?);
             }
@@ -185,7 +189,7 @@ impl<'k> MmView<'k> {
         }
         Ok(MmInfo {
             pgd: l.pgd.ptr(k, mm)?,
-            total_vm: l.total_vm.map(|m| m.u64(k, mm)).transpose()?.unwrap_or(0),
+            total_vm: l.total_vm.map(|m| m.ulong(k, mm)).transpose()?.unwrap_or(0),
             rss,
         })
     }

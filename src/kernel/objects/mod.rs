@@ -118,9 +118,18 @@ impl Member {
         self.read_bytes::<4>(k, base).map(u32::from_le_bytes)
     }
 
+    /// An `unsigned long` (or `long`, zero-extended) member: 4 bytes on a
+    /// 32-bit kernel, 8 on a 64-bit one.
+    pub fn ulong(self, k: &Kernel, base: VirtAddr) -> Result<u64> {
+        match k.arch.pointer_size() {
+            4 => self.u32(k, base).map(u64::from),
+            _ => self.u64(k, base),
+        }
+    }
+
     /// A pointer member.
     pub fn ptr(self, k: &Kernel, base: VirtAddr) -> Result<VirtAddr> {
-        self.u64(k, base).map(VirtAddr)
+        self.ulong(k, base).map(VirtAddr)
     }
 }
 

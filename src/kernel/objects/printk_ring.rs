@@ -11,8 +11,11 @@ use crate::kernel::printk::{LogRecord, MAX_RING_BYTES};
 const DESC_COMMITTED: u64 = 1;
 const DESC_FINALIZED: u64 = 2;
 /// The state lives in the top two bits of `state_var`, the id below.
-const DESC_FLAGS_SHIFT: u32 = 62;
-const ID_MASK: u64 = (1 << DESC_FLAGS_SHIFT) - 1;
+/// The state bits sit at the top of an `unsigned long` state_var
+/// (DESC_FLAGS_SHIFT = BITS_PER_LONG − 2): 62 or 30.
+fn desc_flags_shift(long_bytes: usize) -> u32 {
+    8 * long_bytes as u32 - 2
+}
 
 /// The members the reader needs, resolved once per read.
 struct RingLayout {
@@ -123,12 +126,16 @@ pub fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
     let t = l.text_ring.offset;
     let at = |base: u64, m: &Member| base.saturating_add(m.offset);
     let count_bits = rb.le(at(d, &l.count_bits), 4, &l.count_bits)?;
-    let descs = VirtAddr(rb.le(at(d, &l.descs), 8, &l.descs)?);
-    let infos = VirtAddr(rb.le(at(d, &l.infos), 8, &l.infos)?);
-    let head_id = rb.le(at(d, &l.head_id), 8, &l.head_id)? & ID_MASK;
-    let tail_id = rb.le(at(d, &l.tail_id), 8, &l.tail_id)? & ID_MASK;
+    // pointers, atomic_long_t ids and lpos are `unsigned long`s
+    let w = k.arch.pointer_size() as usize;
+    let flags_shift = desc_flags_shift(w);
+    let id_mask: u64 = (1 << flags_shift) - 1;
+    let descs = VirtAddr(rb.le(at(d, &l.descs), w, &l.descs)?);
+    let infos = VirtAddr(rb.le(at(d, &l.infos), w, &l.infos)?);
+    let head_id = rb.le(at(d, &l.head_id), w, &l.head_id)? & id_mask;
+    let tail_id = rb.le(at(d, &l.tail_id), w, &l.tail_id)? & id_mask;
     let size_bits = rb.le(at(t, &l.size_bits), 4, &l.size_bits)?;
-    let data = VirtAddr(rb.le(at(t, &l.data), 8, &l.data)?);
+    let data = VirtAddr(rb.le(at(t, &l.data), w, &l.data)?);
     if count_bits > 24 || size_bits > 30 {
         return Err(ObjectError::Corrupt {
             what: "printk ring".into(),
@@ -157,12 +164,12 @@ pub fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
     for _ in 0..=count {
         let ind = id % count;
         let (db, ib) = (ind * l.desc_size, ind * l.info_size);
-        let sv = descs.le(db + l.state_var.offset, 8, &l.state_var)?;
-        let state = sv >> DESC_FLAGS_SHIFT;
+        let sv = descs.le(db + l.state_var.offset, w, &l.state_var)?;
+        let state = sv >> flags_shift;
         // committed or finalized, and the slot still holds this id
-        if (state == DESC_COMMITTED || state == DESC_FINALIZED) && sv & ID_MASK == id {
-            let begin = descs.le(db + begin_off, 8, &l.lpos_begin)?;
-            let next = descs.le(db + next_off, 8, &l.lpos_next)?;
+        if (state == DESC_COMMITTED || state == DESC_FINALIZED) && sv & id_mask == id {
+            let begin = descs.le(db + begin_off, w, &l.lpos_begin)?;
+            let next = descs.le(db + next_off, w, &l.lpos_next)?;
             let text_len = infos.le(ib + l.text_len.offset, 2, &l.text_len)?;
             let mut s = String::new();
             // bit 0 set: a data-less record (lost or empty)
@@ -173,7 +180,7 @@ pub fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
                 } else {
                     begin % data_size
                 };
-                let start = (b + 8) as usize; // skip the block's id
+                let start = (b + w as u64) as usize; // skip the block's id
                 let end = (start + text_len as usize).min(text.bytes.len());
                 if start <= end {
                     s = String::from_utf8_lossy(&text.bytes[start..end]).into_owned();
@@ -188,7 +195,7 @@ pub fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
         if id == head_id {
             break;
         }
-        id = (id + 1) & ID_MASK;
+        id = (id + 1) & id_mask;
     }
     Ok(out)
 }

@@ -39,12 +39,13 @@ impl TaskStates {
         let arr = symbol(k, "task_state_array")?;
         let len = array_len(k)?;
         let mut names = Vec::with_capacity(len);
+        let w = k.arch.pointer_size();
         for i in 0..len {
-            let slot = arr.checked_add(8 * i as u64).ok_or(ObjectError::Overflow {
+            let slot = arr.checked_add(w * i as u64).ok_or(ObjectError::Overflow {
                 member: format!("task_state_array[{i}]"),
                 base: arr,
                 op: '+',
-                offset: 8 * i as u64,
+                offset: w * i as u64,
             })?;
             let read = |va: VirtAddr, buf: &mut [u8]| {
                 k.read_virt(&k.kernel_space(), va, buf)
@@ -55,7 +56,7 @@ impl TaskStates {
                     })
             };
             let mut p = [0u8; 8];
-            read(slot, &mut p)?;
+            read(slot, &mut p[..w as usize])?;
             // "X (xxxx)": the letter and the name's start are enough
             let mut s = [0u8; 4];
             read(VirtAddr(u64::from_le_bytes(p)), &mut s)?;

@@ -42,9 +42,11 @@ pub struct TaskLayout {
     /// Before 6.2 (SPLIT_RSS_COUNTING): `rss_stat.count[]`, per-thread RSS
     /// not yet folded into the mm (int each).
     pub rss_stat_count: Option<Member>,
-    /// x86_64: `thread.sp`; arm64: `thread.cpu_context`.
+    /// x86_64, i386: `thread.sp`; arm64: `thread.cpu_context`; arm:
+    /// `thread_info.cpu_context`.
     pub switch_ctx: Member,
-    /// x86_64 `struct inactive_task_frame` members (name, offset) and size.
+    /// x86 `struct inactive_task_frame` / arm `struct cpu_context_save`
+    /// members (name, offset) and size.
     pub frame: Vec<(String, u64)>,
     pub frame_size: u64,
 }
@@ -67,26 +69,35 @@ pub enum ThreadLinks {
 impl TaskLayout {
     pub fn resolve(k: &Kernel) -> Result<TaskLayout> {
         let switch_type = match k.arch {
-            Arch::X86_64 => "inactive_task_frame",
+            Arch::X86_64 | Arch::I386 => "inactive_task_frame",
             Arch::Aarch64 => "cpu_context",
+            Arch::Arm => "cpu_context_save",
         };
         // One scan of the DWARF for the whole set (absent names would each
         // cost a full pass).
         let d = super::debug_info(k, "struct task_struct")?;
         let _ = d.preload(&["task_struct", "mm_struct", "signal_struct", switch_type]);
+        let frame_of = |ty: &str| -> Result<(Vec<(String, u64)>, u64)> {
+            let f = d.layout(ty).map_err(|e| super::layout_error(ty, e))?;
+            let members = f
+                .members
+                .iter()
+                .map(|m| (m.name.clone(), m.offset))
+                .collect();
+            Ok((members, f.size))
+        };
         let (switch_ctx, frame, frame_size) = match k.arch {
-            Arch::X86_64 => {
-                let f = d
-                    .layout("struct inactive_task_frame")
-                    .map_err(|e| super::layout_error("struct inactive_task_frame", e))?;
-                let members = f
-                    .members
-                    .iter()
-                    .map(|m| (m.name.clone(), m.offset))
-                    .collect();
-                (member(k, T, "thread.sp")?, members, f.size)
+            Arch::X86_64 | Arch::I386 => {
+                let (members, size) = frame_of("struct inactive_task_frame")?;
+                (member(k, T, "thread.sp")?, members, size)
             }
             Arch::Aarch64 => (member(k, T, "thread.cpu_context")?, Vec::new(), 0),
+            // THREAD_INFO_IN_TASK (5.18+ on SMP ARMv7): thread_info is the
+            // task's first member, its cpu_context the switch frame
+            Arch::Arm => {
+                let (members, size) = frame_of("struct cpu_context_save")?;
+                (member(k, T, "thread_info.cpu_context")?, members, size)
+            }
         };
         let threads = match (
             optional_member(k, T, "signal")?,

@@ -101,7 +101,7 @@ pub(super) fn read(k: &Kernel) -> Result<Vec<LogRecord>, String> {
     let layout = Layout::of(k)?;
     layout.check()?;
     let log_buf = k
-        .read_u64(&space, sym("log_buf")?)
+        .read_ulong(&space, sym("log_buf")?)
         .map_err(|e| format!("log_buf: {e}"))?;
     let len = u32_at("log_buf_len")?;
     let first = u32_at("log_first_idx")?;

@@ -197,7 +197,7 @@ pub fn open_session(
 ) -> Result<Session, Box<dyn std::error::Error>> {
     let mut kernel = Kernel::new(crate::dump::open(dump)?)?;
     if let Some(v) = vmlinux {
-        kernel.vmlinux = Some(crate::kernel::symbols::Vmlinux::open(v)?);
+        kernel.attach_vmlinux(crate::kernel::symbols::Vmlinux::open(v)?);
     }
     Ok(Session::new(kernel, super::ThreadMode::Cpus))
 }

@@ -161,14 +161,16 @@ fn timekeeper(k: &Kernel, member: &str) -> Option<u64> {
     let di = k.debug_info()?;
     // tk_core is a `struct { seqcount_raw_spinlock_t seq; struct timekeeper
     // timekeeper; ... }` (anonymous before 6.13: no type to look up): the
-    // timekeeper follows the seqcount at 8-byte alignment.
+    // timekeeper follows the seqcount at its 64-bit members' alignment.
+    // (i386 aligns 64-bit members to 4 bytes only)
+    let align = if k.arch == Arch::I386 { 3 } else { 7 };
     let tk = match di.try_offset_of("struct tk_data", "timekeeper") {
         Ok(Some(o)) => o,
         _ => {
             di.size_of("struct seqcount_raw_spinlock")
                 .ok()?
-                .checked_add(7)?
-                & !7
+                .checked_add(align)?
+                & !align
         }
     };
     let off = di.try_offset_of("struct timekeeper", member).ok()??;
@@ -209,7 +211,13 @@ fn load_average(k: &Kernel) -> Option<Vec<String>> {
     let mut v = Vec::new();
     for i in 0..3 {
         // rounded as /proc/loadavg and crash do
-        let x = read_u64_sym(k, "avenrun", 8 * i)?.saturating_add(FIXED_1 / 200);
+        // unsigned long avenrun[3]
+        let w = k.arch.pointer_size();
+        let a = k.symbol("avenrun")?.checked_add(w * i)?;
+        let x = k
+            .read_ulong(&k.kernel_space(), a)
+            .ok()?
+            .saturating_add(FIXED_1 / 200);
         let int = x >> FSHIFT;
         let frac = ((x & (FIXED_1 - 1)) * 100) >> FSHIFT;
         v.push(format!("{int}.{frac:02}"));
@@ -249,13 +257,16 @@ pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
             "spanned",
         ),
     };
-    let mut ptrs = vec![0u8; len as usize * 8];
+    let w = k.arch.pointer_size() as usize;
+    let mut ptrs = vec![0u8; len as usize * w];
     k.read_virt(&space, VirtAddr(arr), &mut ptrs).ok()?;
     let mut pages = 0u64;
-    for p in ptrs.chunks(8) {
-        let p = u64::from_le_bytes(p.try_into().ok()?);
+    for p in ptrs.chunks(w) {
+        let mut b = [0u8; 8];
+        b[..w].copy_from_slice(p);
+        let p = u64::from_le_bytes(b);
         if p != 0 {
-            let n = k.read_u64(&space, VirtAddr(p).checked_add(off)?).ok()?;
+            let n = k.read_ulong(&space, VirtAddr(p).checked_add(off)?).ok()?;
             pages = pages.checked_add(n)?;
         }
     }

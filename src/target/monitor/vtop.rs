@@ -6,7 +6,7 @@ use super::{CmdError, CmdResult, parse_addr, parse_dec, usage};
 use crate::addr::{Arch, PhysAddr, VirtAddr};
 use crate::kernel::tasks::TaskReader;
 use crate::kernel::{Kernel, page};
-use crate::mmu::{AddressSpace, TranslateError, WalkStep};
+use crate::mmu::{AddressSpace, Paging, TranslateError, WalkStep};
 use crate::target::Session;
 
 /// x86_64 entry flag names by bit (bit 7 is PSE in a large-page entry and
@@ -79,6 +79,62 @@ fn arm64_flags(entry: u64, page_level: bool) -> Vec<&'static str> {
     v
 }
 
+/// ARMv7 short-descriptor leaf flags (B3.5.1): the descriptor's kind,
+/// then the memory-attribute and access bits of a small/large page or a
+/// (super)section, which sit at different bits.
+fn arm_short_flags(entry: u64, page_size: u64) -> Vec<&'static str> {
+    let (kind, bits): (&str, &[(u32, &'static str)]) = match page_size {
+        4096 => (
+            "SMALL",
+            &[
+                (0, "XN"),
+                (2, "B"),
+                (3, "C"),
+                (5, "USER"),
+                (9, "RDONLY"),
+                (10, "S"),
+                (11, "NG"),
+            ],
+        ),
+        65536 => (
+            "LARGE",
+            &[
+                (2, "B"),
+                (3, "C"),
+                (5, "USER"),
+                (9, "RDONLY"),
+                (10, "S"),
+                (11, "NG"),
+                (15, "XN"),
+            ],
+        ),
+        _ => (
+            if page_size == 16 << 20 {
+                "SUPERSECTION"
+            } else {
+                "SECTION"
+            },
+            &[
+                (0, "PXN"),
+                (2, "B"),
+                (3, "C"),
+                (4, "XN"),
+                (11, "USER"),
+                (15, "RDONLY"),
+                (16, "S"),
+                (17, "NG"),
+            ],
+        ),
+    };
+    let mut v = vec![kind];
+    v.extend(
+        bits.iter()
+            .filter(|(b, _)| entry & (1 << b) != 0)
+            .map(|&(_, n)| n),
+    );
+    v
+}
+
 /// The virtual address to show for a page-table root: the kernel's symbol
 /// for its own tables, else the direct-map address, else the physical one.
 fn root_label(k: &Kernel, space: &AddressSpace, va: VirtAddr) -> String {
@@ -94,7 +150,7 @@ fn root_label(k: &Kernel, space: &AddressSpace, va: VirtAddr) -> String {
     if root == k.kernel_root {
         let sym = match k.arch {
             Arch::X86_64 => "init_top_pgt",
-            Arch::Aarch64 => "swapper_pg_dir",
+            Arch::Aarch64 | Arch::I386 | Arch::Arm => "swapper_pg_dir",
         };
         if let Some(s) = k.symbol(sym) {
             return format!("{:x}", s.0);
@@ -186,7 +242,9 @@ pub fn vtop_one(k: &Kernel, space: &AddressSpace, va: VirtAddr) -> String {
                 out.push_str(&format!("PAGE DIRECTORY: {:x}\n", first.entry));
             }
         }
-        Arch::Aarch64 => out.push_str(&format!("PAGE DIRECTORY: {root}\n")),
+        Arch::Aarch64 | Arch::I386 | Arch::Arm => {
+            out.push_str(&format!("PAGE DIRECTORY: {root}\n"))
+        }
     }
     for st in &steps {
         out.push_str(&format!(
@@ -219,8 +277,14 @@ pub fn vtop_one(k: &Kernel, space: &AddressSpace, va: VirtAddr) -> String {
     if let Some(leaf) = steps.last() {
         let large = t.page_size != k.paging.page_size();
         let flags = match k.arch {
-            Arch::X86_64 => x86_flags(leaf.entry, large),
+            Arch::X86_64 | Arch::I386 => x86_flags(leaf.entry, large),
             Arch::Aarch64 => arm64_flags(leaf.entry, !large),
+            // LPAE descriptors have arm64's layout (and Linux's software
+            // bits DIRTY/SPECIAL at 55/56 as on arm64)
+            Arch::Arm if matches!(&k.paging, Paging::Arm(p) if p.is_lpae()) => {
+                arm64_flags(leaf.entry, !large)
+            }
+            Arch::Arm => arm_short_flags(leaf.entry, t.page_size),
         };
         let ew = format!("{:x}", leaf.entry).len().max(3);
         let pw = format!("{:x}", base.0).len().max(8);
