@@ -12,8 +12,8 @@ use corestub::target::Session;
 use corestub::target::aarch64::Aarch64;
 use corestub::target::arm::Arm;
 use corestub::target::conn::{BufConn, serve_connection};
-use corestub::target::kcore::{RunningKernel, serve_kcore_connection};
 use corestub::target::i386::I386;
+use corestub::target::kcore::{RunningKernel, serve_kcore_connection};
 use corestub::target::live::{Live, serve_live_connection};
 use corestub::target::x86_64::X86_64;
 

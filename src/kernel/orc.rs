@@ -102,16 +102,84 @@ pub enum FrameType {
     RegsPartial,
 }
 
-// ORC_REG_*
-const REG_PREV_SP: u8 = 1;
-const REG_DX: u8 = 2;
-const REG_DI: u8 = 3;
-const REG_BP: u8 = 4;
-const REG_SP: u8 = 5;
-const REG_R10: u8 = 6;
-const REG_R13: u8 = 7;
-const REG_BP_INDIRECT: u8 = 8;
-const REG_SP_INDIRECT: u8 = 9;
+/// What an `ORC_REG_*` number names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum OrcReg {
+    Undefined,
+    PrevSp,
+    Ax,
+    Dx,
+    Di,
+    Bp,
+    Sp,
+    R10,
+    R13,
+    SpIndirect,
+    BpIndirect,
+}
+
+/// One numbering of the `ORC_REG_*` registers (index = the 4-bit field).
+/// The numbers are not in BTF, and Linux 7.x renumbered them; the one a
+/// kernel uses is the one whose stack pointer its function entries name
+/// (see [`register_numbering`]).
+struct Numbering {
+    name: &'static str,
+    regs: [OrcReg; 16],
+}
+
+use OrcReg::Undefined as U;
+
+/// arch/x86/include/asm/orc_types.h from 4.14 through 6.x.
+const ORIGINAL: Numbering = Numbering {
+    name: "4.14-6.x",
+    regs: [
+        U,
+        OrcReg::PrevSp,
+        OrcReg::Dx,
+        OrcReg::Di,
+        OrcReg::Bp,
+        OrcReg::Sp,
+        OrcReg::R10,
+        OrcReg::R13,
+        OrcReg::BpIndirect,
+        OrcReg::SpIndirect,
+        U,
+        U,
+        U,
+        U,
+        U,
+        U,
+    ],
+};
+
+/// arch/x86/include/asm/orc_types.h of 7.x (AX added, PREV_SP moved to 8).
+const RENUMBERED: Numbering = Numbering {
+    name: "7.x",
+    regs: [
+        U,
+        OrcReg::Ax,
+        OrcReg::Dx,
+        OrcReg::Sp,
+        OrcReg::Bp,
+        OrcReg::Di,
+        OrcReg::R10,
+        OrcReg::R13,
+        OrcReg::PrevSp,
+        OrcReg::SpIndirect,
+        OrcReg::BpIndirect,
+        U,
+        U,
+        U,
+        U,
+        U,
+    ],
+};
+
+impl Numbering {
+    fn get(&self, r: u8) -> OrcReg {
+        self.regs[usize::from(r & 0xf)]
+    }
+}
 
 impl EntryLayout {
     pub fn decode(&self, raw: &[u8; ENTRY_SIZE]) -> Entry {
@@ -229,37 +297,43 @@ pub fn pt_regs_slots(btf: &Btf) -> Vec<(Register, i32)> {
         .collect()
 }
 
-fn orc_reg(r: u8) -> Option<Register> {
+fn orc_reg(r: OrcReg) -> Option<Register> {
     Some(match r {
-        REG_DX => X86_64::RDX,
-        REG_DI => X86_64::RDI,
-        REG_BP => X86_64::RBP,
-        REG_SP => X86_64::RSP,
-        REG_R10 => X86_64::R10,
-        REG_R13 => X86_64::R13,
+        OrcReg::Ax => X86_64::RAX,
+        OrcReg::Dx => X86_64::RDX,
+        OrcReg::Di => X86_64::RDI,
+        OrcReg::Bp => X86_64::RBP,
+        OrcReg::Sp => X86_64::RSP,
+        OrcReg::R10 => X86_64::R10,
+        OrcReg::R13 => X86_64::R13,
         _ => return None,
     })
 }
 
 /// The CFI rows for one entry; `set` lists the registers the previous row
 /// gave rules to, so that rules not repeated are dropped.
-fn rows(e: &Entry, regs: &[(Register, i32)], set: &mut Vec<Register>) -> Vec<CallFrameInstruction> {
+fn rows(
+    e: &Entry,
+    n: &Numbering,
+    regs: &[(Register, i32)],
+    set: &mut Vec<Register>,
+) -> Vec<CallFrameInstruction> {
     let mut out = Vec::new();
     let mut now = Vec::new();
     let mut rule = |out: &mut Vec<_>, r: Register, i: CallFrameInstruction| {
         out.push(i);
         now.push(r);
     };
-    let cfa = match (e.ty, e.sp_reg) {
+    let cfa = match (e.ty, n.get(e.sp_reg)) {
         (FrameType::End, _) => None,
-        (_, REG_SP_INDIRECT) => {
+        (_, OrcReg::SpIndirect) => {
             let mut x = Expression::new();
             x.op_breg(X86_64::RSP, 0);
             x.op_deref();
             x.op_plus_uconst(e.sp_offset as u64);
             Some(CallFrameInstruction::CfaExpression(x))
         }
-        (_, REG_BP_INDIRECT) => {
+        (_, OrcReg::BpIndirect) => {
             let mut x = Expression::new();
             x.op_breg(X86_64::RBP, e.sp_offset.into());
             x.op_deref();
@@ -304,13 +378,13 @@ fn rows(e: &Entry, regs: &[(Register, i32)], set: &mut Vec<Register>) -> Vec<Cal
                 FrameType::End => {}
             }
             if e.ty != FrameType::Regs {
-                match e.bp_reg {
-                    REG_PREV_SP => rule(
+                match n.get(e.bp_reg) {
+                    OrcReg::PrevSp => rule(
                         &mut out,
                         X86_64::RBP,
                         CallFrameInstruction::Offset(X86_64::RBP, e.bp_offset.into()),
                     ),
-                    REG_BP => {
+                    OrcReg::Bp => {
                         let mut x = Expression::new();
                         x.op_breg(X86_64::RBP, e.bp_offset.into());
                         rule(
@@ -331,11 +405,14 @@ fn rows(e: &Entry, regs: &[(Register, i32)], set: &mut Vec<Register>) -> Vec<Cal
     out
 }
 
-/// The register numbers (`ORC_REG_*`) are not in BTF: check them against
-/// what every function's first instruction must say (CFA = SP + 8, a call
-/// frame) before trusting them. A kernel that numbers them otherwise gets
-/// no CFI (GDB's own heuristics) rather than a wrong one.
-fn check_register_numbering(table: &OrcTable, funcs: &[(u64, u64)]) -> Result<(), String> {
+/// The register numbering (`ORC_REG_*` is not in BTF): the known one whose
+/// stack pointer every function's first instruction names (CFA = SP + 8,
+/// a call frame). A kernel that numbers them otherwise gets no CFI (GDB's
+/// own heuristics) rather than a wrong one.
+fn register_numbering(
+    table: &OrcTable,
+    funcs: &[(u64, u64)],
+) -> Result<&'static Numbering, String> {
     let mut counts = [0usize; 16];
     let mut j = 0usize;
     for &(start, _) in funcs {
@@ -355,15 +432,20 @@ fn check_register_numbering(table: &OrcTable, funcs: &[(u64, u64)]) -> Result<()
         .enumerate()
         .max_by_key(|&(_, n)| *n)
         .unwrap_or((0, &0));
-    if *n > 0 && most != usize::from(REG_SP) {
-        return Err(format!(
-            "ORC says CFA = register {most} + 8 at {n} function entries, where this reader knows the stack pointer as {REG_SP}: a register numbering it does not know"
-        ));
+    let most = most as u8;
+    if *n == 0 {
+        return Ok(&ORIGINAL);
     }
-    Ok(())
+    [&ORIGINAL, &RENUMBERED]
+        .into_iter()
+        .find(|k| k.get(most) == OrcReg::Sp)
+        .ok_or_else(|| {
+            format!(
+                "ORC says CFA = register {most} + 8 at {n} function entries: the stack pointer in no register numbering this reader knows"
+            )
+        })
 }
 
-/// Stack slots a scan for a return address looks at.
 const SCAN_SLOTS: u64 = 512;
 
 /// A CFA expression for a function without ORC: the address just above
@@ -448,7 +530,8 @@ pub fn debug_frame(
         version: 1,
         address_size: 8,
     };
-    check_register_numbering(table, funcs)?;
+    let numbering = register_numbering(table, funcs)?;
+    log::debug!("ORC register numbering: {}", numbering.name);
     let mut frames = FrameTable::default();
     let mut cie = CommonInformationEntry::new(encoding, 1, 1, X86_64::RA);
     cie.add_instruction(CallFrameInstruction::Cfa(X86_64::RSP, 8));
@@ -484,13 +567,13 @@ pub fn debug_frame(
             continue;
         }
         let mut set = vec![X86_64::RA];
-        for ins in rows(&first, regs, &mut set) {
+        for ins in rows(&first, numbering, regs, &mut set) {
             fde.add_instruction(0, ins);
         }
         let mut j = i;
         while j < table.len() && table[j].0 < end {
             let off = (table[j].0 - start) as u32;
-            for ins in rows(&table[j].1, regs, &mut set) {
+            for ins in rows(&table[j].1, numbering, regs, &mut set) {
                 fde.add_instruction(off, ins);
             }
             j += 1;
@@ -507,6 +590,10 @@ pub fn debug_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // ORC_REG_SP and ORC_REG_PREV_SP before 7.x
+    const REG_SP: u8 = 5;
+    const REG_PREV_SP: u8 = 1;
 
     fn old_layout() -> EntryLayout {
         EntryLayout {
@@ -542,26 +629,23 @@ mod tests {
 
     #[test]
     fn table_becomes_fdes_gimli_reads_back() {
+        fdes_read_back(REG_SP, REG_PREV_SP);
+    }
+
+    #[test]
+    fn renumbered_registers_of_7x_give_the_same_rows() {
+        // 7.x: ORC_REG_SP 3, ORC_REG_PREV_SP 8
+        fdes_read_back(3, 8);
+    }
+
+    fn fdes_read_back(sp: u8, prev_sp: u8) {
         let layout = old_layout();
         // two entries: at +0 (sp+8, call) and +4 (sp+16, call, bp at cfa-16)
         let ip_base = 0x1000u64;
         let mut ips = Vec::new();
         ips.extend_from_slice(&(0x8000i32 - 0x1000).to_le_bytes()); // -> 0x8000
         ips.extend_from_slice(&(0x8004i32 - 0x1004).to_le_bytes()); // -> 0x8004
-        let entries = [
-            8,
-            0,
-            0,
-            0,
-            REG_SP,
-            0,
-            16,
-            0,
-            0xf0,
-            0xff,
-            REG_SP | (REG_PREV_SP << 4),
-            0,
-        ];
+        let entries = [8, 0, 0, 0, sp, 0, 16, 0, 0xf0, 0xff, sp | (prev_sp << 4), 0];
         let t = decode(&layout, &ips, ip_base, &entries, 0).unwrap();
         assert_eq!(t.len(), 2);
         assert_eq!(t[1].0, 0x8004);

@@ -242,6 +242,10 @@ pub fn write(parts: &SymbolFileParts) -> Result<Vec<u8>, String> {
         e_machine: match parts.arch {
             Arch::X86_64 => elf::EM_X86_64,
             Arch::Aarch64 => elf::EM_AARCH64,
+            // the file is ELF64 with 64-bit DWARF and CFI
+            Arch::I386 | Arch::Arm => {
+                return Err("no symbol file is built for 32-bit kernels yet".into());
+            }
         },
         e_entry: 0,
         e_flags: 0,

@@ -7,8 +7,8 @@
 pub mod aarch64;
 pub mod arm;
 pub mod conn;
-pub mod kcore;
 pub mod i386;
+pub mod kcore;
 pub mod live;
 pub mod monitor;
 pub mod regs;
