@@ -1000,18 +1000,28 @@ impl DebugInfo {
             }
             done.push_str(part);
             let last = i + 1 == parts.len();
+            // offsets come from the vmlinux's DWARF: a sum past 64 bits is
+            // a damaged member location, reported, never wrapped
+            let too_far = || bad(format!("`{done}`: member offset past 64 bits"));
+            let at = base.checked_add(m.offset).ok_or_else(too_far)?;
             let (offset, composite, field) = match index {
                 None => (
-                    base + m.offset,
+                    at,
                     m.composite,
                     Field {
-                        offset: base + m.offset,
+                        offset: at,
                         size: m.size,
                         type_name: m.type_name.clone(),
-                        bits: m.bits.map(|b| BitField {
-                            bit_offset: b.bit_offset + base * 8,
-                            ..b
-                        }),
+                        bits: match m.bits {
+                            Some(b) => Some(BitField {
+                                bit_offset: base
+                                    .checked_mul(8)
+                                    .and_then(|bits| bits.checked_add(b.bit_offset))
+                                    .ok_or_else(too_far)?,
+                                ..b
+                            }),
+                            None => None,
+                        },
                     },
                 ),
                 Some(idx) => {
@@ -1021,7 +1031,10 @@ impl DebugInfo {
                     let es = a
                         .elem_size
                         .ok_or_else(|| bad(format!("`{done}`: element size unknown")))?;
-                    let off = base + m.offset + idx.saturating_mul(es);
+                    let off = idx
+                        .checked_mul(es)
+                        .and_then(|o| at.checked_add(o))
+                        .ok_or_else(too_far)?;
                     let tn = m
                         .type_name
                         .rsplit_once(" [")

@@ -28,13 +28,19 @@ pub enum ReadError {
     Translate(#[from] TranslateError),
     #[error("virtual address {va}: {source}")]
     Memory { va: VirtAddr, source: MemError },
+    /// A read whose end lies past the top of the address space (a corrupt
+    /// pointer near 2^64, or a length that does not fit).
+    #[error(
+        "virtual address {va}: a read of {len:#x} bytes runs past the top of the address space"
+    )]
+    PastTop { va: VirtAddr, len: u64 },
 }
 
 impl ReadError {
     pub fn va(&self) -> VirtAddr {
         match self {
             ReadError::Translate(t) => t.va(),
-            ReadError::Memory { va, .. } => *va,
+            ReadError::Memory { va, .. } | ReadError::PastTop { va, .. } => *va,
         }
     }
 }
@@ -303,7 +309,10 @@ impl Kernel {
     ) -> (usize, Option<ReadError>) {
         let mut done = 0;
         while done < buf.len() {
-            let cur = va.plus(done as u64);
+            let Some(cur) = va.checked_add(done as u64) else {
+                let len = buf.len() as u64;
+                return (done, Some(ReadError::PastTop { va, len }));
+            };
             let t =
                 match self
                     .walk_cache
@@ -438,8 +447,10 @@ impl Kernel {
     /// Per-CPU base of `cpu` (`__per_cpu_offset[cpu]`).
     pub fn per_cpu_offset(&self, cpu: usize) -> Option<u64> {
         let arr = self.symbol("__per_cpu_offset")?;
-        self.read_u64(&self.kernel_space(), arr.plus(8 * cpu as u64))
-            .ok()
+        let slot = (cpu as u64)
+            .checked_mul(8)
+            .and_then(|o| arr.checked_add(o))?;
+        self.read_u64(&self.kernel_space(), slot).ok()
     }
 }
 
