@@ -46,9 +46,11 @@ impl ReadError {
 }
 
 /// Why the kernel layer could not answer: what was asked (a member, an
-/// address) and the reason, kept typed so callers can tell "no vmlinux"
-/// from "a vmlinux without DWARF" from "unreadable memory".
-#[derive(Debug, Clone, thiserror::Error)]
+/// address, a symbol) and the reason, kept typed so callers can tell "no
+/// vmlinux" from "a vmlinux without DWARF" from "unreadable memory" from "a
+/// corrupt pointer". The one error type of the kernel layer: the typed
+/// views ([`objects`]) and the page-table set-up return it alike.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KernelError {
     #[error("{0}: cannot find the kernel page tables: {1}")]
     NoPageTables(String, String),
@@ -70,12 +72,36 @@ pub enum KernelError {
         #[source]
         source: dwarf::DwarfError,
     },
-    /// Kernel memory that could not be read, and what it was.
-    #[error("{what} at {}: {source}", source.va())]
+    /// A layout fact neither VMCOREINFO nor the DWARF gives.
+    #[error("{what}: {reason}")]
+    Layout { what: String, reason: String },
+    /// A symbol neither VMCOREINFO nor the vmlinux names.
+    #[error("symbol {0} not found (neither VMCOREINFO nor a vmlinux names it: give --vmlinux)")]
+    NoSymbol(&'static str),
+    /// Kernel memory that could not be read: which member, where, and why.
+    #[error("{member} at {addr}: {source}")]
     Read {
-        what: String,
+        member: String,
+        addr: VirtAddr,
         #[source]
         source: ReadError,
+    },
+    /// Base + offset (or a `container_of`) leaves the address space: a
+    /// corrupt pointer.
+    #[error("{member}: {base} {op} {offset:#x} leaves the address space (corrupt pointer?)")]
+    Overflow {
+        member: String,
+        base: VirtAddr,
+        op: char,
+        offset: u64,
+    },
+    /// The object's contents make no sense (a list that does not close, a
+    /// ring size past any real kernel's).
+    #[error("{what} at {addr}: {reason}")]
+    Corrupt {
+        what: String,
+        addr: VirtAddr,
+        reason: String,
     },
 }
 

@@ -39,7 +39,7 @@ pub struct Module {
 
 /// The modules on the `modules` list, newest first (the kernel adds at the
 /// head), and what stopped the walk early, if anything.
-pub fn modules(k: &Kernel) -> Result<(Vec<Module>, Option<super::ObjectError>)> {
+pub fn modules(k: &Kernel) -> Result<(Vec<Module>, Option<super::KernelError>)> {
     let l = k.module_layout()?;
     let head = symbol(k, "modules")?;
     let next = Member {
@@ -54,7 +54,7 @@ pub fn modules(k: &Kernel) -> Result<(Vec<Module>, Option<super::ObjectError>)> 
         let at = l.name.at(addr)?;
         let mut b = vec![0u8; l.name_len];
         k.read_virt(&k.kernel_space(), at, &mut b)
-            .map_err(|source| super::ObjectError::Read {
+            .map_err(|source| super::KernelError::Read {
                 member: l.name.to_string(),
                 addr: at,
                 source,

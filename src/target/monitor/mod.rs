@@ -15,8 +15,7 @@ mod vtop;
 use std::path::Path;
 
 use super::Session;
-use crate::kernel::objects::ObjectError;
-use crate::kernel::{Kernel, printk};
+use crate::kernel::{Kernel, KernelError, printk};
 
 /// One command: its name, a one-line summary and its usage text.
 struct Command {
@@ -41,8 +40,8 @@ impl From<String> for CmdError {
     }
 }
 
-impl From<ObjectError> for CmdError {
-    fn from(e: ObjectError) -> Self {
+impl From<KernelError> for CmdError {
+    fn from(e: KernelError) -> Self {
         CmdError::Failed(e.to_string())
     }
 }
