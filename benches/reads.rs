@@ -121,21 +121,88 @@ fn virtual_reads(root: &std::path::Path, files: &[&str]) {
     }
 }
 
+/// One figure of the virtual-read table, alone (`--one uniform-on`,
+/// `uniform-off`, `hot-on`, `hot-off`): what a profiler should look at.
+fn one_case(path: &std::path::Path, case: &str) {
+    let (set_name, enabled) = case.rsplit_once('-').unwrap_or((case, ""));
+    let enabled = match enabled {
+        "on" => true,
+        "off" => false,
+        _ => panic!("--one SET-on|SET-off; SET: uniform, small (4 KiB-mapped pages), hot"),
+    };
+    let pages = present_pages(dump::open(path).unwrap().memory.as_ref());
+    let mut k = Kernel::new(dump::open(path).unwrap()).unwrap();
+    k.vmlinux = Some(Vmlinux::open(path.with_file_name("vmlinux")).unwrap());
+    let space = k.kernel_space();
+    let small = |pa: &u64| {
+        let va = page::ptov(&k, PhysAddr(*pa)).unwrap();
+        k.paging
+            .translate(k.dump.memory.as_ref(), &space, va, None)
+            .is_ok_and(|t| t.page_size == 4096)
+    };
+    let (set, size): (Vec<u64>, usize) = match set_name {
+        "hot" => (
+            pages
+                .iter()
+                .step_by(pages.len() / 64 + 1)
+                .copied()
+                .take(64)
+                .collect(),
+            64,
+        ),
+        // the miss-heavy case: pages mapped by 4 KiB entries only, drawn
+        // at random, so a TLB rarely holds the next one
+        "small" => (pages.iter().copied().filter(small).collect(), 4096),
+        _ => (pages.clone(), 4096),
+    };
+    let n = if size == 64 {
+        200_000
+    } else {
+        20_000.min(set.len() * 2)
+    };
+    k.walk_cache = WalkCache::new(enabled);
+    println!(
+        "{} {case} ({} pages): {:.0} reads/s",
+        path.display(),
+        set.len(),
+        virt_rate(&k, &set, size, n, 4)
+    );
+}
+
 fn main() {
     let root = corestub::fixtures::root();
-    let files = [
+    // `cargo bench --bench reads -- [--virtual] [NAME...]`: only the dumps
+    // whose file names contain a NAME, only the virtual-read table (for
+    // profiling one case: `valgrind --tool=callgrind` on the bench binary)
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with("--")).collect();
+    let files: Vec<&str> = [
         "x86_64-6.1/elf-d31.vmcore",
         "x86_64-6.1/kdump-zlib-d31.kdump",
         "x86_64-6.1/kdump-lzo-d31.kdump",
         "x86_64-6.1/kdump-zstd-d31.kdump",
         "x86_64-6.1/kdump-snappy-d31.kdump",
         "x86_64-6.1/flat-zlib-d31.flat",
-    ];
+    ]
+    .into_iter()
+    .filter(|f| names.is_empty() || names.iter().any(|n| f.contains(n.as_str())))
+    .collect();
+    if let Some(i) = args.iter().position(|a| a == "--one") {
+        let case = args.get(i + 1).map_or("", String::as_str);
+        for f in &files {
+            one_case(&root.join(f), case);
+        }
+        return;
+    }
+    if args.iter().any(|a| a == "--virtual") {
+        virtual_reads(&root, &files);
+        return;
+    }
     println!(
         "| B4 dump | pages stored | open ms | uniform reads/s (cold cache) | uniform reads/s (2nd pass) | hot-set reads/s |"
     );
     println!("|---|---|---|---|---|---|");
-    for f in files {
+    for &f in &files {
         let path = root.join(f);
         if !path.exists() {
             println!("| {f} | missing (run ../shared/fixtures/unpack.sh) | | | | |");

@@ -1,11 +1,14 @@
 # corestub: `lsmod` and `modsyms` — loaded kernel modules and their symbols.
 #
-# lsmod lists each module (struct module read in one packet) with its base
-# address and size, and prints a ready-to-paste `add-symbol-file` line for
-# every module whose .ko is found (Debian: the linux-image-RELEASE-dbg package
-# puts them under /usr/lib/debug/lib/modules/RELEASE/).
+# lsmod lists each module with its base address, size, holders and state, and
+# prints a ready-to-paste `add-symbol-file` line for every module whose .ko is
+# found (Debian: the linux-image-RELEASE-dbg package puts them under
+# /usr/lib/debug/lib/modules/RELEASE/).
 # modsyms loads them all, like the kernel's lx-symbols but keeping the
 # vmlinux corestub loaded at its KASLR offset.
+# Connected to corestub, the server reads the module list (`monitor lsmod
+# --json`); the GDB-side reader below is for other targets (native cores,
+# QEMU's gdbstub).
 
 import atexit
 import os
@@ -25,16 +28,38 @@ KO_SUFFIXES = (".ko.debug", ".ko")
 
 
 class Module(object):
-    def __init__(self, addr, name, base, size, refcnt, sect_attrs):
+    def __init__(self, addr, name, base, size, refs, state, sect_attrs):
         self.addr = addr
         self.name = name
         self.base = base
         self.size = size
-        self.refcnt = refcnt
+        self.refs = refs  # holders: refcnt less the module's own reference
+        self.state = state
         self.sect_attrs = sect_attrs
 
 
-def modules(who="lsmod"):
+def server_modules():
+    """The server's modules (`monitor lsmod --json`), None off corestub."""
+    doc = cc.server_json("lsmod")
+    if doc is None:
+        return None
+    return [Module(int(m["module"], 16), m["name"], int(m["base"], 16), m["size"], m["refs"],
+                   m["state"], int(m["sect_attrs"], 16)) for m in doc["modules"]]
+
+
+def state_names(mt):
+    """{value: name} of enum module_state (MODULE_STATE_LIVE -> live)."""
+    try:
+        t = cc.member_type(mt, "state").strip_typedefs()
+        return dict((f.enumval, f.name.replace("MODULE_STATE_", "").lower()) for f in t.fields())
+    except (gdb.error, AttributeError, TypeError):
+        return {}
+
+
+def gdb_modules(who="lsmod"):
+    """The modules read GDB-side. Which members struct module has decides the
+    layout: mem[] (every region summed, as /proc/modules counts; mem[0] is
+    the text) or core_layout (+ init_layout, zeroed once initialised)."""
     head = cc.sym_addr("modules")
     if head is None:
         raise gdb.GdbError("%s: symbol 'modules' not found: load the kernel's debug vmlinux first "
@@ -43,34 +68,41 @@ def modules(who="lsmod"):
     o_list = cc.off(mt, "list", who)
     o_name = cc.off(mt, "name", who)
     name_len = cc.member_type(mt, "name").sizeof
-    if cc.has(mt, "core_layout"):  # up to 6.3
+    if cc.has(mt, "core_layout"):
         o_base = cc.off(mt, "core_layout.base", who)
-        o_size = cc.off(mt, "core_layout.size", who)
-        sizes = None
-    else:  # 6.4+: mem[MOD_TEXT..]
+        o_sizes = [cc.off(mt, "core_layout.size", who)]
+        if cc.has(mt, "init_layout"):
+            o_sizes.append(cc.off(mt, "init_layout.size", who))
+    else:
         mem_t = cc.member_type(mt, "mem", who)
         el = mem_t.target().strip_typedefs()
-        o_base = cc.off(mt, "mem", who) + cc.off(el, "base")
-        o_size = cc.off(mt, "mem", who) + cc.off(el, "size")
-        sizes = (el.sizeof, mem_t.sizeof // el.sizeof)
+        o_mem = cc.off(mt, "mem", who)
+        o_base = o_mem + cc.off(el, "base")
+        o_sizes = [o_mem + i * el.sizeof + cc.off(el, "size")
+                   for i in range(mem_t.sizeof // el.sizeof)]
     o_ref = cc.off(mt, "refcnt", who) if cc.has(mt, "refcnt") else None
+    o_state = cc.off(mt, "state", who) if cc.has(mt, "state") else None
+    names = state_names(mt) if o_state is not None else {}
     o_sect = cc.off(mt, "sect_attrs", who) if cc.has(mt, "sect_attrs") else None
     w = cc.ulong()
     out = []
-    nxt = cc.u(cc.read(head, w), 0, w)
-    for _ in range(100000):
-        if nxt == head or nxt == 0:
-            break
-        addr = nxt - o_list
+    for link in cc._list_links(head, cc.u(cc.read(head, w), 0, w)):
+        addr = link - o_list
         b = cc.read(addr, mt.sizeof)
-        size = cc.u(b, o_size, 4)
-        if sizes is not None:  # 6.4+: the core regions (text, data, rodata, ro_after_init)
-            size = sum(cc.u(b, o_size + i * sizes[0], 4) for i in range(min(sizes[1], 4)))
-        out.append(Module(addr, cc.cstr(b, o_name, name_len), cc.u(b, o_base, w), size,
-                          cc.s(b, o_ref, 4) if o_ref is not None else None,
-                          cc.u(b, o_sect, w) if o_sect is not None else 0))
-        nxt = cc.u(b, o_list, w)
+        state = None
+        if o_state is not None:
+            v = cc.u(b, o_state, 4)
+            state = names.get(v, str(v))
+        out.append(Module(addr, cc.cstr(b, o_name, name_len), cc.u(b, o_base, w),
+                          sum(cc.u(b, o, 4) for o in o_sizes),
+                          cc.s(b, o_ref, 4) - 1 if o_ref is not None else None,
+                          state, cc.u(b, o_sect, w) if o_sect is not None else 0))
     return out
+
+
+def modules(who="lsmod"):
+    mods = server_modules()
+    return mods if mods is not None else gdb_modules(who)
 
 
 def sections(mod, who="lsmod"):
@@ -215,12 +247,24 @@ def add_symbol_file_cmd(mod, path, who="lsmod"):
     return cmd
 
 
+def header_line(w):
+    return "%-*s  %-24s %-*s %8s  %4s  %s" % (w, "MODULE", "NAME", w, "BASE", "SIZE", "REFS", "STATE")
+
+
+def module_line(m, w):
+    return "%0*x  %-24s %0*x %8d  %4s  %s" % (w, m.addr, m.name, w, m.base, m.size,
+                                            "-" if m.refs is None else m.refs,
+                                            "-" if m.state is None else m.state)
+
+
 class Lsmod(gdb.Command):
     """List the loaded kernel modules.
 
 Usage: lsmod [DIR ...]
-Columns: MODULE (struct module address), NAME, BASE (core region start),
-SIZE, REFS. For each module whose .ko is found in DIR or, by default, in
+Columns: MODULE (struct module address), NAME, BASE (start of its code),
+SIZE (all its regions, as /proc/modules counts), REFS (holders), STATE.
+On corestub the server reads the modules (`monitor lsmod --json`); on other
+targets (native cores, QEMU's gdbstub) GDB reads them. For each module whose .ko is found in DIR or, by default, in
 /usr/lib/debug/lib/modules/RELEASE/ (Debian's linux-image-RELEASE-dbg) and
 /lib/modules/RELEASE/, a ready-to-paste `add-symbol-file` line follows with
 the module's section addresses. `modsyms` loads them all."""
@@ -233,11 +277,10 @@ the module's section addresses. `modsyms` loads them all."""
         mods = modules("lsmod")
         kos = index_ko(dirs)
         w = 2 * cc.ulong()
-        lines = ["%-*s  %-24s %-*s %8s  %s" % (w, "MODULE", "NAME", w, "BASE", "SIZE", "REFS")]
+        lines = [header_line(w)]
         cmds = []
         for m in mods:
-            lines.append("%0*x  %-24s %0*x %8d  %s" % (w, m.addr, m.name, w, m.base, m.size,
-                                                      "-" if m.refcnt is None else m.refcnt - 1))
+            lines.append(module_line(m, w))
             path = kos.get(m.name)
             if path:
                 cmds.append(add_symbol_file_cmd(m, gdb_loadable(path)))

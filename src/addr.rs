@@ -38,16 +38,15 @@ hex_fmt!(PhysAddr);
 hex_fmt!(VirtAddr);
 
 impl PhysAddr {
-    pub fn plus(self, n: u64) -> PhysAddr {
-        PhysAddr(self.0.wrapping_add(n))
+    /// `self + n`, or `None` past the top of the physical address space:
+    /// physical addresses come from page-table entries and dump headers,
+    /// so a sum that wraps is a corrupt value, never a valid address.
+    pub fn checked_add(self, n: u64) -> Option<PhysAddr> {
+        self.0.checked_add(n).map(PhysAddr)
     }
 }
 
 impl VirtAddr {
-    pub fn plus(self, n: u64) -> VirtAddr {
-        VirtAddr(self.0.wrapping_add(n))
-    }
-
     /// `self + n`, or `None` past the top of the address space: for
     /// addresses and offsets read from a dump, which must never wrap.
     pub fn checked_add(self, n: u64) -> Option<VirtAddr> {
@@ -64,6 +63,26 @@ impl VirtAddr {
     /// offset is negative, so this sum wraps by design (not a checked add).
     pub fn per_cpu(self, offset: u64) -> VirtAddr {
         VirtAddr(self.0.wrapping_add(offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sums_near_the_top_are_refused_not_wrapped() {
+        assert_eq!(
+            PhysAddr(u64::MAX - 1).checked_add(1),
+            Some(PhysAddr(u64::MAX))
+        );
+        assert_eq!(PhysAddr(u64::MAX - 1).checked_add(2), None);
+        assert_eq!(VirtAddr(u64::MAX).checked_add(0), Some(VirtAddr(u64::MAX)));
+        assert_eq!(VirtAddr(u64::MAX).checked_add(1), None);
+        assert_eq!(VirtAddr(7).checked_sub(8), None);
+        assert_eq!(VirtAddr(8).checked_sub(8), Some(VirtAddr(0)));
+        // per-CPU offsets are negative on arm64: that sum wraps by design
+        assert_eq!(VirtAddr(0x1000).per_cpu(u64::MAX), VirtAddr(0xfff));
     }
 }
 

@@ -162,14 +162,7 @@ fn cargo_install_gives_a_working_corestub_gdb() {
         .arg(&vmlinux)
         .arg(&dump)
         .arg("--")
-        .args([
-            "-nx",
-            "-batch",
-            "-iex",
-            "set width 0",
-            "-iex",
-            "set height 0",
-        ])
+        .args(common::GDB_BATCH)
         .arg("-iex")
         .arg(format!(
             "set index-cache directory {}",

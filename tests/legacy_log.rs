@@ -199,14 +199,7 @@ fn monitor_log_and_gdb_dmesg_use_the_legacy_log() {
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("gdb-scripts/dmesg.py");
     let out = common::run(
         Command::new("gdb")
-            .args([
-                "-nx",
-                "-batch",
-                "-iex",
-                "set width 0",
-                "-iex",
-                "set height 0",
-            ])
+            .args(common::GDB_BATCH)
             .args(["-ex", "set architecture i386:x86-64"])
             .args(["-ex", &format!("target remote {}", server.addr)])
             .args(["-ex", &format!("source {}", scripts.display())])

@@ -135,31 +135,30 @@ struct Guest {
 }
 
 impl Guest {
+    /// `corestub SUBCOMMAND --qemu-ram RAM --qmp QMP`: the live guest's
+    /// session, to which callers add the rest.
+    fn corestub(&self, subcommand: &str) -> Command {
+        let mut c = Command::new(corestub_bin());
+        c.arg(subcommand)
+            .arg("--qemu-ram")
+            .arg(&self.ram)
+            .arg("--qmp")
+            .arg(&self.qmp_corestub);
+        c
+    }
+
     /// `corestub gdb` on the guest with `gdb_cmds` as labelled steps;
     /// stdout+stderr go to a file.
     fn gdb(&self, extra: &[&str], steps: &[(&str, &str)], log: &str) -> (Proc, PathBuf) {
-        let mut args: Vec<String> = vec!["gdb".into()];
-        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut args: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
         args.extend([
-            "--qemu-ram".into(),
-            self.ram.display().to_string(),
-            "--qmp".into(),
-            self.qmp_corestub.display().to_string(),
             "--vmlinux".into(),
             self.vmlinux.display().to_string(),
             "--".into(),
-            "-nx".into(),
-            "-batch".into(),
-            "-iex".into(),
-            "set width 0".into(),
-            "-iex".into(),
-            "set height 0".into(),
         ]);
+        args.extend(common::GDB_BATCH.map(String::from));
         for (label, cmd) in steps {
-            args.push("-ex".into());
-            args.push(format!("echo @@STEP {label}\\n"));
-            args.push("-ex".into());
-            args.push(cmd.to_string());
+            args.extend(common::step_args(label, cmd));
         }
         args.push("-ex".into());
         args.push("echo @@STEP end\\n".into());
@@ -167,7 +166,7 @@ impl Guest {
         let f = std::fs::File::create(&path).unwrap();
         let p = Proc::spawn(
             "corestub gdb",
-            Command::new(corestub_bin())
+            self.corestub("gdb")
                 .args(&args)
                 .stdin(Stdio::null())
                 .stdout(f.try_clone().unwrap())
@@ -176,6 +175,14 @@ impl Guest {
         (p, path)
     }
 }
+
+/// GDB steps that read `jiffies` a second apart (`j1`, `j2`): on a
+/// `--no-pause` session the second is larger.
+const JIFFIES_TWICE: &[(&str, &str)] = &[
+    ("j1", "p jiffies"),
+    ("sleep", "shell sleep 1"),
+    ("j2", "p jiffies"),
+];
 
 /// How long the second session waits after the first ended (as a user
 /// would), longer than corestub's 5 s wait for QEMU's greeting.
@@ -187,15 +194,7 @@ const BETWEEN_SESSIONS: Duration = Duration::from_secs(8);
 fn second_session(qmp: &Qmp, guest: &Guest, log: &str) {
     std::thread::sleep(BETWEEN_SESSIONS);
     qmp.drain_events();
-    let (mut gdb, log) = guest.gdb(
-        &["--no-pause"],
-        &[
-            ("j1", "p jiffies"),
-            ("sleep", "shell sleep 1"),
-            ("j2", "p jiffies"),
-        ],
-        log,
-    );
+    let (mut gdb, log) = guest.gdb(&["--no-pause"], JIFFIES_TWICE, log);
     let st = gdb.wait_timeout(Duration::from_secs(90));
     let out = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -234,12 +233,8 @@ fn back_to_back_sessions(qmp: &Qmp, guest: &Guest) {
     let sock = guest.dir.join("corestub-first.sock");
     let mut serve = Proc::spawn(
         "corestub serve",
-        Command::new(corestub_bin())
-            .arg("serve")
-            .arg("--qemu-ram")
-            .arg(&guest.ram)
-            .arg("--qmp")
-            .arg(&guest.qmp_corestub)
+        guest
+            .corestub("serve")
             .arg("--vmlinux")
             .arg(&guest.vmlinux)
             .arg("--unix")
@@ -282,12 +277,8 @@ fn back_to_back_sessions(qmp: &Qmp, guest: &Guest) {
     let f = std::fs::File::create(&log).unwrap();
     let mut first = Proc::spawn(
         "corestub gdb",
-        Command::new(corestub_bin())
-            .arg("gdb")
-            .arg("--qemu-ram")
-            .arg(&guest.ram)
-            .arg("--qmp")
-            .arg(&guest.qmp_corestub)
+        guest
+            .corestub("gdb")
             .arg("--vmlinux")
             .arg(&guest.vmlinux)
             .args(["--", "-nx", "-iex", "set height 0"])
@@ -612,15 +603,7 @@ fn live_qemu_guest() {
     // 2. --no-pause: jiffies move while GDB reads, no STOP
     let t2 = Instant::now();
     qmp.drain_events();
-    let (mut gdb, log) = guest.gdb(
-        &["--no-pause"],
-        &[
-            ("j1", "p jiffies"),
-            ("sleep", "shell sleep 1"),
-            ("j2", "p jiffies"),
-        ],
-        "gdb-nopause.log",
-    );
+    let (mut gdb, log) = guest.gdb(&["--no-pause"], JIFFIES_TWICE, "gdb-nopause.log");
     let st = gdb.wait_timeout(Duration::from_secs(90));
     let out = std::fs::read_to_string(&log).unwrap();
     assert!(
@@ -650,12 +633,8 @@ fn live_qemu_guest() {
         let sock = dir.join(format!("corestub-{name}.sock"));
         let mut serve = Proc::spawn(
             "corestub serve",
-            Command::new(corestub_bin())
-                .arg("serve")
-                .arg("--qemu-ram")
-                .arg(&guest.ram)
-                .arg("--qmp")
-                .arg(&guest.qmp_corestub)
+            guest
+                .corestub("serve")
                 .arg("--unix")
                 .arg(&sock)
                 .stdin(Stdio::null())

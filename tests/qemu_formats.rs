@@ -5,6 +5,8 @@
 //! (boots.qemu) and qemu-panic.info-registers.txt, parsed here
 //! independently of the program's own parser.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -292,46 +294,30 @@ fn raw_ram_without_registers_or_vmcoreinfo() {
 fn gdb(args: &[String], steps: &[(String, String)]) -> (BTreeMap<String, String>, String) {
     let mut a: Vec<String> = vec!["gdb".into()];
     a.extend(args.iter().cloned());
-    a.extend(
-        [
-            "--",
-            "-nx",
-            "-batch",
-            "-iex",
-            "set width 0",
-            "-iex",
-            "set height 0",
-        ]
-        .map(String::from),
-    );
+    a.push("--".into());
+    a.extend(common::GDB_BATCH.map(String::from));
     for (label, cmd) in steps {
-        a.extend(["-ex".into(), format!("echo @@STEP {label}\\n")]);
-        a.extend(["-ex".into(), cmd.clone()]);
+        a.extend(common::step_args(label, cmd));
     }
     a.extend(["-ex".into(), "echo @@STEP end\\n".into()]);
-    let out = Command::new(env!("CARGO_BIN_EXE_corestub"))
-        .args(&a)
-        .output()
-        .unwrap();
+    let out = common::run(Command::new(common::corestub_bin()).args(&a));
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let all = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
-    let mut map = BTreeMap::new();
-    let mut cur = String::from("prelude");
-    let mut buf = String::new();
-    for line in stdout.lines() {
-        if let Some(at) = line.find("@@STEP ") {
-            buf.push_str(&line[..at]);
-            map.insert(
-                std::mem::replace(&mut cur, line[at + 7..].to_string()),
-                std::mem::take(&mut buf),
-            );
-        } else {
-            buf.push_str(line);
-            buf.push('\n');
-        }
+    (common::split_steps(&stdout), all)
+}
+
+/// `info threads` lists the four vCPUs, and no CPU thread shows its vCPU
+/// number as a PID (task threads do carry PIDs).
+fn assert_four_cpu_threads(threads: &str, context: &str) {
+    for cpu in 0..4 {
+        assert!(threads.contains(&format!("CPU {cpu}")), "{context}");
     }
-    map.insert(cur, buf);
-    (map, all)
+    assert!(
+        !threads
+            .lines()
+            .any(|l| l.contains("(CPU ") && l.contains("pid")),
+        "vCPU numbers shown as PIDs:\n{threads}\n{context}"
+    );
 }
 
 /// GDB's `info registers` text: name → value (second column, hex).
@@ -365,16 +351,7 @@ fn check_gdb_x86(args: &[String], what: &str) {
     steps.push(("bt1".into(), "bt".into()));
     let (out, all) = gdb(args, &steps);
     let threads = &out["threads"];
-    for cpu in 0..4 {
-        assert!(threads.contains(&format!("CPU {cpu}")), "{what}:\n{all}");
-    }
-    // CPU threads must not show vCPU numbers as PIDs (task threads do carry PIDs)
-    assert!(
-        !threads
-            .lines()
-            .any(|l| l.contains("(CPU ") && l.contains("pid")),
-        "{what}: vCPU numbers shown as PIDs:\n{threads}"
-    );
+    assert_four_cpu_threads(threads, &format!("{what}:\n{all}"));
     assert!(
         threads
             .lines()
@@ -519,15 +496,7 @@ fn arm64_qemu_elf_serves() {
         &steps,
     );
     let threads = &out["threads"];
-    for cpu in 0..4 {
-        assert!(threads.contains(&format!("CPU {cpu}")), "{all}");
-    }
-    assert!(
-        !threads
-            .lines()
-            .any(|l| l.contains("(CPU ") && l.contains("pid")),
-        "{threads}"
-    );
+    assert_four_cpu_threads(threads, &all);
     for bt in [&out["bt"], &out["bt3"]] {
         assert!(bt.starts_with("#0 "), "{all}");
         assert!(bt.lines().count() >= 2, "{all}");

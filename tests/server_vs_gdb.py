@@ -1,5 +1,5 @@
 # Sourced by tests/server_vs_gdb.rs inside `corestub gdb` (after the
-# gdb-scripts are loaded): writes, for ps, sys and the kernel log, what the
+# gdb-scripts are loaded): writes, for ps, sys, lsmod and the kernel log, what the
 # server answers (`monitor X --json`) and what the GDB-side readers (used on
 # other targets) read, to the JSON file named by the convenience variable
 # $corestub_diff_out.
@@ -47,6 +47,10 @@ report = {
     "ps": {"server": attempt(server_rows), "gdb": attempt(gdb_rows)},  # noqa: F821
     "sys": {"server": attempt(lambda: cc.server_json("sys")), "gdb": attempt(gdb_info)},  # noqa: F821
     "log": {"server": attempt(lambda: cc.server_json("log")["records"]), "gdb": attempt(gdb_log)},  # noqa: F821
+    "lsmod": {"server": attempt(lambda: [vars(m) for m in server_modules()]),  # noqa: F821 (lsmod.py)
+              "gdb": attempt(lambda: [vars(m) for m in gdb_modules("lsmod")])},  # noqa: F821
+    "lsmod_text": attempt(lambda: gdb.execute("lsmod", to_string=True)),
+    "monitor_lsmod": attempt(lambda: gdb.execute("monitor lsmod", to_string=True)),
     "ps_text": attempt(lambda: "\n".join(ps_lines())),  # noqa: F821
     "rss_counters": attempt(lambda: cc.server_json("ps")["rss_counters"]),  # noqa: F821
 }

@@ -1,5 +1,6 @@
 //! One source of kernel knowledge: on every fixture kernel, the server's
-//! `monitor ps --json`, `monitor sys --json` and `monitor log --json` agree
+//! `monitor ps --json`, `monitor sys --json`, `monitor lsmod --json` and
+//! `monitor log --json` agree
 //! with the GDB-side readers the gdb-scripts keep for other targets (native
 //! cores, QEMU's gdbstub). One `corestub gdb` run per kernel sources
 //! tests/server_vs_gdb.py, which writes both sides to a JSON file; this
@@ -270,6 +271,36 @@ fn compare_log(label: &str, r: &Value) -> usize {
     s.len()
 }
 
+/// lsmod: the same modules, in the same order, with the same fields; the
+/// `lsmod` command and `monitor lsmod` print one line a module.
+fn compare_lsmod(label: &str, r: &Value) -> usize {
+    let (s, g) = (
+        side(r, "lsmod", "server", label),
+        side(r, "lsmod", "gdb", label),
+    );
+    let (s, g) = (s.as_array().unwrap(), g.as_array().unwrap());
+    assert!(!s.is_empty(), "{label}: no modules");
+    assert_eq!(s, g, "{label}: lsmod server vs GDB-side reader");
+    for m in s {
+        assert!(m["size"].as_u64().unwrap() > 0, "{label}: {m}");
+        assert_eq!(m["state"], "live", "{label}: {m}");
+        assert!(m["refs"].as_i64().unwrap() >= 0, "{label}: {m}");
+    }
+    for key in ["lsmod_text", "monitor_lsmod"] {
+        let text = r[key]["ok"].as_str().unwrap_or_default();
+        for m in s {
+            let (addr, name) = (m["addr"].as_u64().unwrap(), m["name"].as_str().unwrap());
+            assert!(
+                text.lines().any(
+                    |l| l.starts_with(&format!("{addr:016x}  {name} ")) && l.ends_with(" live")
+                ),
+                "{label}: {key} lacks {name}:\n{text}"
+            );
+        }
+    }
+    s.len()
+}
+
 #[test]
 fn server_json_matches_gdb_side_readers() {
     let test = "server_json_matches_gdb_side_readers";
@@ -285,11 +316,12 @@ fn server_json_matches_gdb_side_readers() {
         compare_sys(&k.label, &r);
         check_rss_kind(&k.label, &r);
         let records = compare_log(&k.label, &r);
+        let mods = compare_lsmod(&k.label, &r);
         // the `ps` command prints the server's rows on corestub
         let text = r["ps_text"]["ok"].as_str().unwrap_or_default();
         assert_eq!(text.lines().count(), tasks + 1, "{}: ps:\n{text}", k.label);
         eprintln!(
-            "{test}: {}: {tasks} tasks, sys, {records} log records agree",
+            "{test}: {}: {tasks} tasks, sys, {mods} modules, {records} log records agree",
             k.label
         );
     }

@@ -73,16 +73,29 @@ pub fn lldb_symbol_commands(session: &Session, vmlinux: &Path) -> Result<Vec<Str
         if ph.p_type(endian) != object::elf::PT_LOAD {
             continue;
         }
-        let vaddr = ph.p_vaddr(endian);
-        let at = if vaddr == 0 {
-            0
-        } else {
-            vaddr.wrapping_add(k.kaslr_offset)
-        };
+        let at = slid_segment(ph.p_vaddr(endian), k.kaslr_offset).ok_or_else(|| {
+            format!(
+                "{}: PT_LOAD[{i}] at {:#x} + KASLR offset {:#x} (from the dump) is past the top of the address space",
+                vmlinux.display(),
+                ph.p_vaddr(endian),
+                k.kaslr_offset
+            )
+        })?;
         load.push_str(&format!(" PT_LOAD[{i}] {at:#x}"));
     }
     cmds.push(load);
     Ok(cmds)
+}
+
+/// Where a vmlinux segment linked at `vaddr` sits in the dumped kernel: the
+/// per-CPU segment (linked at 0) stays at 0, the rest move by the KASLR
+/// offset; `None` when the sum leaves the address space (the offset comes
+/// from the dump, so it may be corrupt).
+fn slid_segment(vaddr: u64, kaslr_offset: u64) -> Option<u64> {
+    if vaddr == 0 {
+        return Some(0);
+    }
+    vaddr.checked_add(kaslr_offset)
 }
 
 pub fn run(mut a: LldbArgs) -> CliResult {
@@ -142,4 +155,20 @@ pub fn run(mut a: LldbArgs) -> CliResult {
     Ok(ExitCode::from(
         status.code().unwrap_or(1).clamp(0, 255) as u8
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_slide_without_wrapping() {
+        assert_eq!(slid_segment(0, 0x2600_0000), Some(0));
+        assert_eq!(
+            slid_segment(0xffff_ffff_8100_0000, 0x2600_0000),
+            Some(0xffff_ffff_a700_0000)
+        );
+        // a corrupt offset that would wrap the kernel to low memory
+        assert_eq!(slid_segment(0xffff_ffff_8100_0000, 0x8000_0000), None);
+    }
 }

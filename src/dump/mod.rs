@@ -48,6 +48,12 @@ pub enum MemError {
         offset: u64,
         reason: String,
     },
+    /// A read whose end lies past the top of the physical address space
+    /// (a corrupt address from a page-table entry or a header).
+    #[error(
+        "physical address {pa}: a read of {len:#x} bytes runs past the top of the physical address space"
+    )]
+    PastTop { pa: PhysAddr, len: u64 },
 }
 
 impl MemError {
@@ -58,6 +64,7 @@ impl MemError {
             MemError::Truncated { pa, .. }
             | MemError::Corrupt { pa, .. }
             | MemError::Unreadable { pa, .. } => *pa,
+            | MemError::PastTop { pa, .. } => *pa,
         }
     }
 }
@@ -104,6 +111,17 @@ pub trait PhysicalMemory: Send + Sync {
 
     /// The physical ranges the dump describes (present or filtered out).
     fn ranges(&self) -> &[PhysRange];
+}
+
+/// The address of byte `done` of a `len`-byte read at `pa`, for
+/// [`PhysicalMemory::read_phys`] loops: a read that would run past the top
+/// of the physical address space is an error naming where it started,
+/// never a wrap to address 0.
+pub fn read_cursor(pa: PhysAddr, done: usize, len: usize) -> Result<PhysAddr, MemError> {
+    pa.checked_add(done as u64).ok_or(MemError::PastTop {
+        pa,
+        len: len as u64,
+    })
 }
 
 /// Facts about the container format, for `corestub info`.
@@ -216,5 +234,19 @@ fn open_map(path: &Path, map: memmap2::Mmap) -> Result<Dump, DumpError> {
                 &magic[..magic.len().min(8)]
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn read_cursor_refuses_to_wrap() {
+        let pa = PhysAddr(u64::MAX - 3);
+        assert_eq!(read_cursor(pa, 3, 8), Ok(PhysAddr(u64::MAX)));
+        let e = read_cursor(pa, 4, 8).unwrap_err();
+        assert_eq!(e, MemError::PastTop { pa, len: 8 });
+        assert_eq!(e.addr(), pa);
     }
 }

@@ -200,7 +200,7 @@ impl PhysicalMemory for RawMemory {
     fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
         let mut done = 0usize;
         while done < buf.len() {
-            let cur = pa.0.wrapping_add(done as u64);
+            let cur = super::read_cursor(pa, done, buf.len())?.0;
             let c = self.find(cur).ok_or(MemError::NotInDump(PhysAddr(cur)))?;
             let in_chunk = cur - c.gpa;
             let n = ((c.len - in_chunk) as usize).min(buf.len() - done);
@@ -386,6 +386,32 @@ mod tests {
             default_map(Machine::Virt, GIB),
             vec![one(0x4000_0000, 0, GIB)]
         );
+    }
+
+    fn anon(len: usize) -> memmap2::Mmap {
+        memmap2::MmapMut::map_anon(len)
+            .unwrap()
+            .make_read_only()
+            .unwrap()
+    }
+
+    #[test]
+    fn chunks_near_the_top_of_the_address_space() {
+        let one = |gpa, len| RamChunk {
+            gpa,
+            offset: 0,
+            len,
+        };
+        // a chunk whose end does not fit in 64 bits is refused
+        assert!(RawMemory::new(anon(0x2000), vec![one(u64::MAX - 0xfff, 0x1000)]).is_err());
+        // one ending just below the top reads up to there, and a read past
+        // it names the first address missing, never wrapping to 0
+        let top = u64::MAX - 0x1000;
+        let m = RawMemory::new(anon(0x1000), vec![one(top, 0x1000)]).unwrap();
+        let mut b = [0u8; 16];
+        m.read_phys(PhysAddr(u64::MAX - 16), &mut b).unwrap();
+        let e = m.read_phys(PhysAddr(u64::MAX - 8), &mut b).unwrap_err();
+        assert_eq!(e, MemError::NotInDump(PhysAddr(u64::MAX)));
     }
 
     #[test]

@@ -20,7 +20,7 @@ impl PhysicalMemory for SplitMemory {
     fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
         let mut done = 0usize;
         while done < buf.len() {
-            let cur = pa.0.wrapping_add(done as u64);
+            let cur = super::read_cursor(pa, done, buf.len())?.0;
             // the last part starting at or below `cur`
             let i = self.parts.partition_point(|(r, _)| r.start <= cur);
             let Some((r, mem)) = i.checked_sub(1).map(|i| &self.parts[i]) else {
@@ -39,6 +39,17 @@ impl PhysicalMemory for SplitMemory {
     fn ranges(&self) -> &[PhysRange] {
         &self.ranges
     }
+}
+
+/// Physical bytes of pfns `lo..hi` in blocks of `bs`: a pfn whose address
+/// does not fit in 64 bits is a corrupt sub-header, not a range to clamp.
+fn pfn_range_bytes(lo: u64, hi: u64, bs: u64) -> Result<Range<u64>, String> {
+    let bytes = |pfn: u64| {
+        pfn.checked_mul(bs).ok_or_else(|| {
+            format!("split pfn {pfn:#x} × block size {bs:#x} is past the top of the physical address space")
+        })
+    };
+    Ok(bytes(lo)?..bytes(hi)?)
 }
 
 fn mismatch(d: &Dump, reason: String) -> DumpError {
@@ -143,7 +154,8 @@ pub fn join(mut parts: Vec<Dump>) -> Result<Dump, DumpError> {
     let mut pieces = Vec::with_capacity(n);
     for p in parts {
         let (lo, hi) = p.format.split_pfns.unwrap_or_default();
-        pieces.push((lo.saturating_mul(bs)..hi.saturating_mul(bs), p.memory));
+        let range = pfn_range_bytes(lo, hi, bs).map_err(|reason| mismatch(&p, reason))?;
+        pieces.push((range, p.memory));
         // every part carries the same notes: keep the first's
         notes.get_or_insert(p.notes);
     }
@@ -158,4 +170,61 @@ pub fn join(mut parts: Vec<Dump>) -> Result<Dump, DumpError> {
         memory: Box::new(memory),
         notes: notes.expect("checked non-empty"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One part holding `len` bytes of 0xab at `start`.
+    struct Part(u64, u64);
+
+    impl PhysicalMemory for Part {
+        fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
+            let end = pa.0.checked_add(buf.len() as u64 - 1);
+            if pa.0 < self.0 || end.is_none_or(|e| e - self.0 >= self.1) {
+                return Err(MemError::NotInDump(pa));
+            }
+            buf.fill(0xab);
+            Ok(())
+        }
+        fn ranges(&self) -> &[PhysRange] {
+            &[]
+        }
+    }
+
+    #[test]
+    fn reads_at_the_top_of_the_address_space_stop_there() {
+        let top = u64::MAX - 0xfff;
+        let m = SplitMemory {
+            parts: vec![
+                (
+                    0..0x1000,
+                    Box::new(Part(0, 0x1000)) as Box<dyn PhysicalMemory>,
+                ),
+                (top..u64::MAX, Box::new(Part(top, 0x1000))),
+            ],
+            ranges: Vec::new(),
+        };
+        let mut b = [0u8; 16];
+        // the last bytes below the top read; one more would wrap to 0
+        m.read_phys(PhysAddr(u64::MAX - 16), &mut b[..15]).unwrap();
+        let e = m.read_phys(PhysAddr(u64::MAX - 7), &mut b).unwrap_err();
+        assert!(
+            matches!(e, MemError::NotInDump(_) | MemError::PastTop { .. }),
+            "{e:?}"
+        );
+        assert_ne!(
+            e.addr(),
+            PhysAddr(0),
+            "the error names where the read was, not 0"
+        );
+    }
+
+    #[test]
+    fn pfns_past_64_bits_are_refused() {
+        assert_eq!(pfn_range_bytes(1, 2, 4096), Ok(4096..8192));
+        let e = pfn_range_bytes(0, u64::MAX / 4096 + 1, 4096).unwrap_err();
+        assert!(e.contains("past the top"), "{e}");
+    }
 }

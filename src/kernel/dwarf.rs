@@ -648,6 +648,7 @@ impl DebugInfo {
             member_location: None,
             upper_bound: None,
             count: None,
+            const_value: None,
             declaration: false,
             specification: None,
         };
@@ -667,6 +668,12 @@ impl DebugInfo {
                     d.upper_bound = a.sdata_value().or(a.udata_value().map(|x| x as i64))
                 }
                 dw::DW_AT_count => d.count = a.udata_value(),
+                dw::DW_AT_const_value => {
+                    d.const_value = match v {
+                        AttributeValue::Sdata(x) => Some(x),
+                        _ => a.udata_value().map(|x| x as i64),
+                    }
+                }
                 dw::DW_AT_data_member_location => {
                     d.member_location = match v {
                         AttributeValue::Exprloc(expr) => plus_uconst(expr),
@@ -1000,18 +1007,28 @@ impl DebugInfo {
             }
             done.push_str(part);
             let last = i + 1 == parts.len();
+            // offsets come from the vmlinux's DWARF: a sum past 64 bits is
+            // a damaged member location, reported, never wrapped
+            let too_far = || bad(format!("`{done}`: member offset past 64 bits"));
+            let at = base.checked_add(m.offset).ok_or_else(too_far)?;
             let (offset, composite, field) = match index {
                 None => (
-                    base + m.offset,
+                    at,
                     m.composite,
                     Field {
-                        offset: base + m.offset,
+                        offset: at,
                         size: m.size,
                         type_name: m.type_name.clone(),
-                        bits: m.bits.map(|b| BitField {
-                            bit_offset: b.bit_offset + base * 8,
-                            ..b
-                        }),
+                        bits: match m.bits {
+                            Some(b) => Some(BitField {
+                                bit_offset: base
+                                    .checked_mul(8)
+                                    .and_then(|bits| bits.checked_add(b.bit_offset))
+                                    .ok_or_else(too_far)?,
+                                ..b
+                            }),
+                            None => None,
+                        },
                     },
                 ),
                 Some(idx) => {
@@ -1021,7 +1038,10 @@ impl DebugInfo {
                     let es = a
                         .elem_size
                         .ok_or_else(|| bad(format!("`{done}`: element size unknown")))?;
-                    let off = base + m.offset + idx.saturating_mul(es);
+                    let off = idx
+                        .checked_mul(es)
+                        .and_then(|o| at.checked_add(o))
+                        .ok_or_else(too_far)?;
                     let tn = m
                         .type_name
                         .rsplit_once(" [")
@@ -1081,6 +1101,22 @@ impl DebugInfo {
         })
     }
 
+    /// The enumerators of `enum name` (`module_state`), each name with its
+    /// value, in declaration order: constants from the kernel's own debug
+    /// info rather than a table of one version.
+    pub fn enumerators(&self, name: &str) -> Result<Vec<(String, i64)>> {
+        let Some((_, r)) = self.find(&[Kind::Enum], name)? else {
+            return Err(DwarfError::TypeNotFound(format!("enum {name}")));
+        };
+        let d = self.strip(r)?;
+        Ok(self
+            .children(d.at)?
+            .into_iter()
+            .filter(|c| c.tag == dw::DW_TAG_enumerator)
+            .filter_map(|c| Some((c.name?, c.const_value?)))
+            .collect())
+    }
+
     /// The C type of global variable `name` (`struct task_struct` for
     /// `init_task`).
     pub fn variable_type(&self, name: &str) -> Result<String> {
@@ -1132,6 +1168,8 @@ struct Die {
     member_location: Option<u64>,
     upper_bound: Option<i64>,
     count: Option<u64>,
+    /// An enumerator's value.
+    const_value: Option<i64>,
     declaration: bool,
     specification: Option<DieRef>,
 }
@@ -1192,6 +1230,9 @@ mod tests {
     const DW_TAG_BASE: u8 = 0x24;
     const DW_TAG_POINTER: u8 = 0x0f;
     const DW_TAG_TYPEDEF: u8 = 0x16;
+    const DW_TAG_ENUM: u8 = 0x04;
+    const DW_TAG_ENUMERATOR: u8 = 0x28;
+    const AT_CONST_VALUE: u8 = 0x1c;
     const AT_NAME: u8 = 0x03;
     const AT_BYTE_SIZE: u8 = 0x0b;
     const AT_ENCODING: u8 = 0x3e;
@@ -1282,6 +1323,18 @@ mod tests {
                 DW_TAG_TYPEDEF,
                 false,
                 &[(AT_NAME, FORM_STRING), (AT_TYPE, FORM_REF4)],
+            ),
+            (
+                12,
+                DW_TAG_ENUM,
+                true,
+                &[(AT_NAME, FORM_STRING), (AT_BYTE_SIZE, FORM_DATA1)],
+            ),
+            (
+                13,
+                DW_TAG_ENUMERATOR,
+                false,
+                &[(AT_NAME, FORM_STRING), (AT_CONST_VALUE, FORM_DATA1)],
             ),
         ];
         let mut v = Vec::new();
@@ -1417,6 +1470,31 @@ mod tests {
         assert_eq!(
             di.size_of("int").unwrap_err(),
             DwarfError::TypeNotFound("int".into())
+        );
+    }
+
+    #[test]
+    fn enumerators_come_with_their_values() {
+        let mut u = Unit::new();
+        u.u8(12).str("module_state").u8(4);
+        u.u8(13).str("MODULE_STATE_LIVE").u8(0);
+        u.u8(13).str("MODULE_STATE_GOING").u8(2);
+        u.u8(0);
+        let di = DebugInfo::from_static(&[
+            (".debug_info", leak(u.finish())),
+            (".debug_abbrev", leak(abbrevs())),
+        ])
+        .unwrap();
+        assert_eq!(
+            di.enumerators("module_state").unwrap(),
+            [
+                ("MODULE_STATE_LIVE".to_string(), 0),
+                ("MODULE_STATE_GOING".to_string(), 2)
+            ]
+        );
+        assert_eq!(
+            di.enumerators("nosuch").unwrap_err(),
+            DwarfError::TypeNotFound("enum nosuch".into())
         );
     }
 

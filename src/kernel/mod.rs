@@ -33,21 +33,29 @@ pub enum ReadError {
     Translate(#[from] TranslateError),
     #[error("virtual address {va}: {source}")]
     Memory { va: VirtAddr, source: MemError },
+    /// A read whose end lies past the top of the address space (a corrupt
+    /// pointer near 2^64, or a length that does not fit).
+    #[error(
+        "virtual address {va}: a read of {len:#x} bytes runs past the top of the address space"
+    )]
+    PastTop { va: VirtAddr, len: u64 },
 }
 
 impl ReadError {
     pub fn va(&self) -> VirtAddr {
         match self {
             ReadError::Translate(t) => t.va(),
-            ReadError::Memory { va, .. } => *va,
+            ReadError::Memory { va, .. } | ReadError::PastTop { va, .. } => *va,
         }
     }
 }
 
 /// Why the kernel layer could not answer: what was asked (a member, an
-/// address) and the reason, kept typed so callers can tell "no vmlinux"
-/// from "a vmlinux without DWARF" from "unreadable memory".
-#[derive(Debug, Clone, thiserror::Error)]
+/// address, a symbol) and the reason, kept typed so callers can tell "no
+/// vmlinux" from "a vmlinux without DWARF" from "unreadable memory" from "a
+/// corrupt pointer". The one error type of the kernel layer: the typed
+/// views ([`objects`]) and the page-table set-up return it alike.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum KernelError {
     #[error("{0}: cannot find the kernel page tables: {1}")]
     NoPageTables(String, String),
@@ -69,12 +77,36 @@ pub enum KernelError {
         #[source]
         source: dwarf::DwarfError,
     },
-    /// Kernel memory that could not be read, and what it was.
-    #[error("{what} at {}: {source}", source.va())]
+    /// A layout fact neither VMCOREINFO nor the DWARF gives.
+    #[error("{what}: {reason}")]
+    Layout { what: String, reason: String },
+    /// A symbol neither VMCOREINFO nor the vmlinux names.
+    #[error("symbol {0} not found (neither VMCOREINFO nor a vmlinux names it: give --vmlinux)")]
+    NoSymbol(&'static str),
+    /// Kernel memory that could not be read: which member, where, and why.
+    #[error("{member} at {addr}: {source}")]
     Read {
-        what: String,
+        member: String,
+        addr: VirtAddr,
         #[source]
         source: ReadError,
+    },
+    /// Base + offset (or a `container_of`) leaves the address space: a
+    /// corrupt pointer.
+    #[error("{member}: {base} {op} {offset:#x} leaves the address space (corrupt pointer?)")]
+    Overflow {
+        member: String,
+        base: VirtAddr,
+        op: char,
+        offset: u64,
+    },
+    /// The object's contents make no sense (a list that does not close, a
+    /// ring size past any real kernel's).
+    #[error("{what} at {addr}: {reason}")]
+    Corrupt {
+        what: String,
+        addr: VirtAddr,
+        reason: String,
     },
 }
 
@@ -354,7 +386,10 @@ impl Kernel {
     ) -> (usize, Option<ReadError>) {
         let mut done = 0;
         while done < buf.len() {
-            let cur = va.plus(done as u64);
+            let Some(cur) = va.checked_add(done as u64) else {
+                let len = buf.len() as u64;
+                return (done, Some(ReadError::PastTop { va, len }));
+            };
             let t =
                 match self
                     .walk_cache
@@ -522,9 +557,10 @@ impl Kernel {
     pub fn per_cpu_offset(&self, cpu: usize) -> Option<u64> {
         let arr = self.symbol("__per_cpu_offset")?;
         let size = self.arch.pointer_size();
-        let v = self
-            .read_ulong(&self.kernel_space(), arr.plus(size * cpu as u64))
-            .ok()?;
+        let slot = (cpu as u64)
+            .checked_mul(size)
+            .and_then(|o| arr.checked_add(o))?;
+        let v = self.read_ulong(&self.kernel_space(), slot).ok()?;
         Some(if size == 4 {
             v as u32 as i32 as i64 as u64
         } else {

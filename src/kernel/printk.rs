@@ -4,8 +4,8 @@
 
 mod legacy;
 
-use crate::kernel::Kernel;
-use crate::kernel::objects::{self, ObjectError};
+use crate::kernel::objects;
+use crate::kernel::{Kernel, KernelError};
 
 /// One printk record.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,18 +47,18 @@ pub(crate) const MAX_RING_BYTES: u64 = 64 << 20;
 /// Reads every record still in the log, oldest first. One function per
 /// format: the 5.10+ lockless ring ([`objects::printk_ring`]) or the older
 /// `log_buf` of `struct printk_log` records ([`read_legacy`]).
-pub fn read_log(k: &Kernel) -> Result<Vec<LogRecord>, ObjectError> {
+pub fn read_log(k: &Kernel) -> Result<Vec<LogRecord>, KernelError> {
     // Kernel::symbol: VMCOREINFO's SYMBOL() or, without VMCOREINFO, the
     // vmlinux's symbol relocated by the detected KASLR offset.
     if k.symbol("prb").is_some() {
         objects::printk_ring::read(k)
     } else if k.symbol("log_buf").is_some() {
-        read_legacy(k).map_err(|reason| ObjectError::Layout {
+        read_legacy(k).map_err(|reason| KernelError::Layout {
             what: "log_buf".into(),
             reason,
         })
     } else {
-        Err(ObjectError::NoSymbol("prb (or log_buf)"))
+        Err(KernelError::NoSymbol("prb (or log_buf)"))
     }
 }
 

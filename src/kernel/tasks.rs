@@ -3,11 +3,11 @@
 //! task's address space, and the registers saved at its last switch.
 
 use crate::addr::{Arch, PageTableRoot, PhysAddr, VirtAddr};
-use crate::kernel::Kernel;
 use crate::kernel::objects::mm::MmView;
 use crate::kernel::objects::runqueue::{CpuRq, runqueues};
 use crate::kernel::objects::task::{TaskList, TaskView};
-use crate::kernel::objects::{Member, ObjectError, symbol};
+use crate::kernel::objects::{Member, symbol};
+use crate::kernel::{Kernel, KernelError};
 use crate::mmu::AddressSpace;
 
 pub use crate::kernel::objects::task::Task;
@@ -24,7 +24,7 @@ pub struct TaskReader<'k> {
 }
 
 impl<'k> TaskReader<'k> {
-    pub fn new(kernel: &'k Kernel) -> Result<Self, ObjectError> {
+    pub fn new(kernel: &'k Kernel) -> Result<Self, KernelError> {
         Ok(TaskReader {
             kernel,
             view: TaskView::new(kernel)?,
@@ -32,7 +32,7 @@ impl<'k> TaskReader<'k> {
     }
 
     /// One task_struct.
-    pub fn task(&self, addr: VirtAddr) -> Result<Task, ObjectError> {
+    pub fn task(&self, addr: VirtAddr) -> Result<Task, KernelError> {
         self.view.read(addr)
     }
 
@@ -40,7 +40,7 @@ impl<'k> TaskReader<'k> {
     /// `init_task.tasks` followed by its other threads; what could not be
     /// read is logged and left out. The other CPUs' idle tasks are on no
     /// list: see [`TaskReader::with_idle_tasks`].
-    pub fn all_tasks(&self) -> Result<Vec<Task>, ObjectError> {
+    pub fn all_tasks(&self) -> Result<Vec<Task>, KernelError> {
         let init = symbol(self.kernel, "init_task")?;
         let TaskList { tasks, problems } = self.view.list(init)?;
         for p in problems {
@@ -51,7 +51,7 @@ impl<'k> TaskReader<'k> {
 
     /// [`TaskReader::all_tasks`] plus the idle task of each other CPU
     /// (`rq->idle`), as crash's `ps` lists them.
-    pub fn with_idle_tasks(&self) -> Result<Vec<Task>, ObjectError> {
+    pub fn with_idle_tasks(&self) -> Result<Vec<Task>, KernelError> {
         let mut tasks = self.all_tasks()?;
         let rqs = match runqueues(self.kernel) {
             Ok(r) => r,
@@ -118,13 +118,13 @@ impl<'k> TaskReader<'k> {
     /// Registers saved at the task's last context switch, by name
     /// (x86_64: rbx rbp r12-r15 rip rsp; i386: eflags esi edi ebx ebp eip
     /// esp; arm64: x19-x28 x29 sp pc; arm: r4-r11 sp pc).
-    pub fn switch_registers(&self, task: &Task) -> Result<Vec<(&'static str, u64)>, ObjectError> {
+    pub fn switch_registers(&self, task: &Task) -> Result<Vec<(&'static str, u64)>, KernelError> {
         let l = self.view.layout;
         let k = self.kernel;
         match k.arch {
             Arch::X86_64 | Arch::I386 => {
                 let sp = l.switch_ctx.ptr(k, task.addr)?;
-                let top = sp.checked_add(l.frame_size).ok_or(ObjectError::Overflow {
+                let top = sp.checked_add(l.frame_size).ok_or(KernelError::Overflow {
                     member: "thread.sp".into(),
                     base: sp,
                     op: '+',

@@ -1,7 +1,7 @@
 //! `init_uts_ns.name` (struct new_utsname): the kernel's uname.
 
-use crate::kernel::Kernel;
-use crate::kernel::objects::{ObjectError, c_string, member, symbol};
+use crate::kernel::objects::{c_string, member, symbol};
+use crate::kernel::{Kernel, KernelError};
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Utsname {
@@ -18,7 +18,7 @@ const FIELD: usize = 65;
 
 /// Reads `init_uts_ns.name` (VMCOREINFO's SYMBOL/OFFSET, else the vmlinux
 /// and its DWARF: raw RAM, QEMU without vmcoreinfo).
-pub fn read(k: &Kernel) -> Result<Utsname, ObjectError> {
+pub fn read(k: &Kernel) -> Result<Utsname, KernelError> {
     let ns = symbol(k, "init_uts_ns")?;
     let name = member(k, "uts_namespace", "name")?;
     let b = name.read_bytes::<{ FIELD * 6 }>(k, ns)?;

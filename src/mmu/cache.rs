@@ -23,7 +23,7 @@ use super::{AddressSpace, Paging, TranslateError, Translation};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::dump::{MemError, PhysRange, PhysicalMemory};
 
-/// TLB slots (direct-mapped by 4 KiB virtual page and root): 32 KiB.
+/// TLB slots (direct-mapped by page number, page size and root): 32 KiB.
 const TLB_SLOTS: usize = 1024;
 /// Page-table chunks kept (direct-mapped by physical 4 KiB chunk): 256 KiB.
 const TABLE_SLOTS: usize = 64;
@@ -46,8 +46,73 @@ const EMPTY: TlbEntry = TlbEntry {
     page_size: 0,
 };
 
+/// Recent translations. An entry sits in the slot of its own page (a 2 MiB
+/// block in the slot of its 2 MiB page number), so every address inside a
+/// large page finds it; a lookup probes one slot per page size seen so
+/// far (one to three in practice), smallest first. Indexing large pages by
+/// 4 KiB page number only, as before, missed on nearly every random read
+/// of the direct map.
+struct Tlb {
+    entries: Box<[TlbEntry; TLB_SLOTS]>,
+    /// Bit n set: a 2^n-byte page has been cached.
+    shifts: u64,
+}
+
+impl Tlb {
+    fn slot(root: u64, va: u64, shift: u32) -> usize {
+        let page = va >> shift;
+        let mix = (root >> 12).rotate_left(7) ^ u64::from(shift).wrapping_mul(0x9e37_79b9);
+        ((page ^ mix) as usize) % TLB_SLOTS
+    }
+
+    fn lookup(&self, root: u64, va: u64) -> Option<Translation> {
+        let mut shifts = self.shifts;
+        while shifts != 0 {
+            let shift = shifts.trailing_zeros();
+            shifts &= shifts - 1;
+            let e = &self.entries[Self::slot(root, va, shift)];
+            let mask = e.page_size.wrapping_sub(1);
+            // any entry whose page holds `va` answers, whichever slot
+            if e.root == root && e.page_size != 0 && va & !mask == e.va_base {
+                return Some(Translation {
+                    pa: PhysAddr(e.pa_base | (va & mask)),
+                    page_size: e.page_size,
+                });
+            }
+        }
+        None
+    }
+
+    /// Keeps `t` in the slot of its own page and, for a large page, also
+    /// in the slot of `va`'s base page (`base_page`, the granule), which
+    /// lookups probe first: reads that come back to one place (a stack, a
+    /// structure) hit on the first probe whatever maps them.
+    fn insert(&mut self, root: u64, va: u64, t: &Translation, base_page: u64) {
+        // walkers give power-of-two page sizes; anything else is not kept
+        if !t.page_size.is_power_of_two() || !base_page.is_power_of_two() {
+            return;
+        }
+        let mask = t.page_size - 1;
+        let e = TlbEntry {
+            root,
+            va_base: va & !mask,
+            pa_base: t.pa.0 & !mask,
+            page_size: t.page_size,
+        };
+        for size in [t.page_size, base_page.min(t.page_size)] {
+            let shift = size.trailing_zeros();
+            self.entries[Self::slot(root, va, shift)] = e;
+            self.shifts |= 1 << shift;
+        }
+    }
+}
+
 struct Tables {
     tags: [u64; TABLE_SLOTS],
+    /// Per slot, the chunk last read through it uncached: a chunk is copied
+    /// in on its second miss, so tables touched once (a random read's PTE
+    /// page) cost one entry read, not a 4 KiB copy that is never used again.
+    seen: [u64; TABLE_SLOTS],
     /// TABLE_SLOTS × CHUNK bytes, allocated on first use.
     data: Vec<u8>,
 }
@@ -55,7 +120,7 @@ struct Tables {
 /// See the module documentation.
 pub struct WalkCache {
     enabled: bool,
-    tlb: Mutex<Box<[TlbEntry; TLB_SLOTS]>>,
+    tlb: Mutex<Tlb>,
     tables: Mutex<Tables>,
 }
 
@@ -73,16 +138,16 @@ impl WalkCache {
     pub fn new(enabled: bool) -> WalkCache {
         WalkCache {
             enabled,
-            tlb: Mutex::new(Box::new([EMPTY; TLB_SLOTS])),
+            tlb: Mutex::new(Tlb {
+                entries: Box::new([EMPTY; TLB_SLOTS]),
+                shifts: 0,
+            }),
             tables: Mutex::new(Tables {
                 tags: [u64::MAX; TABLE_SLOTS],
+                seen: [u64::MAX; TABLE_SLOTS],
                 data: Vec::new(),
             }),
         }
-    }
-
-    fn tlb_slot(root: u64, va: u64) -> usize {
-        (((va >> 12) ^ (root >> 12).rotate_left(7)) as usize) % TLB_SLOTS
     }
 
     /// [`Paging::translate`] through the cache.
@@ -104,32 +169,28 @@ impl WalkCache {
         let Some(root) = root else {
             return paging.translate(mem, space, va, None);
         };
-        let slot = Self::tlb_slot(root, va.0);
-        {
-            let tlb = self.tlb.lock().unwrap_or_else(|p| p.into_inner());
-            let e = tlb[slot];
-            if e.root == root && va.0 & !(e.page_size - 1) == e.va_base {
-                return Ok(Translation {
-                    pa: PhysAddr(e.pa_base | (va.0 & (e.page_size - 1))),
-                    page_size: e.page_size,
-                });
-            }
+        let hit = self
+            .tlb
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lookup(root, va.0);
+        if let Some(t) = hit {
+            return Ok(t);
         }
         let t = paging.translate(&TableReader { mem, cache: self }, space, va, None)?;
-        let mask = t.page_size - 1;
-        let mut tlb = self.tlb.lock().unwrap_or_else(|p| p.into_inner());
-        tlb[slot] = TlbEntry {
+        self.tlb.lock().unwrap_or_else(|p| p.into_inner()).insert(
             root,
-            va_base: va.0 & !mask,
-            pa_base: t.pa.0 & !mask,
-            page_size: t.page_size,
-        };
+            va.0,
+            &t,
+            paging.page_size(),
+        );
         Ok(t)
     }
 
-    /// Reads an entry from the cached copy of its table chunk, loading the
-    /// chunk on a miss. Falls back to a direct read if the chunk cannot be
-    /// read whole.
+    /// Reads an entry from the cached copy of its table chunk. A chunk
+    /// missed for the second time in a row of its slot is copied in; on a
+    /// first miss, or if the chunk cannot be read whole, the entry is read
+    /// directly.
     fn read_table(
         &self,
         mem: &dyn PhysicalMemory,
@@ -143,11 +204,16 @@ impl WalkCache {
         }
         let slot = ((base / CHUNK) as usize) % TABLE_SLOTS;
         let mut t = self.tables.lock().unwrap_or_else(|p| p.into_inner());
-        if t.data.is_empty() {
-            t.data = vec![0; TABLE_SLOTS * CHUNK as usize];
-        }
         let at = slot * CHUNK as usize;
         if t.tags[slot] != base {
+            if t.seen[slot] != base {
+                t.seen[slot] = base;
+                drop(t);
+                return mem.read_phys(pa, buf);
+            }
+            if t.data.is_empty() {
+                t.data = vec![0; TABLE_SLOTS * CHUNK as usize];
+            }
             t.tags[slot] = u64::MAX;
             if mem
                 .read_phys(PhysAddr(base), &mut t.data[at..at + CHUNK as usize])
@@ -239,19 +305,64 @@ mod tests {
             let want = paging.translate(&mem.0, &s, VirtAddr(va), None);
             assert_eq!(cache.translate(&paging, &mem, &s, VirtAddr(va)), want);
         }
-        // first pass: the four table chunks are read once each, not 4 reads
-        // per page
-        assert_eq!(mem.1.load(Ordering::Relaxed), 4);
+        // first pass: each of the four table chunks is read twice (one
+        // entry on its first miss, the whole chunk on its second), not 4
+        // reads per page
+        assert_eq!(mem.1.load(Ordering::Relaxed), 8);
         for &va in &vas {
             let want = paging.translate(&mem.0, &s, VirtAddr(va), None);
             assert_eq!(cache.translate(&paging, &mem, &s, VirtAddr(va)), want);
         }
-        assert_eq!(mem.1.load(Ordering::Relaxed), 4);
+        assert_eq!(mem.1.load(Ordering::Relaxed), 8);
         // disabled: every entry of every walk reaches the dump
         let off = WalkCache::new(false);
         mem.1.store(0, Ordering::Relaxed);
         off.translate(&paging, &mem, &s, VirtAddr(VA)).unwrap();
         assert_eq!(mem.1.load(Ordering::Relaxed), 4);
+    }
+
+    #[test]
+    fn a_large_page_answers_for_every_address_inside() {
+        let mem = Counting(tables(), AtomicUsize::new(0));
+        let paging = Paging::X86_64(X86Paging::new(false));
+        let s = space(0x1000);
+        let cache = WalkCache::new(true);
+        let big = VA + 0x20_0000;
+        cache.translate(&paging, &mem, &s, VirtAddr(big)).unwrap();
+        let walked = mem.1.load(Ordering::Relaxed);
+        // a 4 KiB page cached beside it must not hide it, nor it the page
+        cache.translate(&paging, &mem, &s, VirtAddr(VA)).unwrap();
+        let walked = mem.1.load(Ordering::Relaxed) - walked;
+        let before = mem.1.load(Ordering::Relaxed);
+        for n in 0..512u64 {
+            let va = big + n * 4096 + (n & 0xff);
+            let t = cache.translate(&paging, &mem, &s, VirtAddr(va)).unwrap();
+            assert_eq!(t.pa, PhysAddr(0x4000_0000 + n * 4096 + (n & 0xff)));
+            assert_eq!(t.page_size, 0x20_0000);
+        }
+        let t = cache
+            .translate(&paging, &mem, &s, VirtAddr(VA + 0x123))
+            .unwrap();
+        assert_eq!((t.pa, t.page_size), (PhysAddr(0x10_0123), 4096));
+        assert_eq!(
+            mem.1.load(Ordering::Relaxed),
+            before,
+            "every address in the 2 MiB page (and the cached 4 KiB page) hit (the 4 KiB walk read {walked} times)"
+        );
+    }
+
+    #[test]
+    fn tables_touched_once_are_not_copied() {
+        // one entry read per level, as without the cache: no 4 KiB copy
+        let mem = Counting(tables(), AtomicUsize::new(0));
+        let paging = Paging::X86_64(X86Paging::new(false));
+        let cache = WalkCache::new(true);
+        cache
+            .translate(&paging, &mem, &space(0x1000), VirtAddr(VA))
+            .unwrap();
+        assert_eq!(mem.1.load(Ordering::Relaxed), 4);
+        let t = cache.tables.lock().unwrap();
+        assert!(t.data.is_empty() && t.tags.iter().all(|&g| g == u64::MAX));
     }
 
     #[test]

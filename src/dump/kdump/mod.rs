@@ -143,11 +143,7 @@ impl PhysicalMemory for KdumpMemory {
     fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
         let mut done = 0usize;
         while done < buf.len() {
-            let cur =
-                pa.0.checked_add(done as u64)
-                    .ok_or(MemError::NotInDump(PhysAddr(
-                        pa.0.wrapping_add(done as u64),
-                    )))?;
+            let cur = super::read_cursor(pa, done, buf.len())?.0;
             let pfn = cur >> self.block_shift;
             let in_block = (cur & (self.block_size - 1)) as usize;
             let n = (self.block_size as usize - in_block).min(buf.len() - done);

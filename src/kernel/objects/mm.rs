@@ -144,7 +144,7 @@ impl<'k> MmView<'k> {
         for cpu in 0..k.cpus.len() {
             let off = k
                 .per_cpu_offset(cpu)
-                .ok_or(super::ObjectError::NoSymbol("__per_cpu_offset"))?;
+                .ok_or(super::KernelError::NoSymbol("__per_cpu_offset"))?;
             let delta = Member {
                 ty: "percpu_counter",
                 path: "*counters",

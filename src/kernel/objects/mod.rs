@@ -1,7 +1,7 @@
 //! Typed views of kernel objects: each view resolves the layout it needs
 //! once (VMCOREINFO's OFFSET/SIZE, else the vmlinux's DWARF), keeps it in
 //! [`Layouts`] (owned by the [`Kernel`]), and reads members with checked
-//! address arithmetic. Every failure is an [`ObjectError`] naming the
+//! address arithmetic. Every failure is a [`KernelError`] naming the
 //! member and the address: never a zero, never a wrapped pointer.
 //!
 //! The views are the one place where the kernel's structures are known;
@@ -20,44 +20,9 @@ use std::sync::OnceLock;
 
 use crate::addr::VirtAddr;
 use crate::kernel::dwarf::DwarfError;
-use crate::kernel::{Kernel, ReadError};
+use crate::kernel::{Kernel, KernelError};
 
-/// Why a kernel object could not be read.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ObjectError {
-    /// A layout fact neither VMCOREINFO nor the DWARF gives.
-    #[error("{what}: {reason}")]
-    Layout { what: String, reason: String },
-    /// A symbol neither VMCOREINFO nor the vmlinux names.
-    #[error("symbol {0} not found (neither VMCOREINFO nor a vmlinux names it: give --vmlinux)")]
-    NoSymbol(&'static str),
-    /// A member could not be read.
-    #[error("{member} at {addr}: {source}")]
-    Read {
-        member: String,
-        addr: VirtAddr,
-        source: ReadError,
-    },
-    /// Base + offset (or a `container_of`) leaves the address space: a
-    /// corrupt pointer.
-    #[error("{member}: {base} {op} {offset:#x} leaves the address space (corrupt pointer?)")]
-    Overflow {
-        member: String,
-        base: VirtAddr,
-        op: char,
-        offset: u64,
-    },
-    /// The object's contents make no sense (a list that does not close, a
-    /// ring size past any real kernel's).
-    #[error("{what} at {addr}: {reason}")]
-    Corrupt {
-        what: String,
-        addr: VirtAddr,
-        reason: String,
-    },
-}
-
-pub type Result<T> = std::result::Result<T, ObjectError>;
+pub type Result<T> = std::result::Result<T, KernelError>;
 
 /// A member of a kernel type, resolved: its name (for errors) and offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -77,7 +42,7 @@ impl Member {
     /// The member's address inside the object at `base`.
     pub fn at(self, base: VirtAddr) -> Result<VirtAddr> {
         base.checked_add(self.offset)
-            .ok_or_else(|| ObjectError::Overflow {
+            .ok_or_else(|| KernelError::Overflow {
                 member: self.to_string(),
                 base,
                 op: '+',
@@ -89,7 +54,7 @@ impl Member {
     pub fn container_of(self, member_addr: VirtAddr) -> Result<VirtAddr> {
         member_addr
             .checked_sub(self.offset)
-            .ok_or_else(|| ObjectError::Overflow {
+            .ok_or_else(|| KernelError::Overflow {
                 member: self.to_string(),
                 base: member_addr,
                 op: '-',
@@ -102,7 +67,7 @@ impl Member {
         let addr = self.at(base)?;
         let mut b = [0u8; N];
         k.read_virt(&k.kernel_space(), addr, &mut b)
-            .map_err(|source| ObjectError::Read {
+            .map_err(|source| KernelError::Read {
                 member: self.to_string(),
                 addr,
                 source,
@@ -193,7 +158,7 @@ pub fn first_member(k: &Kernel, ty: &'static str, paths: &[&'static str]) -> Res
             return Ok(m);
         }
     }
-    Err(ObjectError::Layout {
+    Err(KernelError::Layout {
         what: format!("{ty}.{}", paths.join("|")),
         reason: "the kernel's DWARF has none of these members".into(),
     })
@@ -212,27 +177,27 @@ pub fn size_of(k: &Kernel, ty: &'static str) -> Result<u64> {
 /// The vmlinux's DWARF, or an error saying what `what` needed it for.
 pub fn debug_info<'k>(k: &'k Kernel, what: &str) -> Result<&'k crate::kernel::dwarf::DebugInfo> {
     let Some(v) = &k.vmlinux else {
-        return Err(ObjectError::Layout {
+        return Err(KernelError::Layout {
             what: what.to_string(),
             reason: "not in VMCOREINFO, and no vmlinux was given (pass --vmlinux)".into(),
         });
     };
-    v.debug_info().map_err(|e| ObjectError::Layout {
+    v.debug_info().map_err(|e| KernelError::Layout {
         what: what.to_string(),
         reason: e.to_string(),
     })
 }
 
-fn layout_error(what: &str, e: DwarfError) -> ObjectError {
-    ObjectError::Layout {
+fn layout_error(what: &str, e: DwarfError) -> KernelError {
+    KernelError::Layout {
         what: what.to_string(),
         reason: format!("not in VMCOREINFO, and the DWARF says: {e}"),
     }
 }
 
-/// A kernel symbol's runtime address, or [`ObjectError::NoSymbol`].
+/// A kernel symbol's runtime address, or [`KernelError::NoSymbol`].
 pub fn symbol(k: &Kernel, name: &'static str) -> Result<VirtAddr> {
-    k.symbol(name).ok_or(ObjectError::NoSymbol(name))
+    k.symbol(name).ok_or(KernelError::NoSymbol(name))
 }
 
 /// Each view's layout, resolved on first use and kept for the life of the

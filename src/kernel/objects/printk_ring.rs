@@ -2,7 +2,7 @@
 //! text, each read in one piece, with the layout VMCOREINFO exports (the
 //! vmlinux's DWARF when there is none).
 
-use super::{Member, ObjectError, Result, member, size_of, symbol};
+use super::{KernelError, Member, Result, member, size_of, symbol};
 use crate::addr::VirtAddr;
 use crate::kernel::Kernel;
 use crate::kernel::printk::{LogRecord, MAX_RING_BYTES};
@@ -74,7 +74,7 @@ struct Block {
 impl Block {
     fn read(k: &Kernel, what: &'static str, addr: VirtAddr, len: u64) -> Result<Block> {
         if len > MAX_RING_BYTES {
-            return Err(ObjectError::Corrupt {
+            return Err(KernelError::Corrupt {
                 what: what.into(),
                 addr,
                 reason: format!("implausible size {len:#x} (corrupt ring?)"),
@@ -82,7 +82,7 @@ impl Block {
         }
         let mut bytes = vec![0u8; len as usize];
         k.read_virt(&k.kernel_space(), addr, &mut bytes)
-            .map_err(|source| ObjectError::Read {
+            .map_err(|source| KernelError::Read {
                 member: what.into(),
                 addr,
                 source,
@@ -96,7 +96,7 @@ impl Block {
         let s = usize::try_from(off)
             .ok()
             .and_then(|o| self.bytes.get(o..o.checked_add(n)?))
-            .ok_or_else(|| ObjectError::Corrupt {
+            .ok_or_else(|| KernelError::Corrupt {
                 what: format!("{} ({m})", self.what),
                 addr: self.addr,
                 reason: format!(
@@ -137,7 +137,7 @@ pub fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
     let size_bits = rb.le(at(t, &l.size_bits), 4, &l.size_bits)?;
     let data = VirtAddr(rb.le(at(t, &l.data), w, &l.data)?);
     if count_bits > 24 || size_bits > 30 {
-        return Err(ObjectError::Corrupt {
+        return Err(KernelError::Corrupt {
             what: "printk ring".into(),
             addr: prb,
             reason: format!("count_bits {count_bits}, size_bits {size_bits}"),

@@ -38,7 +38,7 @@ pub fn runqueues(k: &Kernel) -> Result<Vec<CpuRq>> {
             let rq = k
                 .per_cpu_offset(cpu)
                 .map(|o| l.runqueues.per_cpu(o))
-                .ok_or(super::ObjectError::NoSymbol("__per_cpu_offset"));
+                .ok_or(super::KernelError::NoSymbol("__per_cpu_offset"));
             CpuRq {
                 cpu,
                 curr: rq.clone().and_then(|rq| l.curr.ptr(k, rq)),

@@ -13,7 +13,7 @@
 //! (PARKED, DEAD, WAKEKILL, WAKING, NOLOAD: `PARKED << 4`). Kernels before
 //! 4.14 list "N (noload)" themselves, or nothing (no idle letter then).
 
-use super::{ObjectError, Result, symbol};
+use super::{KernelError, Result, symbol};
 use crate::addr::VirtAddr;
 use crate::kernel::Kernel;
 
@@ -41,7 +41,7 @@ impl TaskStates {
         let mut names = Vec::with_capacity(len);
         let w = k.arch.pointer_size();
         for i in 0..len {
-            let slot = arr.checked_add(w * i as u64).ok_or(ObjectError::Overflow {
+            let slot = arr.checked_add(w * i as u64).ok_or(KernelError::Overflow {
                 member: format!("task_state_array[{i}]"),
                 base: arr,
                 op: '+',
@@ -49,7 +49,7 @@ impl TaskStates {
             })?;
             let read = |va: VirtAddr, buf: &mut [u8]| {
                 k.read_virt(&k.kernel_space(), va, buf)
-                    .map_err(|source| ObjectError::Read {
+                    .map_err(|source| KernelError::Read {
                         member: format!("task_state_array[{i}]"),
                         addr: va,
                         source,
@@ -62,7 +62,7 @@ impl TaskStates {
             read(VirtAddr(u64::from_le_bytes(p)), &mut s)?;
             names.push(String::from_utf8_lossy(&s).into_owned());
         }
-        Self::from_names(&names).map_err(|reason| ObjectError::Corrupt {
+        Self::from_names(&names).map_err(|reason| KernelError::Corrupt {
             what: "task_state_array".into(),
             addr: arr,
             reason,
@@ -131,12 +131,12 @@ fn array_len(k: &Kernel) -> Result<usize> {
     };
     let n = from_elf
         .or_else(from_dwarf)
-        .ok_or_else(|| ObjectError::Layout {
+        .ok_or_else(|| KernelError::Layout {
             what: "task_state_array".into(),
             reason: "its length is in neither the symbol table nor the DWARF".into(),
         })?;
     if n as usize > MAX_ENTRIES {
-        return Err(ObjectError::Layout {
+        return Err(KernelError::Layout {
             what: "task_state_array".into(),
             reason: format!("{n} entries (at most {MAX_ENTRIES} expected)"),
         });

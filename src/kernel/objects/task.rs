@@ -4,7 +4,7 @@
 
 use std::collections::HashSet;
 
-use super::{Member, ObjectError, Result, c_string, first_member, member, optional_member};
+use super::{KernelError, Member, Result, c_string, first_member, member, optional_member};
 use crate::addr::{Arch, VirtAddr};
 use crate::kernel::Kernel;
 
@@ -193,7 +193,7 @@ impl<'k> TaskView<'k> {
         let comm_at = l.comm.at(addr)?;
         let mut comm = vec![0u8; l.comm_len];
         k.read_virt(&k.kernel_space(), comm_at, &mut comm)
-            .map_err(|source| ObjectError::Read {
+            .map_err(|source| KernelError::Read {
                 member: l.comm.to_string(),
                 addr: comm_at,
                 source,
@@ -340,7 +340,7 @@ impl<'k> TaskView<'k> {
 #[derive(Debug, Default)]
 pub struct TaskList {
     pub tasks: Vec<Task>,
-    pub problems: Vec<ObjectError>,
+    pub problems: Vec<KernelError>,
 }
 
 /// The elements of a circular `list_head` list: the link addresses after
@@ -349,7 +349,7 @@ pub struct TaskList {
 pub struct ListWalk {
     pub links: Vec<VirtAddr>,
     /// Why the walk ended before coming back to the head, if it did.
-    pub stopped: Option<ObjectError>,
+    pub stopped: Option<KernelError>,
 }
 
 /// Follows `next` from `head`. Stops at the head (a well-formed list), at
@@ -385,7 +385,7 @@ pub fn walk_list(
             cur = n;
             continue;
         };
-        out.stopped = Some(ObjectError::Corrupt {
+        out.stopped = Some(KernelError::Corrupt {
             what: format!("{what} list headed"),
             addr: head,
             reason: format!(
@@ -410,7 +410,7 @@ mod tests {
                 reads += 1;
                 mem.get(&a.0)
                     .map(|&n| VirtAddr(n))
-                    .ok_or(ObjectError::Corrupt {
+                    .ok_or(KernelError::Corrupt {
                         what: "test".into(),
                         addr: a,
                         reason: "unmapped".into(),

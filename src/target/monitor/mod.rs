@@ -7,6 +7,7 @@
 mod fmt;
 
 pub use fmt::crash_date;
+mod lsmod;
 mod mem;
 mod ps;
 mod sys;
@@ -15,8 +16,7 @@ mod vtop;
 use std::path::Path;
 
 use super::Session;
-use crate::kernel::objects::ObjectError;
-use crate::kernel::{Kernel, printk};
+use crate::kernel::{Kernel, KernelError, printk};
 
 /// One command: its name, a one-line summary and its usage text.
 struct Command {
@@ -41,8 +41,8 @@ impl From<String> for CmdError {
     }
 }
 
-impl From<ObjectError> for CmdError {
-    fn from(e: ObjectError) -> Self {
+impl From<KernelError> for CmdError {
+    fn from(e: KernelError) -> Self {
         CmdError::Failed(e.to_string())
     }
 }
@@ -95,6 +95,12 @@ const COMMANDS: &[Command] = &[
         summary: "process list (crash's columns; '>' marks tasks running on a CPU)",
         usage: "ps [--json]\n  Every task (idle tasks, processes, threads): PID PPID CPU TASK ST %MEM VSZ\n  RSS COMM, '>' for the task each CPU was running. Needs the debug vmlinux.\n  --json: {page_kb, rss_counters, tasks: [{pid, ppid, tgid, cpu, task (hex),\n  state (the kernel's letter), st (crash's), running_on (CPU or null),\n  kthread, comm, mm (hex), vsz_kb, rss_kb, mem_pct, thread (GDB thread id\n  or null)}]}, sorted by PID, CPU, address.",
         run: ps::ps,
+    },
+    Command {
+        name: "lsmod",
+        summary: "loaded kernel modules (name, base, size, holders, state)",
+        usage: "lsmod [--json]\n  Every module on the kernel's `modules` list, newest first: MODULE (struct\n  module address), NAME, BASE (start of its code), SIZE (all its regions, as\n  /proc/modules counts), REFS (holders), STATE. Needs the debug vmlinux.\n  --json: {modules: [{module (hex), name, base (hex), size, state (or null),\n  refs (or null), sect_attrs (hex)}], stopped (why the walk ended early, or\n  null)}.",
+        run: lsmod::lsmod,
     },
     Command {
         name: "info",
