@@ -341,10 +341,15 @@ class TaskLayout(object):
         el_t = ct.target().strip_typedefs()
         inner = 0
         self.rss_percpu = None
+        # atomic_long_t's counter is a long (4 bytes on 32-bit kernels),
+        # percpu_counter's count an s64
+        self.rss_count_size = ulong()
         if has(el_t, "counter"):
             inner = off(el_t, "counter")
+            self.rss_count_size = member_type(el_t, "counter").sizeof
         elif has(el_t, "count"):  # percpu_counter (6.2+): the global part,
             inner = off(el_t, "count")  # and the per-CPU s32 deltas
+            self.rss_count_size = member_type(el_t, "count").sizeof
             self.rss_percpu = off(el_t, "counters")
         base = off(mm_t, "rss_stat.count") if has(member_type(mm_t, "rss_stat"), "count") else off(mm_t, "rss_stat")
         self.mm_rss = (base, el_t.sizeof, ct.sizeof // el_t.sizeof, inner)
@@ -576,7 +581,8 @@ def memory_pages():
             nodes = [a]
     if not nodes:
         return None
-    return sum(u(read(p + o, 8), 0, 8) for p in nodes)
+    w = member_type(pg_t, "node_present_pages").sizeof
+    return sum(u(read(p + o, w), 0, w) for p in nodes)
 
 
 # ---- the kernel log --------------------------------------------------------

@@ -44,7 +44,7 @@ def mem_usage(tasks, L):
         rss = 0
         for i in RSS_COUNTERS:
             if i < n:
-                rss += cc.s(b, base + i * el + inner, 8)
+                rss += cc.s(b, base + i * el + inner, L.rss_count_size)
                 if offs is not None:
                     ptr = cc.u(b, base + i * el + L.rss_percpu, w)
                     rss += sum(cc.s(cc.read(ptr + o, 4), 0, 4) for o in offs)

@@ -64,7 +64,7 @@ impl MemError {
             MemError::Truncated { pa, .. }
             | MemError::Corrupt { pa, .. }
             | MemError::Unreadable { pa, .. } => *pa,
-            | MemError::PastTop { pa, .. } => *pa,
+            MemError::PastTop { pa, .. } => *pa,
         }
     }
 }

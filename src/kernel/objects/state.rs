@@ -122,7 +122,7 @@ fn array_len(k: &Kernel) -> Result<usize> {
         .vmlinux
         .as_ref()
         .and_then(|v| v.symbol("task_state_array"))
-        .map(|s| s.size / 8)
+        .map(|s| s.size / k.arch.pointer_size())
         .filter(|&n| n > 0);
     let from_dwarf = || {
         let ty = k.debug_info()?.variable_type("task_state_array").ok()?;

@@ -20,13 +20,15 @@ pub(super) fn lsmod(s: &Session, args: &[&str]) -> CmdResult {
         let rows: Vec<Value> = mods.iter().map(row_json).collect();
         return Ok(json!({ "modules": rows, "stopped": stopped }).to_string());
     }
+    // addresses are pointer-wide, as the GDB-side lsmod prints them
+    let w = 2 * s.kernel.arch.pointer_size() as usize;
     let mut out = format!(
-        "{:<16}  {:<24} {:<16} {:>8}  {:>4}  STATE\n",
+        "{:<w$}  {:<24} {:<w$} {:>8}  {:>4}  STATE\n",
         "MODULE", "NAME", "BASE", "SIZE", "REFS"
     );
     for m in &mods {
         out.push_str(&format!(
-            "{:016x}  {:<24} {:016x} {:>8}  {:>4}  {}\n",
+            "{:0w$x}  {:<24} {:0w$x} {:>8}  {:>4}  {}\n",
             m.addr,
             m.name,
             m.base,

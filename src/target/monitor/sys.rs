@@ -239,7 +239,14 @@ fn cpu_mhz(k: &Kernel) -> Option<u64> {
 /// `node_spanned_pages` (VMCOREINFO, "spanned").
 pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
     let space = k.kernel_space();
-    let arr = k.symbol("node_data")?.0;
+    let (off, what) = node_pages_member(k)?;
+    let Some(arr) = k.symbol("node_data") else {
+        // !CONFIG_NUMA: the one node is contig_page_data itself
+        let node = VirtAddr(k.symbol("contig_page_data")?.0);
+        let pages = k.read_ulong(&space, node.checked_add(off)?).ok()?;
+        return (pages > 0).then_some((pages, what));
+    };
+    let arr = arr.0;
     // MAX_NUMNODES (VMCOREINFO), else nr_node_ids (NUMA kernels), else one
     let len = k
         .vmcoreinfo
@@ -247,16 +254,6 @@ pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
         .or_else(|| Some(k.read_u32(&space, k.symbol("nr_node_ids")?).ok()? as u64))
         .unwrap_or(1)
         .min(4096);
-    let (off, what) = match k
-        .debug_info()
-        .and_then(|d| d.offset_of("struct pglist_data", "node_present_pages").ok())
-    {
-        Some(o) => (o, "present"),
-        None => (
-            k.vmcoreinfo.offset("pglist_data.node_spanned_pages")?,
-            "spanned",
-        ),
-    };
     let w = k.arch.pointer_size() as usize;
     let mut ptrs = vec![0u8; len as usize * w];
     k.read_virt(&space, VirtAddr(arr), &mut ptrs).ok()?;
@@ -271,6 +268,23 @@ pub(super) fn total_ram_pages(k: &Kernel) -> Option<(u64, &'static str)> {
         }
     }
     (pages > 0).then_some((pages, what))
+}
+
+/// Where a node's page count is: `node_present_pages` (DWARF), else
+/// `node_spanned_pages` (VMCOREINFO).
+fn node_pages_member(k: &Kernel) -> Option<(u64, &'static str)> {
+    Some(
+        match k
+            .debug_info()
+            .and_then(|d| d.offset_of("struct pglist_data", "node_present_pages").ok())
+        {
+            Some(o) => (o, "present"),
+            None => (
+                k.vmcoreinfo.offset("pglist_data.node_spanned_pages")?,
+                "spanned",
+            ),
+        },
+    )
 }
 
 /// Total RAM in bytes as crash's MEMORY ("present" pages), else
