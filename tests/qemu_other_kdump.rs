@@ -21,8 +21,10 @@
 //!
 //! makedumpfile is bookworm's 1.7.2. It writes all three dumps, but for
 //! 6.12 and 7.x ("The kernel version is not supported") its `-d 31`
-//! filter drops pages in use (task_structs, kernel stacks): the task list
-//! is cut where it meets one, and corestub names the excluded page. That
+//! filter drops pages in use (the first page of each slab, which carries
+//! 6.12's new page-type encoding, `PGTY_slab` 0xf5000000): task_structs on
+//! them are lost from the task list (which ones varies by boot), and
+//! corestub names the excluded page. That
 //! is a finding about makedumpfile, printed and asserted per kernel
 //! (`Case::makedumpfile`), never a silent skip. Cache: `…/x86_64-SERIES/RELEASE/guest-kdump/`
 //! (console.log, makedumpfile.log, `rc`, vmcore.kdump when written). Cold
