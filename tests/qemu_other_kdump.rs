@@ -240,7 +240,7 @@ fn guest_kdump(c: &Case, k: &Kernel) -> Option<PathBuf> {
         text.contains("KDUMP-CAPTURE rc="),
         "{label}: the capture kernel did not run makedumpfile; console:\n{text}"
     );
-    Console::parse(&text);
+    Console::parse(&text, false);
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
     for f in ["rc", "makedumpfile.log", "vmcore.kdump"] {
@@ -295,7 +295,10 @@ fn check(c: &Case) {
             "{label}: makedumpfile 1.7.2 knows this kernel now? log:\n{log}"
         );
     }
-    let con = Console::parse(&std::fs::read_to_string(g.join("console.log")).unwrap());
+    let con = Console::parse(
+        &std::fs::read_to_string(g.join("console.log")).unwrap(),
+        false,
+    );
     assert_eq!(
         con.panic_cpu,
         SMP - 1,
