@@ -39,7 +39,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::guest::{
-    INIT_PREAMBLE, Proc, TempDir, busybox, cmd_ok, downloaded, extract, have, initramfs_with,
+    INIT_PREAMBLE, Proc, TempDir, busybox, cmd_ok, downloaded, ext4_image, extract, have,
+    initramfs_with, with_libraries,
 };
 use common::{GDB_BATCH, corestub_bin, split_steps, step_args};
 
@@ -130,19 +131,7 @@ fn vmlinux_disk(vmlinux: &Path) -> Result<PathBuf, String> {
         std::fs::copy(vmlinux, &inside).map_err(|e| format!("copy vmlinux: {e}"))?;
     }
     let size_mb = std::fs::metadata(vmlinux).map_err(|e| e.to_string())?.len() / (1 << 20) + 64;
-    let tmp_img = dir.join(format!("vmlinux.ext4.tmp-{}", std::process::id()));
-    cmd_ok(
-        Command::new("mke2fs")
-            .args(["-q", "-F", "-t", "ext4", "-O", "^has_journal", "-d"])
-            .arg(&src)
-            .arg(&tmp_img)
-            .arg(format!("{size_mb}M")),
-        "mke2fs -d",
-    )
-    .inspect_err(|_| {
-        let _ = std::fs::remove_file(&tmp_img);
-    })?;
-    std::fs::rename(&tmp_img, &img).map_err(|e| e.to_string())?;
+    ext4_image(&src, &img, size_mb)?;
     Ok(img)
 }
 
@@ -161,29 +150,12 @@ fn corestub_files(work: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
         "corestub".to_string(),
         std::fs::read(&stripped).map_err(|e| e.to_string())?,
     )];
-    let ldd = Command::new("ldd")
-        .arg(corestub_bin())
-        .output()
-        .map_err(|e| format!("ldd: {e}"))?;
-    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
-        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or
-        // `/lib64/ld-linux-x86-64.so.2 (0x…)`; the vDSO has no file
-        let path = match line.split_once("=>") {
-            Some((_, rest)) => rest.split_whitespace().next(),
-            None => line.split_whitespace().next(),
-        };
-        let Some(path) = path.filter(|p| p.starts_with('/')) else {
-            continue;
-        };
-        let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
-        files.push((path.trim_start_matches('/').to_string(), bytes));
-    }
-    if !files.iter().any(|(p, _)| p.contains("ld-linux")) {
-        return Err(format!(
-            "ldd named no dynamic loader:\n{}",
-            String::from_utf8_lossy(&ldd.stdout)
-        ));
-    }
+    // the libraries as the unstripped binary names them
+    files.extend(
+        with_libraries(Path::new(corestub_bin()))?
+            .into_iter()
+            .skip(1),
+    );
     Ok(files)
 }
 

@@ -378,3 +378,57 @@ pub fn debian_sources_list(suite: &str) -> Result<String, String> {
     };
     Ok(format!("deb {opts}{uri} {suite} main\n"))
 }
+
+/// `bin` and every shared library `ldd` says it loads, as initramfs files
+/// (path without the leading /, contents) at their own paths, the dynamic
+/// loader among them. Files are mode 0644 in the initramfs: the guest runs
+/// them through the loader or chmods them.
+pub fn with_libraries(bin: &Path) -> Result<Vec<(String, Vec<u8>)>, String> {
+    let name = bin.display().to_string();
+    let mut files = vec![(
+        name.trim_start_matches('/').to_string(),
+        std::fs::read(bin).map_err(|e| format!("{name}: {e}"))?,
+    )];
+    let ldd = Command::new("ldd")
+        .arg(bin)
+        .output()
+        .map_err(|e| format!("ldd: {e}"))?;
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        // `libc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x…)` or
+        // `/lib64/ld-linux-x86-64.so.2 (0x…)`; the vDSO has no file
+        let path = match line.split_once("=>") {
+            Some((_, rest)) => rest.split_whitespace().next(),
+            None => line.split_whitespace().next(),
+        };
+        let Some(path) = path.filter(|p| p.starts_with('/')) else {
+            continue;
+        };
+        let bytes = std::fs::read(path).map_err(|e| format!("{path}: {e}"))?;
+        files.push((path.trim_start_matches('/').to_string(), bytes));
+    }
+    if !files.iter().any(|(p, _)| p.contains("ld-linux")) {
+        return Err(format!(
+            "ldd named no dynamic loader for {name}:\n{}",
+            String::from_utf8_lossy(&ldd.stdout)
+        ));
+    }
+    Ok(files)
+}
+
+/// An ext4 image `img` of `size_mb` MiB holding the tree `src`
+/// (`mke2fs -d`, no journal), written whole or not at all.
+pub fn ext4_image(src: &Path, img: &Path, size_mb: u64) -> Result<(), String> {
+    let tmp = img.with_extension(format!("tmp-{}", std::process::id()));
+    cmd_ok(
+        Command::new("mke2fs")
+            .args(["-q", "-F", "-t", "ext4", "-O", "^has_journal", "-d"])
+            .arg(src)
+            .arg(&tmp)
+            .arg(format!("{size_mb}M")),
+        "mke2fs -d",
+    )
+    .inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    std::fs::rename(&tmp, img).map_err(|e| e.to_string())
+}

@@ -75,7 +75,8 @@ pub fn guest_dir(k: &Kernel, fw_cfg: bool) -> PathBuf {
 /// needs to know goes to the kernel log, never to stdout: the console
 /// prints a kernel record whole, but user output shares the port and can
 /// be cut by one (`INIT-MODULES loop[    3.570816] …` was seen on arm64).
-fn init_script(marker: &str, page: u64, fw_cfg: bool) -> String {
+/// Also the first kernel's part of the in-guest kdump test.
+pub fn init_script(marker: &str, page: u64, fw_cfg: bool) -> String {
     let fw_cfg = if fw_cfg {
         "insmod /qemu_fw_cfg.ko\n"
     } else {
@@ -331,7 +332,9 @@ pub fn guest_dumps(m: &Machine, k: &Kernel, busybox: &[u8]) -> PathBuf {
 /// for it), the CPU and PID named in the panic message (`CPU: 2 UID: 0
 /// PID: 155 Comm: sh …`) and the KASLR offset (`Kernel Offset: 0x… from
 /// …`; None where the kernel does not print it: arm never, i386 prints
-/// "disabled" whatever its relocation, its kaslr_enabled() being x86_64's).
+/// "disabled" whatever its relocation, its kaslr_enabled() being x86_64's;
+/// and where a capture kernel (kdump) took over before the notifier that
+/// prints it).
 pub struct Console {
     pub marker: String,
     pub sleepers: Vec<u32>,
