@@ -92,12 +92,13 @@ pub fn run(a: InfoArgs) -> CliResult {
         "log_error": log.as_ref().err().map(ToString::to_string),
     });
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&obj)?);
+        print_out(&format!("{}\n", serde_json::to_string_pretty(&obj)?))?;
         return Ok(ExitCode::SUCCESS);
     }
     let Value::Object(map) = obj else {
         unreachable!()
     };
+    let mut text = String::new();
     for (key, v) in map {
         let v = match v {
             Value::Null => continue,
@@ -111,7 +112,18 @@ pub fn run(a: InfoArgs) -> CliResult {
         } else {
             v
         };
-        println!("{:>18}: {v}", key.to_uppercase());
+        text.push_str(&format!("{:>18}: {v}\n", key.to_uppercase()));
     }
+    print_out(&text)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes `text` to stdout; a reader that went away (`corestub info | head`)
+/// is not an error: println! would panic on the broken pipe.
+fn print_out(text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
 }

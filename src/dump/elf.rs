@@ -150,7 +150,7 @@ impl PhysicalMemory for ElfMemory {
     fn read_phys(&self, pa: PhysAddr, buf: &mut [u8]) -> Result<(), MemError> {
         let mut done = 0usize;
         while done < buf.len() {
-            let cur = pa.0.wrapping_add(done as u64);
+            let cur = super::read_cursor(pa, done, buf.len())?.0;
             let piece = self.find(cur).ok_or(MemError::NotInDump(PhysAddr(cur)))?;
             let in_piece = cur - piece.start;
             let n = ((piece.len - in_piece) as usize).min(buf.len() - done);
