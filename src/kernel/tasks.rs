@@ -115,6 +115,28 @@ impl<'k> TaskReader<'k> {
         }
     }
 
+    /// The registers a switch frame of type `ty` at `base` saves (the
+    /// layout's frame members this architecture names).
+    fn frame_registers(
+        &self,
+        ty: &'static str,
+        base: VirtAddr,
+    ) -> Result<Vec<(&'static str, u64)>, KernelError> {
+        let k = self.kernel;
+        let mut regs = Vec::new();
+        for (name, o) in &self.view.layout.frame {
+            if let Some((path, reg)) = frame_register(k.arch, name) {
+                let m = Member {
+                    ty,
+                    path,
+                    offset: *o,
+                };
+                regs.push((reg, m.ulong(k, base)?));
+            }
+        }
+        Ok(regs)
+    }
+
     /// Registers saved at the task's last context switch, by name
     /// (x86_64: rbx rbp r12-r15 rip rsp; i386: eflags esi edi ebx ebp eip
     /// esp; arm64: x19-x28 x29 sp pc; arm: r4-r11 sp pc).
@@ -132,35 +154,13 @@ impl<'k> TaskReader<'k> {
                 })?;
                 let i386 = k.arch == Arch::I386;
                 let mut regs = vec![(if i386 { "esp" } else { "rsp" }, top.0)];
-                let ty = "inactive_task_frame";
-                for (name, o) in &l.frame {
-                    if let Some((path, reg)) = frame_register(k.arch, name) {
-                        let m = Member {
-                            ty,
-                            path,
-                            offset: *o,
-                        };
-                        regs.push((reg, m.ulong(k, sp)?));
-                    }
-                }
+                regs.extend(self.frame_registers("inactive_task_frame", sp)?);
                 Ok(regs)
             }
             Arch::Arm => {
                 // struct cpu_context_save { r4..r9, sl, fp, sp, pc, extra[2] }
                 let ctx = l.switch_ctx.at(task.addr)?;
-                let ty = "cpu_context_save";
-                let mut regs = Vec::new();
-                for (name, o) in &l.frame {
-                    if let Some((path, reg)) = frame_register(k.arch, name) {
-                        let m = Member {
-                            ty,
-                            path,
-                            offset: *o,
-                        };
-                        regs.push((reg, m.ulong(k, ctx)?));
-                    }
-                }
-                Ok(regs)
+                self.frame_registers("cpu_context_save", ctx)
             }
             Arch::Aarch64 => {
                 // struct cpu_context { x19..x28, fp, sp, pc }
