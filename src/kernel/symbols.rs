@@ -658,7 +658,10 @@ fn decompress(endian: Endianness, class32: bool, raw: &[u8]) -> Result<Vec<u8>, 
     if size > 1 << 32 {
         return Err(format!("implausible uncompressed size {size}"));
     }
-    let mut out = Vec::with_capacity(size);
+    // the header's size is only a claim: reserve what the compressed bytes
+    // could plausibly give and let real output grow the buffer (a 4 GiB
+    // claim on a few bytes was a fuzzer-found out-of-memory)
+    let mut out = Vec::with_capacity(size.min(rest.len().saturating_mul(16)));
     match ch_type {
         elf::ELFCOMPRESS_ZLIB => {
             flate2::read::ZlibDecoder::new(rest)
