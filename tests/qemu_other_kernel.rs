@@ -312,10 +312,15 @@ impl Case {
 
     /// Where the arm64 busybox is kept: one for every series (the first
     /// version of this test kept it under the 6.12 directory).
-    fn busybox_cache(&self) -> PathBuf {
+    /// One busybox per guest architecture, from the machine's own suite
+    /// (named in the file: a cache filled from another suite is not
+    /// reused). Not the kernel's suite: bullseye's busybox 1.30 has no
+    /// `taskset -c`, and which case ran first on a fresh machine decided
+    /// what every later guest of that architecture got.
+    fn busybox_cache(&self, suite: &str) -> PathBuf {
         corestub::fixtures::root()
             .join(format!("{}-6.12", self.arch.name))
-            .join("busybox")
+            .join(format!("busybox-{suite}"))
     }
 }
 
@@ -426,11 +431,18 @@ fn dumps(c: &Case, k: &Kernel, label: &str) -> Option<PathBuf> {
         ));
         return None;
     }
+    let suite = match common::guest::host_suite() {
+        Ok(s) => s,
+        Err(e) => {
+            c.skip(&e);
+            return None;
+        }
+    };
     match fetch::guest_busybox(
         a.host_busybox,
-        &c.busybox_cache(),
+        &c.busybox_cache(&suite),
         a.deb,
-        c.series.suite,
+        &suite,
         a.elf_machine,
     ) {
         Ok(bb) => Some(guest_dumps(&m, k, &bb)),

@@ -364,6 +364,19 @@ pub fn source_uris(text: &str) -> Vec<String> {
     out
 }
 
+/// The machine's own Debian suite (`VERSION_CODENAME` in /etc/os-release):
+/// where the guests' user space (a static busybox) comes from, whatever
+/// suite the guest's kernel is from, so every guest runs the same applets.
+pub fn host_suite() -> Result<String, String> {
+    let text = std::fs::read_to_string("/etc/os-release")
+        .map_err(|e| format!("/etc/os-release: {e}"))?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
+        .map(|v| v.trim_matches('"').to_string())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| "/etc/os-release names no VERSION_CODENAME".into())
+}
+
 /// A one-line sources.list for a private apt configuration: `suite`'s
 /// main component from the machine's Debian archive
 /// ([`debian_archive_uri`]), signed by Debian's archive keyring when it is
