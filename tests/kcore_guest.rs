@@ -25,6 +25,17 @@
 //! `corestub info` in the guest prints the dump summary, and a second GDB
 //! client gets a fresh snapshot.
 //!
+//! The same boot without a vmlinux: before the vmlinux disk is mounted
+//! (corestub has no debug file to find), the guest runs `corestub info`
+//! and a second `corestub serve` (port NODEBUG_PORT), which build their
+//! symbol file from the kernel itself (kallsyms in memory, the BTF of
+//! /sys/kernel/btf/vmlinux, ORC); the guest copies that file raw onto a
+//! second, writable disk, and host GDB loads it from there by the
+//! server's own `add-symbol-file` line. Checked: the summary, the task
+//! threads, the sleeper's `bt` by function against the debug session's,
+//! `dmesg`, `ps`, `ptype struct task_struct` and a task cast by the
+//! address `ps` gives.
+//!
 //! Needs qemu-system-x86_64, busybox-static, gdb, mke2fs, strip, the
 //! x86_64 vmlinux fixture and Debian's linux-image-6.1.0-56-cloud-amd64
 //! (fetched with apt-get download into the fixture cache on first use,
@@ -46,9 +57,15 @@ use common::{GDB_BATCH, corestub_bin, split_steps, step_args};
 
 const TEST: &str = "kcore_guest";
 const KVER: &str = "6.1.0-56-cloud-amd64";
-const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
-/// The guest port corestub listens on.
+/// Boot, the nodebug symbol file built under TCG, both servers started.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(400);
+/// The guest port corestub listens on (with the debug vmlinux).
 const GUEST_PORT: u16 = 1234;
+/// The guest port of the corestub started before any vmlinux was
+/// reachable (symbols built from the kernel itself).
+const NODEBUG_PORT: u16 = 1235;
+/// The second disk, onto which the guest copies the nodebug symbol file.
+const OUT_DISK_BYTES: u64 = 64 << 20;
 
 /// The modules that give the guest a virtio NIC and disk (all `=m` in
 /// Debian's cloud kernel), under lib/modules/KVER/kernel/.
@@ -167,13 +184,17 @@ fn loader(files: &[(String, Vec<u8>)]) -> String {
     format!("/{}", l.0)
 }
 
-/// /init: modules, disk, network, two sleepers, facts on the console, then
-/// corestub serving the guest's /proc/kcore.
+/// /init: modules, network, two sleepers, facts on the console; then,
+/// before any vmlinux is reachable, `corestub info` and a nodebug `serve`
+/// on NODEBUG_PORT (its banner's lines prefixed `KCORE-NB `), the
+/// symbol file they built copied raw onto the second disk; then the
+/// vmlinux disk mounted, `corestub info --vmlinux` and the debug `serve`.
 fn init_script(marker: &str, loader: &str) -> String {
+    let run = format!(
+        "{loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub"
+    );
     format!(
         "{INIT_PREAMBLE}for pass in 1 2 3; do for m in /modules/*.ko; do insmod $m 2>/dev/null; done; done
-mkdir -p /mnt
-mount -t ext4 -o ro /dev/vda /mnt || echo KCORE-FAIL mount
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
@@ -188,8 +209,22 @@ echo \"KCORE-ENV $s1 $(cut -d' ' -f50,51 /proc/$s1/stat)\"
 echo \"KCORE-COMM $(cat /proc/$s1/comm)\"
 echo \"KCORE-MODULES $(cut -d' ' -f1 /proc/modules | tr '\\n' ' ')\"
 chmod 755 {loader}
-{loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub info --vmlinux /mnt/vmlinux | sed 's/^/KCORE-INFO /'
-{loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub serve --listen 0.0.0.0:{GUEST_PORT} --allow-remote --vmlinux /mnt/vmlinux &
+export XDG_CACHE_HOME=/cache
+echo \"KCORE-UPTIME nodebug-start $(cut -d' ' -f1 /proc/uptime)\"
+RUST_LOG=corestub::cli=info {run} info >/nb-info.log 2>&1
+echo \"KCORE-UPTIME nodebug-info $(cut -d' ' -f1 /proc/uptime)\"
+sed 's/^/KCORE-NB-INFO /' /nb-info.log
+f=$(ls /cache/corestub/nodebug/*/*/vmlinux) || echo KCORE-FAIL no symbol file
+cat $f > /dev/vdb && sync || echo KCORE-FAIL copy
+echo \"KCORE-SYMFILE $(wc -c < $f)\"
+{run} serve --listen 0.0.0.0:{NODEBUG_PORT} --allow-remote 2>/nb.log &
+while ! grep -q 'target remote' /nb.log; do sleep 1; done
+echo \"KCORE-UPTIME nodebug-serving $(cut -d' ' -f1 /proc/uptime)\"
+sed 's/^/KCORE-NB /' /nb.log
+mkdir -p /mnt
+mount -t ext4 -o ro /dev/vda /mnt || echo KCORE-FAIL mount
+{run} info --vmlinux /mnt/vmlinux | sed 's/^/KCORE-INFO /'
+{run} serve --listen 0.0.0.0:{GUEST_PORT} --allow-remote --vmlinux /mnt/vmlinux &
 while true; do sleep 1000; done
 "
     )
@@ -201,6 +236,14 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// The first console line that starts with `key`, the rest of it (the
+/// nodebug server's lines carry a prefix).
+fn console_line_start<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| Some(l.strip_prefix(key)?.trim()))
+        .unwrap_or_else(|| panic!("no line starting {key:?} on the console:\n{text}"))
 }
 
 /// The first console line with `key`, the rest of it.
@@ -286,7 +329,11 @@ fn kcore_in_a_guest() {
     .unwrap();
     drop(files);
     let console = dir.join("console.log");
-    let port = free_port();
+    let out_disk = dir.join("out.img");
+    std::fs::File::create(&out_disk)
+        .and_then(|f| f.set_len(OUT_DISK_BYTES))
+        .unwrap();
+    let (port, nodebug_port) = (free_port(), free_port());
     let mut qemu = Proc::spawn(
         "qemu",
         Command::new("qemu-system-x86_64")
@@ -300,9 +347,12 @@ fn kcore_in_a_guest() {
                 "file={},format=raw,if=virtio,readonly=on",
                 disk.display()
             ))
+            .arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio", out_disk.display()))
             .arg("-netdev")
             .arg(format!(
-                "user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:{GUEST_PORT}"
+                "user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:{GUEST_PORT},\
+                 hostfwd=tcp:127.0.0.1:{nodebug_port}-:{NODEBUG_PORT}"
             ))
             .args(["-device", "virtio-net-pci,netdev=n0"])
             .arg("-kernel")
@@ -320,7 +370,11 @@ fn kcore_in_a_guest() {
     // corestub's banner ends with the `target remote` line once it listens
     let text = loop {
         let text = read_console();
-        if text.contains("corestub:         target remote") {
+        if text.contains("KCORE-NB corestub:         target remote")
+            && text
+                .lines()
+                .any(|l| l.starts_with("corestub:         target remote"))
+        {
             break text;
         }
         assert!(
@@ -351,7 +405,7 @@ fn kcore_in_a_guest() {
     assert_eq!(env.len(), 3, "KCORE-ENV PID START END; console:\n{text}");
     assert_eq!(console_line(&text, "KCORE-COMM "), "sleep");
     // the banner's add-symbol-file line, with the host's vmlinux
-    let symbols = console_line(&text, "corestub: in GDB: ")
+    let symbols = console_line_start(&text, "corestub: in GDB: ")
         .replace("/mnt/vmlinux", &vmlinux.display().to_string());
     assert!(symbols.starts_with("add-symbol-file "), "{symbols}");
     // `corestub info` on the running kernel: the summary a dump gets
@@ -506,6 +560,175 @@ fn kcore_in_a_guest() {
             .is_some_and(|t| t.contains(&format!("pid {s1} sleep"))),
         "second client:\n{all2}"
     );
+    let t_nodebug = Instant::now();
+    let facts = Facts {
+        text: &text,
+        marker: &marker,
+        sleepers: (s1, s2),
+        debug_bt: frame_functions(bt),
+    };
+    check_nodebug(&dir, &out_disk, nodebug_port, &facts, &read_console);
+    eprintln!("{TEST}: nodebug GDB sessions {:.1?}", t_nodebug.elapsed());
     drop(qemu);
     eprintln!("{TEST}: total {:.1?}", t0.elapsed());
+}
+
+/// What the session without a vmlinux is checked against.
+struct Facts<'a> {
+    /// The console up to both servers' banners.
+    text: &'a str,
+    marker: &'a str,
+    sleepers: (u32, u32),
+    /// The debug session's `bt` of the first sleeper, by frame function.
+    debug_bt: Vec<String>,
+}
+
+/// The guest's `corestub info` and `serve` started before any vmlinux was
+/// reachable: the summary, then GDB on the host with the symbol file the
+/// guest built from its own kernel (kallsyms, /sys/kernel/btf/vmlinux,
+/// ORC), copied off the guest's second disk.
+fn check_nodebug(
+    dir: &Path,
+    out_disk: &Path,
+    port: u16,
+    f: &Facts,
+    read_console: &dyn Fn() -> String,
+) {
+    let text = f.text;
+    let info = |key: &str| console_line(text, &format!("KCORE-NB-INFO {key:>18}: ")).to_string();
+    assert!(
+        text.contains("KCORE-NB-INFO corestub: no debug vmlinux for the running kernel"),
+        "{text}"
+    );
+    // the types from the kernel's own BTF file, not the copy in memory
+    assert!(text.contains("BTF from /sys/kernel/btf/vmlinux"), "{text}");
+    assert_eq!(info("RELEASE"), KVER);
+    assert!(info("FORMAT").starts_with("running kernel (kcore"));
+    assert_eq!(info("CPUS"), "2");
+    let tasks: usize = info("TASKS").parse().unwrap();
+    assert!(tasks > 40, "TASKS {tasks} without a vmlinux");
+    let guest_file = info("VMLINUX");
+    assert!(
+        guest_file.starts_with("/cache/corestub/nodebug/"),
+        "{guest_file}"
+    );
+    eprintln!(
+        "{TEST}: corestub info in the guest without a vmlinux:\n{}",
+        text.lines()
+            .filter(|l| l.contains("KCORE-NB-INFO") || l.contains("KCORE-UPTIME"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // the symbol file, off the raw disk
+    let size: usize = console_line(text, "KCORE-SYMFILE ").parse().unwrap();
+    let bytes = std::fs::read(out_disk).unwrap();
+    assert!(
+        size > 1 << 20 && size <= bytes.len(),
+        "symbol file of {size} bytes"
+    );
+    let host_file = dir.join("nodebug-vmlinux");
+    std::fs::write(&host_file, &bytes[..size]).unwrap();
+    let symbols = console_line(text, "KCORE-NB corestub: in GDB: ")
+        .replace(&guest_file, &host_file.display().to_string());
+    assert!(symbols.starts_with("add-symbol-file "), "{symbols}");
+
+    let (s1, s2) = f.sleepers;
+    let (steps, all) = gdb(
+        port,
+        &symbols,
+        &[
+            ("threads", "info threads"),
+            ("task", &format!("task {s1}")),
+            ("bt", "bt"),
+            ("dmesg", "dmesg"),
+            ("ps", "ps"),
+            ("ptype", "ptype struct task_struct"),
+        ],
+    );
+    let step = |l: &str| steps.get(l).map(String::as_str).unwrap_or("");
+    let ctx = || format!("GDB output:\n{all}\nconsole:\n{}", read_console());
+    for (l, want) in [
+        ("threads", format!("pid {s1} sleep")),
+        ("threads", format!("pid {s2} sleep")),
+        ("threads", "[running]".to_string()),
+        ("dmesg", format!("KCORE-MARKER {}", f.marker)),
+        ("ptype", "char comm[16];".to_string()),
+        ("ptype", "struct list_head tasks;".to_string()),
+    ] {
+        assert!(
+            step(l).contains(&want),
+            "nodebug step {l}: no {want:?} in {:?}\n{}",
+            step(l),
+            ctx()
+        );
+    }
+    let ours = frame_functions(step("bt"));
+    eprintln!(
+        "{TEST}: bt of {s1} without a vmlinux: {ours:?}\n with it: {:?}",
+        f.debug_bt
+    );
+    same_functions(&ours, &f.debug_bt);
+    // ps: the sleepers, and the first one's task_struct address
+    let ps = step("ps");
+    let row = |pid: u32| {
+        ps.lines()
+            .find(|l| l.split_whitespace().next() == Some(&pid.to_string()) && l.contains("sleep"))
+            .unwrap_or_else(|| panic!("ps lacks sleeper {pid}:\n{ps}\n{}", ctx()))
+    };
+    row(s2);
+    let task = row(s1).split_whitespace().nth(3).unwrap();
+    let task = if task.starts_with("0x") {
+        task.to_string()
+    } else {
+        format!("0x{task}")
+    };
+    // a second client (a fresh snapshot): the task cast by its address
+    let (steps2, all2) = gdb(
+        port,
+        &symbols,
+        &[("comm", &format!("p ((struct task_struct *){task})->comm"))],
+    );
+    assert!(
+        steps2.get("comm").is_some_and(|c| c.contains("\"sleep")),
+        "comm of task {task}:\n{all2}"
+    );
+}
+
+/// The function of each physical frame of a `bt` (the outermost of its
+/// inlined frames, where a debug vmlinux shows them), up to the first
+/// frame without a symbol; `.constprop.0`-style suffixes dropped (as
+/// tests/nodebug.rs).
+fn frame_functions(bt: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in bt.lines().filter(|l| l.starts_with('#')) {
+        let rest = line.split_once(' ').map_or("", |x| x.1).trim_start();
+        let (physical, name) = match rest.split_once(" in ") {
+            Some((addr, name)) if addr.starts_with("0x") => (true, name),
+            _ => (out.is_empty(), rest),
+        };
+        let name = name.split([' ', '(', '.']).next().unwrap_or("").to_string();
+        if name == "??" || name.is_empty() {
+            break;
+        }
+        match (physical, out.last_mut()) {
+            (false, Some(last)) => *last = name,
+            _ => out.push(name),
+        }
+    }
+    out
+}
+
+/// Every physical frame's function as with the debug vmlinux; the
+/// outermost may be an assembler label inside it (kallsyms lists
+/// `entry_SYSCALL_64_after_hwframe` with no size to tell it from the
+/// function around it).
+fn same_functions(ours: &[String], theirs: &[String]) {
+    assert!(theirs.len() > 3, "{theirs:?}");
+    assert_eq!(ours.len(), theirs.len(), "{ours:?} vs {theirs:?}");
+    let last = theirs.len() - 1;
+    assert_eq!(ours[..last], theirs[..last]);
+    assert!(
+        ours[last].starts_with(&theirs[last]),
+        "{ours:?} vs {theirs:?}"
+    );
 }
