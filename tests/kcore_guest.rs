@@ -33,8 +33,8 @@
 //! second, writable disk, and host GDB loads it from there by the
 //! server's own `add-symbol-file` line. Checked: the summary, the task
 //! threads, the sleeper's `bt` by function against the debug session's,
-//! `dmesg`, `ps`, `ptype struct task_struct` and a task cast by the
-//! address `ps` gives.
+//! `dmesg`, `ps`, `sys`, `lsmod`, `continue`, `ptype struct task_struct`
+//! and a task cast by the address `ps` gives.
 //!
 //! Needs qemu-system-x86_64, busybox-static, gdb, mke2fs, strip, the
 //! x86_64 vmlinux fixture and Debian's linux-image-6.1.0-56-cloud-amd64
@@ -643,10 +643,15 @@ fn check_nodebug(
             ("dmesg", "dmesg"),
             ("ps", "ps"),
             ("ptype", "ptype struct task_struct"),
+            ("sys", "sys"),
+            ("lsmod", "lsmod"),
+            ("continue", "continue"),
+            ("threads-after", "info threads"),
         ],
     );
     let step = |l: &str| steps.get(l).map(String::as_str).unwrap_or("");
     let ctx = || format!("GDB output:\n{all}\nconsole:\n{}", read_console());
+    eprintln!("{TEST}: sys without a vmlinux:\n{}", step("sys"));
     for (l, want) in [
         ("threads", format!("pid {s1} sleep")),
         ("threads", format!("pid {s2} sleep")),
@@ -654,6 +659,10 @@ fn check_nodebug(
         ("dmesg", format!("KCORE-MARKER {}", f.marker)),
         ("ptype", "char comm[16];".to_string()),
         ("ptype", "struct list_head tasks;".to_string()),
+        ("sys", format!("RELEASE: {KVER}")),
+        ("lsmod", "virtio_net".to_string()),
+        ("continue", "received signal SIGINT".to_string()),
+        ("threads-after", format!("pid {s1} sleep")),
     ] {
         assert!(
             step(l).contains(&want),
