@@ -48,6 +48,9 @@ pub struct HostFiles {
     /// `/proc/kallsyms`, for a kernel whose table in memory cannot be
     /// decoded (before 6.0 VMCOREINFO does not locate it).
     pub kallsyms: Option<Kallsyms>,
+    /// The build-id of `/sys/kernel/notes`, for a VMCOREINFO without
+    /// BUILD-ID (before 5.13).
+    pub build_id: Option<String>,
 }
 
 /// The kernel's symbol table: from memory, else the host's.
@@ -62,7 +65,11 @@ fn symbol_table<'a>(k: &'a Kernel, host: &'a HostFiles) -> Result<&'a Kallsyms, 
 /// The generated symbol file for `k`'s kernel: the cached one, else built
 /// now. Errors say why none could be made (no kallsyms, cache unwritable).
 pub fn symbol_file(k: &Kernel, host: &HostFiles) -> Result<(PathBuf, Vmlinux), String> {
-    let build_id = k.vmcoreinfo.build_id().map(str::to_ascii_lowercase);
+    let build_id = k
+        .vmcoreinfo
+        .build_id()
+        .or(host.build_id.as_deref())
+        .map(str::to_ascii_lowercase);
     let root = cache_root().ok_or("no cache directory ($XDG_CACHE_HOME and $HOME unset)")?;
     let path = match &build_id {
         Some(id) => root.join(id).join("vmlinux"),

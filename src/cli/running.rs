@@ -1,7 +1,9 @@
 //! The running kernel without a debug vmlinux: what the host itself
 //! offers beside kcore for the symbol file built by [`super::nodebug`]:
 //! the kernel's BTF file (`/sys/kernel/btf/vmlinux`, since 5.4) and, for a
-//! kernel whose symbol table in memory cannot be decoded, `/proc/kallsyms`.
+//! kernel whose symbol table in memory cannot be decoded, `/proc/kallsyms`;
+//! `/sys/kernel/notes`' build-id names the cached file when VMCOREINFO
+//! has none.
 
 use std::path::{Path, PathBuf};
 
@@ -34,7 +36,11 @@ pub fn host_files(k: &Kernel) -> HostFiles {
                 .ok()
         }
     };
-    HostFiles { btf, kallsyms }
+    HostFiles {
+        btf,
+        kallsyms,
+        build_id: corestub::dump::kcore::sys_kernel_build_id(),
+    }
 }
 
 fn read_proc_kallsyms(path: &Path) -> Result<Kallsyms, String> {
