@@ -36,6 +36,11 @@
 //! `dmesg`, `ps`, `sys`, `lsmod`, `continue`, `ptype struct task_struct`
 //! and a task cast by the address `ps` gives.
 //!
+//! `kcore_510_without_vmlinux` does the nodebug half on Debian 11's 5.10
+//! (fetched from bullseye through a private apt configuration), whose
+//! VMCOREINFO does not locate kallsyms: symbols from /proc/kallsyms.
+//! The two tests take turns (one guest at a time).
+//!
 //! Needs qemu-system-x86_64, busybox-static, gdb, mke2fs, strip, the
 //! x86_64 vmlinux fixture and Debian's linux-image-6.1.0-56-cloud-amd64
 //! (fetched with apt-get download into the fixture cache on first use,
