@@ -48,8 +48,10 @@
 //! CORESTUB_REQUIRE_FIXTURES=1.
 
 mod common;
+/// qemu_other_kernel's private apt configuration (its fetch module only).
 #[allow(dead_code)]
-mod other_kernels;
+#[path = "other_kernels/fetch.rs"]
+mod fetch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -140,7 +142,7 @@ fn guest_kernel(kver: &str, modules: &[&str], suite: Option<&str>) -> Result<Gue
     let pkg = format!("linux-image-{kver}");
     let opts = match suite {
         Some(suite) => {
-            let opts = other_kernels::fetch::private_apt(&work.join("apt"), suite, "amd64")?;
+            let opts = fetch::private_apt(&work.join("apt"), suite, "amd64")?;
             cmd_ok(
                 Command::new("apt-get").args(&opts).args(["-q", "update"]),
                 &format!("apt-get update ({suite})"),
