@@ -25,6 +25,22 @@
 //! `corestub info` in the guest prints the dump summary, and a second GDB
 //! client gets a fresh snapshot.
 //!
+//! The same boot without a vmlinux: before the vmlinux disk is mounted
+//! (corestub has no debug file to find), the guest runs `corestub info`
+//! and a second `corestub serve` (port NODEBUG_PORT), which build their
+//! symbol file from the kernel itself (kallsyms in memory, the BTF of
+//! /sys/kernel/btf/vmlinux, ORC); the guest copies that file raw onto a
+//! second, writable disk, and host GDB loads it from there by the
+//! server's own `add-symbol-file` line. Checked: the summary, the task
+//! threads, the sleeper's `bt` by function against the debug session's,
+//! `dmesg`, `ps`, `sys`, `lsmod`, `continue`, `ptype struct task_struct`
+//! and a task cast by the address `ps` gives.
+//!
+//! `kcore_510_without_vmlinux` does the nodebug half on Debian 11's 5.10
+//! (fetched from bullseye through a private apt configuration), whose
+//! VMCOREINFO does not locate kallsyms: symbols from /proc/kallsyms.
+//! The two tests take turns (one guest at a time).
+//!
 //! Needs qemu-system-x86_64, busybox-static, gdb, mke2fs, strip, the
 //! x86_64 vmlinux fixture and Debian's linux-image-6.1.0-56-cloud-amd64
 //! (fetched with apt-get download into the fixture cache on first use,
@@ -32,6 +48,10 @@
 //! CORESTUB_REQUIRE_FIXTURES=1.
 
 mod common;
+/// qemu_other_kernel's private apt configuration (its fetch module only).
+#[allow(dead_code)]
+#[path = "other_kernels/fetch.rs"]
+mod fetch;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -46,9 +66,15 @@ use common::{GDB_BATCH, corestub_bin, split_steps, step_args};
 
 const TEST: &str = "kcore_guest";
 const KVER: &str = "6.1.0-56-cloud-amd64";
-const BOOT_TIMEOUT: Duration = Duration::from_secs(180);
-/// The guest port corestub listens on.
+/// Boot, the nodebug symbol file built under TCG, both servers started.
+const BOOT_TIMEOUT: Duration = Duration::from_secs(400);
+/// The guest port corestub listens on (with the debug vmlinux).
 const GUEST_PORT: u16 = 1234;
+/// The guest port of the corestub started before any vmlinux was
+/// reachable (symbols built from the kernel itself).
+const NODEBUG_PORT: u16 = 1235;
+/// The second disk, onto which the guest copies the nodebug symbol file.
+const OUT_DISK_BYTES: u64 = 64 << 20;
 
 /// The modules that give the guest a virtio NIC and disk (all `=m` in
 /// Debian's cloud kernel), under lib/modules/KVER/kernel/.
@@ -63,6 +89,25 @@ const MODULES: &[&str] = &[
     "drivers/net/virtio_net.ko",
     "drivers/block/virtio_blk.ko",
 ];
+
+/// Debian 11's last 5.10: before 6.0 (VMCOREINFO does not locate
+/// kallsyms) and 5.13 (nor has it a BUILD-ID).
+const KVER_510: &str = "5.10.0-32-cloud-amd64";
+
+/// [`MODULES`] as 5.10 has them (virtio_pci not yet split).
+const MODULES_510: &[&str] = &[
+    "drivers/virtio/virtio_ring.ko",
+    "drivers/virtio/virtio.ko",
+    "drivers/virtio/virtio_pci.ko",
+    "net/core/failover.ko",
+    "drivers/net/net_failover.ko",
+    "drivers/net/virtio_net.ko",
+    "drivers/block/virtio_blk.ko",
+];
+
+/// One guest at a time (the tests of this file run on parallel threads;
+/// two TCG guests on a small machine slow both past their timeouts).
+static ONE_GUEST: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn skip(why: &str) {
     common::guest::skip(TEST, why)
@@ -79,11 +124,14 @@ fn module_path(dir: &Path, m: &str) -> PathBuf {
     dir.join("modules").join(m.rsplit('/').next().unwrap())
 }
 
-fn guest_kernel() -> Result<GuestKernel, String> {
-    let dir = corestub::fixtures::root().join("kcore-guest").join(KVER);
+/// Release `kver`'s image and `modules`, from the machine's own apt
+/// configuration, or with `suite` from a private one for that suite of
+/// the machine's Debian mirror (as qemu_other_kernel fetches).
+fn guest_kernel(kver: &str, modules: &[&str], suite: Option<&str>) -> Result<GuestKernel, String> {
+    let dir = corestub::fixtures::root().join("kcore-guest").join(kver);
     let k = GuestKernel {
         vmlinuz: dir.join("vmlinuz"),
-        modules: MODULES.iter().map(|m| module_path(&dir, m)).collect(),
+        modules: modules.iter().map(|m| module_path(&dir, m)).collect(),
     };
     if k.vmlinuz.is_file() && k.modules.iter().all(|m| m.is_file()) {
         return Ok(k);
@@ -91,24 +139,36 @@ fn guest_kernel() -> Result<GuestKernel, String> {
     let work = dir.join(format!("tmp-{}", std::process::id()));
     std::fs::create_dir_all(work.join("modules")).map_err(|e| e.to_string())?;
     let _tmp = TempDir(work.clone());
-    let pkg = format!("linux-image-{KVER}");
+    let pkg = format!("linux-image-{kver}");
+    let opts = match suite {
+        Some(suite) => {
+            let opts = fetch::private_apt(&work.join("apt"), suite, "amd64")?;
+            cmd_ok(
+                Command::new("apt-get").args(&opts).args(["-q", "update"]),
+                &format!("apt-get update ({suite})"),
+            )?;
+            opts
+        }
+        None => Vec::new(),
+    };
     cmd_ok(
         Command::new("apt-get")
+            .args(&opts)
             .args(["download", &pkg])
             .current_dir(&work),
         &format!("apt-get download {pkg}"),
     )?;
     let deb = downloaded(&work, &pkg)?;
-    let image = format!("./boot/vmlinuz-{KVER}");
-    let mods: Vec<String> = MODULES
+    let image = format!("./boot/vmlinuz-{kver}");
+    let mods: Vec<String> = modules
         .iter()
-        .map(|m| format!("./lib/modules/{KVER}/kernel/{m}"))
+        .map(|m| format!("./lib/modules/{kver}/kernel/{m}"))
         .collect();
     let mut members = vec![image.clone()];
     members.extend(mods.iter().cloned());
     extract(&deb, &work, &members)?;
     std::fs::create_dir_all(dir.join("modules")).map_err(|e| e.to_string())?;
-    for (m, rel) in MODULES.iter().zip(&mods) {
+    for (m, rel) in modules.iter().zip(&mods) {
         std::fs::rename(work.join(rel), module_path(&dir, m)).map_err(|e| format!("{m}: {e}"))?;
     }
     std::fs::rename(work.join(&image), &k.vmlinuz).map_err(|e| format!("{image}: {e}"))?;
@@ -167,13 +227,32 @@ fn loader(files: &[(String, Vec<u8>)]) -> String {
     format!("/{}", l.0)
 }
 
-/// /init: modules, disk, network, two sleepers, facts on the console, then
-/// corestub serving the guest's /proc/kcore.
-fn init_script(marker: &str, loader: &str) -> String {
+/// /init: modules, network, two sleepers, facts on the console; then,
+/// before any vmlinux is reachable, `corestub info` and a nodebug `serve`
+/// on NODEBUG_PORT (its banner's lines prefixed `KCORE-NB `), the
+/// symbol file they built copied raw onto the out disk; then, with
+/// `debug`, the vmlinux disk mounted, `corestub info --vmlinux` and the
+/// debug `serve`.
+fn init_script(marker: &str, loader: &str, debug: bool) -> String {
+    let run = format!(
+        "{loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub"
+    );
+    // the out disk follows the vmlinux disk (vda) when there is one
+    let (out, debug_part) = match debug {
+        true => (
+            "vdb",
+            format!(
+                "mkdir -p /mnt
+mount -t ext4 -o ro /dev/vda /mnt || echo KCORE-FAIL mount
+{run} info --vmlinux /mnt/vmlinux | sed 's/^/KCORE-INFO /'
+{run} serve --listen 0.0.0.0:{GUEST_PORT} --allow-remote --vmlinux /mnt/vmlinux &
+"
+            ),
+        ),
+        false => ("vda", String::new()),
+    };
     format!(
         "{INIT_PREAMBLE}for pass in 1 2 3; do for m in /modules/*.ko; do insmod $m 2>/dev/null; done; done
-mkdir -p /mnt
-mount -t ext4 -o ro /dev/vda /mnt || echo KCORE-FAIL mount
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
@@ -188,9 +267,19 @@ echo \"KCORE-ENV $s1 $(cut -d' ' -f50,51 /proc/$s1/stat)\"
 echo \"KCORE-COMM $(cat /proc/$s1/comm)\"
 echo \"KCORE-MODULES $(cut -d' ' -f1 /proc/modules | tr '\\n' ' ')\"
 chmod 755 {loader}
-{loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub info --vmlinux /mnt/vmlinux | sed 's/^/KCORE-INFO /'
-{loader} --library-path /lib/x86_64-linux-gnu:/usr/lib/x86_64-linux-gnu /corestub serve --listen 0.0.0.0:{GUEST_PORT} --allow-remote --vmlinux /mnt/vmlinux &
-while true; do sleep 1000; done
+export XDG_CACHE_HOME=/cache
+echo \"KCORE-UPTIME nodebug-start $(cut -d' ' -f1 /proc/uptime)\"
+RUST_LOG=corestub::cli=info {run} info >/nb-info.log 2>&1
+echo \"KCORE-UPTIME nodebug-info $(cut -d' ' -f1 /proc/uptime)\"
+sed 's/^/KCORE-NB-INFO /' /nb-info.log
+f=$(ls /cache/corestub/nodebug/*/*/vmlinux) || echo KCORE-FAIL no symbol file
+cat $f > /dev/{out} && sync || echo KCORE-FAIL copy
+echo \"KCORE-SYMFILE $(wc -c < $f)\"
+{run} serve --listen 0.0.0.0:{NODEBUG_PORT} --allow-remote 2>/nb.log &
+while ! grep -q 'target remote' /nb.log; do sleep 1; done
+echo \"KCORE-UPTIME nodebug-serving $(cut -d' ' -f1 /proc/uptime)\"
+sed 's/^/KCORE-NB /' /nb.log
+{debug_part}while true; do sleep 1000; done
 "
     )
 }
@@ -201,6 +290,14 @@ fn free_port() -> u16 {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free port")
+}
+
+/// The first console line that starts with `key`, the rest of it (the
+/// nodebug server's lines carry a prefix).
+fn console_line_start<'a>(text: &'a str, key: &str) -> &'a str {
+    text.lines()
+        .find_map(|l| Some(l.strip_prefix(key)?.trim()))
+        .unwrap_or_else(|| panic!("no line starting {key:?} on the console:\n{text}"))
 }
 
 /// The first console line with `key`, the rest of it.
@@ -236,6 +333,7 @@ fn gdb(port: u16, symbols: &str, steps: &[(&str, &str)]) -> (BTreeMap<String, St
 
 #[test]
 fn kcore_in_a_guest() {
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
     for (tool, arg) in [
         ("qemu-system-x86_64", "--version"),
@@ -253,7 +351,7 @@ fn kcore_in_a_guest() {
     let Some(vmlinux) = corestub::fixtures::fixture("x86_64-6.1", "vmlinux", TEST) else {
         return;
     };
-    let kernel = match guest_kernel() {
+    let kernel = match guest_kernel(KVER, MODULES, None) {
         Ok(k) => k,
         Err(e) => return skip(&format!("cannot fetch linux-image-{KVER}: {e}")),
     };
@@ -263,82 +361,9 @@ fn kcore_in_a_guest() {
     };
     eprintln!("{TEST}: kernel and disk ready in {:.1?}", t0.elapsed());
 
-    let dir = std::env::temp_dir().join(format!("corestub-kcore-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let _tmp = TempDir(dir.clone());
-    let marker = common::guest::marker("CORESTUB-KCORE");
-    let mut files = corestub_files(&dir).unwrap();
-    let loader = loader(&files);
-    for m in &kernel.modules {
-        let name = format!("modules/{}", m.file_name().unwrap().to_string_lossy());
-        files.push((name, std::fs::read(m).unwrap()));
-    }
-    let refs: Vec<(&str, &[u8])> = files
-        .iter()
-        .map(|(p, b)| (p.as_str(), b.as_slice()))
-        .collect();
-    let initrd = dir.join("initrd.gz");
-    std::fs::write(
-        &initrd,
-        initramfs_with(&bb, &init_script(&marker, &loader), &refs),
-    )
-    .unwrap();
-    drop(files);
-    let console = dir.join("console.log");
-    let port = free_port();
-    let mut qemu = Proc::spawn(
-        "qemu",
-        Command::new("qemu-system-x86_64")
-            .args(["-accel", "tcg", "-cpu", "max,la57=off"])
-            .args(["-machine", "pc", "-m", "1024", "-smp", "2"])
-            .args(["-display", "none", "-nodefaults", "-no-reboot"])
-            .arg("-serial")
-            .arg(format!("file:{}", console.display()))
-            .arg("-drive")
-            .arg(format!(
-                "file={},format=raw,if=virtio,readonly=on",
-                disk.display()
-            ))
-            .arg("-netdev")
-            .arg(format!(
-                "user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:{GUEST_PORT}"
-            ))
-            .args(["-device", "virtio-net-pci,netdev=n0"])
-            .arg("-kernel")
-            .arg(&kernel.vmlinuz)
-            .arg("-initrd")
-            .arg(&initrd)
-            .args(["-append", "console=ttyS0 panic=-1"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("qemu.err")).unwrap()),
-    );
-    let boot = Instant::now();
-    let read_console =
-        || String::from_utf8_lossy(&std::fs::read(&console).unwrap_or_default()).to_string();
-    // corestub's banner ends with the `target remote` line once it listens
-    let text = loop {
-        let text = read_console();
-        if text.contains("corestub:         target remote") {
-            break text;
-        }
-        assert!(
-            !text.contains("KCORE-FAIL") && !text.contains("/init: line"),
-            "guest set-up failed; console:\n{text}"
-        );
-        assert!(
-            qemu.alive(),
-            "QEMU exited: {}\nconsole:\n{text}",
-            std::fs::read_to_string(dir.join("qemu.err")).unwrap_or_default()
-        );
-        assert!(
-            boot.elapsed() < BOOT_TIMEOUT,
-            "corestub did not start serving within {BOOT_TIMEOUT:?}; console:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    eprintln!("{TEST}: guest serving after {:.1?}", boot.elapsed());
+    let (g, text) = boot(&bb, &kernel, Some(&disk), "6.1");
+    let read_console = || g.console();
+    let (marker, port) = (g.marker.clone(), g.port);
     let sleepers: Vec<u32> = console_line(&text, "KCORE-SLEEPERS ")
         .split_whitespace()
         .map(|p| p.parse().unwrap())
@@ -351,7 +376,7 @@ fn kcore_in_a_guest() {
     assert_eq!(env.len(), 3, "KCORE-ENV PID START END; console:\n{text}");
     assert_eq!(console_line(&text, "KCORE-COMM "), "sleep");
     // the banner's add-symbol-file line, with the host's vmlinux
-    let symbols = console_line(&text, "corestub: in GDB: ")
+    let symbols = console_line_start(&text, "corestub: in GDB: ")
         .replace("/mnt/vmlinux", &vmlinux.display().to_string());
     assert!(symbols.starts_with("add-symbol-file "), "{symbols}");
     // `corestub info` on the running kernel: the summary a dump gets
@@ -506,6 +531,373 @@ fn kcore_in_a_guest() {
             .is_some_and(|t| t.contains(&format!("pid {s1} sleep"))),
         "second client:\n{all2}"
     );
-    drop(qemu);
+    let t_nodebug = Instant::now();
+    let facts = Facts {
+        text: &text,
+        marker: &marker,
+        sleepers: (s1, s2),
+        kver: KVER,
+        debug_bt: Some(frame_functions(bt)),
+    };
+    check_nodebug(&g, &facts);
+    eprintln!("{TEST}: nodebug GDB sessions {:.1?}", t_nodebug.elapsed());
+    drop(g);
     eprintln!("{TEST}: total {:.1?}", t0.elapsed());
+}
+
+/// A guest serving its kcore: QEMU (killed first when dropped), its
+/// scratch directory (console, initrd, the out disk), the host ports
+/// forwarded to the servers, the marker it logged.
+struct Guest {
+    qemu: Proc,
+    dir: PathBuf,
+    port: u16,
+    nodebug_port: u16,
+    marker: String,
+    _tmp: TempDir,
+}
+
+impl Guest {
+    fn console(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(self.dir.join("console.log")).unwrap_or_default())
+            .to_string()
+    }
+
+    fn out_disk(&self) -> PathBuf {
+        self.dir.join("out.img")
+    }
+}
+
+/// Boots `kernel` (2 CPUs, TCG) with the /init of [`init_script`]: with
+/// `vmlinux_disk`, both servers, else the nodebug one only. Returns once
+/// they listen, with the console so far.
+fn boot(
+    bb: &[u8],
+    kernel: &GuestKernel,
+    vmlinux_disk: Option<&Path>,
+    tag: &str,
+) -> (Guest, String) {
+    let dir = std::env::temp_dir().join(format!("corestub-kcore-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let _tmp = TempDir(dir.clone());
+    let marker = common::guest::marker("CORESTUB-KCORE");
+    let mut files = corestub_files(&dir).unwrap();
+    let loader = loader(&files);
+    for m in &kernel.modules {
+        let name = format!("modules/{}", m.file_name().unwrap().to_string_lossy());
+        files.push((name, std::fs::read(m).unwrap()));
+    }
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(p, b)| (p.as_str(), b.as_slice()))
+        .collect();
+    let initrd = dir.join("initrd.gz");
+    let debug = vmlinux_disk.is_some();
+    std::fs::write(
+        &initrd,
+        initramfs_with(bb, &init_script(&marker, &loader, debug), &refs),
+    )
+    .unwrap();
+    drop(files);
+    let out_disk = dir.join("out.img");
+    std::fs::File::create(&out_disk)
+        .and_then(|f| f.set_len(OUT_DISK_BYTES))
+        .unwrap();
+    let (port, nodebug_port) = (free_port(), free_port());
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu.args(["-accel", "tcg", "-cpu", "max,la57=off"])
+        .args(["-machine", "pc", "-m", "1024", "-smp", "2"])
+        .args(["-display", "none", "-nodefaults", "-no-reboot"])
+        .arg("-serial")
+        .arg(format!("file:{}", dir.join("console.log").display()));
+    // the vmlinux disk first (vda), the out disk after it
+    if let Some(disk) = vmlinux_disk {
+        qemu.arg("-drive").arg(format!(
+            "file={},format=raw,if=virtio,readonly=on",
+            disk.display()
+        ));
+    }
+    qemu.arg("-drive")
+        .arg(format!("file={},format=raw,if=virtio", out_disk.display()))
+        .arg("-netdev")
+        .arg(format!(
+            "user,id=n0,hostfwd=tcp:127.0.0.1:{port}-:{GUEST_PORT},\
+             hostfwd=tcp:127.0.0.1:{nodebug_port}-:{NODEBUG_PORT}"
+        ))
+        .args(["-device", "virtio-net-pci,netdev=n0"])
+        .arg("-kernel")
+        .arg(&kernel.vmlinuz)
+        .arg("-initrd")
+        .arg(&initrd)
+        .args(["-append", "console=ttyS0 panic=-1"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("qemu.err")).unwrap());
+    let mut g = Guest {
+        qemu: Proc::spawn("qemu", &mut qemu),
+        dir,
+        port,
+        nodebug_port,
+        marker,
+        _tmp,
+    };
+    let boot = Instant::now();
+    // corestub's banner ends with the `target remote` line once it listens
+    let text = loop {
+        let text = g.console();
+        if text.contains("KCORE-NB corestub:         target remote")
+            && (!debug
+                || text
+                    .lines()
+                    .any(|l| l.starts_with("corestub:         target remote")))
+        {
+            break text;
+        }
+        assert!(
+            !text.contains("KCORE-FAIL") && !text.contains("/init: line"),
+            "guest set-up failed; console:\n{text}"
+        );
+        assert!(
+            g.qemu.alive(),
+            "QEMU exited: {}\nconsole:\n{text}",
+            std::fs::read_to_string(g.dir.join("qemu.err")).unwrap_or_default()
+        );
+        assert!(
+            boot.elapsed() < BOOT_TIMEOUT,
+            "corestub did not start serving within {BOOT_TIMEOUT:?}; console:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    eprintln!("{TEST}: {tag} guest serving after {:.1?}", boot.elapsed());
+    (g, text)
+}
+
+/// What the session without a vmlinux is checked against.
+struct Facts<'a> {
+    /// The console up to both servers' banners.
+    text: &'a str,
+    marker: &'a str,
+    sleepers: (u32, u32),
+    kver: &'a str,
+    /// The debug session's `bt` of the first sleeper, by frame function;
+    /// without one, the functions its sleep goes through, in order.
+    debug_bt: Option<Vec<String>>,
+}
+
+/// The guest's `corestub info` and `serve` started before any vmlinux was
+/// reachable: the summary, then GDB on the host with the symbol file the
+/// guest built from its own kernel (kallsyms, /sys/kernel/btf/vmlinux,
+/// ORC), copied off the guest's second disk.
+fn check_nodebug(g: &Guest, f: &Facts) {
+    let text = f.text;
+    let (dir, port, read_console) = (&g.dir, g.nodebug_port, || g.console());
+    let info = |key: &str| console_line(text, &format!("KCORE-NB-INFO {key:>18}: ")).to_string();
+    assert!(
+        text.contains("KCORE-NB-INFO corestub: no debug vmlinux for the running kernel"),
+        "{text}"
+    );
+    // the types from the kernel's own BTF file, not the copy in memory
+    assert!(text.contains("BTF from /sys/kernel/btf/vmlinux"), "{text}");
+    assert_eq!(info("RELEASE"), f.kver);
+    assert!(info("FORMAT").starts_with("running kernel (kcore"));
+    assert_eq!(info("CPUS"), "2");
+    let tasks: usize = info("TASKS").parse().unwrap();
+    assert!(tasks > 40, "TASKS {tasks} without a vmlinux");
+    let guest_file = info("VMLINUX");
+    assert!(
+        guest_file.starts_with("/cache/corestub/nodebug/"),
+        "{guest_file}"
+    );
+    eprintln!(
+        "{TEST}: corestub info in the guest without a vmlinux:\n{}",
+        text.lines()
+            .filter(|l| l.contains("KCORE-NB-INFO") || l.contains("KCORE-UPTIME"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // the symbol file, off the raw disk
+    let size: usize = console_line(text, "KCORE-SYMFILE ").parse().unwrap();
+    let bytes = std::fs::read(g.out_disk()).unwrap();
+    assert!(
+        size > 1 << 20 && size <= bytes.len(),
+        "symbol file of {size} bytes"
+    );
+    let host_file = dir.join("nodebug-vmlinux");
+    std::fs::write(&host_file, &bytes[..size]).unwrap();
+    let symbols = console_line(text, "KCORE-NB corestub: in GDB: ")
+        .replace(&guest_file, &host_file.display().to_string());
+    assert!(symbols.starts_with("add-symbol-file "), "{symbols}");
+
+    let (s1, s2) = f.sleepers;
+    let (steps, all) = gdb(
+        port,
+        &symbols,
+        &[
+            ("threads", "info threads"),
+            ("task", &format!("task {s1}")),
+            ("bt", "bt"),
+            ("dmesg", "dmesg"),
+            ("ps", "ps"),
+            ("ptype", "ptype struct task_struct"),
+            ("sys", "sys"),
+            ("lsmod", "lsmod"),
+            ("continue", "continue"),
+            ("threads-after", "info threads"),
+        ],
+    );
+    let step = |l: &str| steps.get(l).map(String::as_str).unwrap_or("");
+    let ctx = || format!("GDB output:\n{all}\nconsole:\n{}", read_console());
+    eprintln!("{TEST}: sys without a vmlinux:\n{}", step("sys"));
+    for (l, want) in [
+        ("threads", format!("pid {s1} sleep")),
+        ("threads", format!("pid {s2} sleep")),
+        ("threads", "[running]".to_string()),
+        ("dmesg", format!("KCORE-MARKER {}", f.marker)),
+        ("ptype", "char comm[16];".to_string()),
+        ("ptype", "struct list_head tasks;".to_string()),
+        ("sys", format!("RELEASE: {}", f.kver)),
+        ("lsmod", "virtio_net".to_string()),
+        ("continue", "received signal SIGINT".to_string()),
+        ("threads-after", format!("pid {s1} sleep")),
+    ] {
+        assert!(
+            step(l).contains(&want),
+            "nodebug step {l}: no {want:?} in {:?}\n{}",
+            step(l),
+            ctx()
+        );
+    }
+    let ours = frame_functions(step("bt"));
+    eprintln!(
+        "{TEST}: bt of {s1} without a vmlinux: {ours:?}\n with it: {:?}",
+        f.debug_bt
+    );
+    match &f.debug_bt {
+        Some(theirs) => same_functions(&ours, theirs),
+        None => {
+            let sleep = ["schedule", "do_nanosleep", "hrtimer_nanosleep"];
+            let at: Vec<Option<usize>> = sleep
+                .iter()
+                .map(|f| ours.iter().position(|o| o == f))
+                .collect();
+            assert!(
+                at.iter().all(Option::is_some) && at.is_sorted(),
+                "bt of {s1}: {ours:?}\n{}",
+                ctx()
+            );
+        }
+    }
+    // ps: the sleepers, and the first one's task_struct address
+    let ps = step("ps");
+    let row = |pid: u32| {
+        ps.lines()
+            .find(|l| l.split_whitespace().next() == Some(&pid.to_string()) && l.contains("sleep"))
+            .unwrap_or_else(|| panic!("ps lacks sleeper {pid}:\n{ps}\n{}", ctx()))
+    };
+    row(s2);
+    let task = row(s1).split_whitespace().nth(3).unwrap();
+    let task = if task.starts_with("0x") {
+        task.to_string()
+    } else {
+        format!("0x{task}")
+    };
+    // a second client (a fresh snapshot): the task cast by its address
+    let (steps2, all2) = gdb(
+        port,
+        &symbols,
+        &[("comm", &format!("p ((struct task_struct *){task})->comm"))],
+    );
+    assert!(
+        steps2.get("comm").is_some_and(|c| c.contains("\"sleep")),
+        "comm of task {task}:\n{all2}"
+    );
+}
+
+/// The function of each physical frame of a `bt` (the outermost of its
+/// inlined frames, where a debug vmlinux shows them), up to the first
+/// frame without a symbol; `.constprop.0`-style suffixes dropped (as
+/// tests/nodebug.rs).
+fn frame_functions(bt: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in bt.lines().filter(|l| l.starts_with('#')) {
+        let rest = line.split_once(' ').map_or("", |x| x.1).trim_start();
+        let (physical, name) = match rest.split_once(" in ") {
+            Some((addr, name)) if addr.starts_with("0x") => (true, name),
+            _ => (out.is_empty(), rest),
+        };
+        let name = name.split([' ', '(', '.']).next().unwrap_or("").to_string();
+        if name == "??" || name.is_empty() {
+            break;
+        }
+        match (physical, out.last_mut()) {
+            (false, Some(last)) => *last = name,
+            _ => out.push(name),
+        }
+    }
+    out
+}
+
+/// Every physical frame's function as with the debug vmlinux; the
+/// outermost may be an assembler label inside it (kallsyms lists
+/// `entry_SYSCALL_64_after_hwframe` with no size to tell it from the
+/// function around it).
+fn same_functions(ours: &[String], theirs: &[String]) {
+    assert!(theirs.len() > 3, "{theirs:?}");
+    assert_eq!(ours.len(), theirs.len(), "{ours:?} vs {theirs:?}");
+    let last = theirs.len() - 1;
+    assert_eq!(ours[..last], theirs[..last]);
+    assert!(
+        ours[last].starts_with(&theirs[last]),
+        "{ours:?} vs {theirs:?}"
+    );
+}
+
+/// The running 5.10 kernel with no vmlinux at all: its kallsyms tables
+/// cannot be located in memory (VMCOREINFO has them from 6.0), so the
+/// symbols come from /proc/kallsyms, the build-id (for the cache) from
+/// /sys/kernel/notes; the checks of the 6.1 guest's nodebug half, with
+/// the sleeper's `bt` checked for its sleep path (no debug session to
+/// compare with). The kernel comes from bullseye through a private apt
+/// configuration, cached beside the fixtures.
+#[test]
+fn kcore_510_without_vmlinux() {
+    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    for (tool, arg) in [
+        ("qemu-system-x86_64", "--version"),
+        ("gdb", "--version"),
+        ("strip", "--version"),
+        ("apt-get", "--version"),
+    ] {
+        if !have(tool, arg) {
+            return skip(&format!("{tool} is not installed"));
+        }
+    }
+    let Some(bb) = busybox() else {
+        return skip("no static /bin/busybox (apt-get install busybox-static)");
+    };
+    let kernel = match guest_kernel(KVER_510, MODULES_510, Some("bullseye")) {
+        Ok(k) => k,
+        Err(e) => return skip(&format!("cannot fetch linux-image-{KVER_510}: {e}")),
+    };
+    eprintln!("{TEST}: 5.10 kernel ready in {:.1?}", t0.elapsed());
+    let (g, text) = boot(&bb, &kernel, None, "5.10");
+    let sleepers: Vec<u32> = console_line(&text, "KCORE-SLEEPERS ")
+        .split_whitespace()
+        .map(|p| p.parse().unwrap())
+        .collect();
+    assert_eq!(sleepers.len(), 2, "console:\n{text}");
+    // memory's table was not readable, /proc/kallsyms was
+    assert!(text.contains("trying /proc/kallsyms"), "{text}");
+    let facts = Facts {
+        text: &text,
+        marker: &g.marker,
+        sleepers: (sleepers[0], sleepers[1]),
+        kver: KVER_510,
+        debug_bt: None,
+    };
+    check_nodebug(&g, &facts);
+    drop(g);
+    eprintln!("{TEST}: 5.10 total {:.1?}", t0.elapsed());
 }

@@ -11,6 +11,7 @@ mod lldb;
 mod manual;
 mod nodebug;
 mod raw;
+mod running;
 mod scripts;
 mod serve;
 mod session;

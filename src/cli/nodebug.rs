@@ -38,17 +38,45 @@ fn hex_bytes(s: &str) -> Option<Vec<u8>> {
         .flatten()
 }
 
+/// What a running host offers beside the kernel's memory (see
+/// cli/running.rs); nothing for a dump.
+#[derive(Default)]
+pub struct HostFiles {
+    /// The kernel's BTF file (`/sys/kernel/btf/vmlinux`, the same bytes as
+    /// `__start_BTF`..`__stop_BTF`), preferred to the copy in memory.
+    pub btf: Option<(PathBuf, Vec<u8>)>,
+    /// `/proc/kallsyms`, for a kernel whose table in memory cannot be
+    /// decoded (before 6.0 VMCOREINFO does not locate it).
+    pub kallsyms: Option<Kallsyms>,
+    /// The build-id of `/sys/kernel/notes`, for a VMCOREINFO without
+    /// BUILD-ID (before 5.13).
+    pub build_id: Option<String>,
+}
+
+/// The kernel's symbol table: from memory, else the host's.
+fn symbol_table<'a>(k: &'a Kernel, host: &'a HostFiles) -> Result<&'a Kallsyms, String> {
+    k.kallsyms().or_else(|e| {
+        host.kallsyms
+            .as_ref()
+            .ok_or_else(|| format!("no kallsyms: {e}"))
+    })
+}
+
 /// The generated symbol file for `k`'s kernel: the cached one, else built
 /// now. Errors say why none could be made (no kallsyms, cache unwritable).
-pub fn symbol_file(k: &Kernel) -> Result<(PathBuf, Vmlinux), String> {
-    let build_id = k.vmcoreinfo.build_id().map(str::to_ascii_lowercase);
+pub fn symbol_file(k: &Kernel, host: &HostFiles) -> Result<(PathBuf, Vmlinux), String> {
+    let build_id = k
+        .vmcoreinfo
+        .build_id()
+        .or(host.build_id.as_deref())
+        .map(str::to_ascii_lowercase);
     let root = cache_root().ok_or("no cache directory ($XDG_CACHE_HOME and $HOME unset)")?;
     let path = match &build_id {
         Some(id) => root.join(id).join("vmlinux"),
         // no build-id: keyed by the symbol table itself (link-time, so the
         // same for every boot of one kernel)
         None => {
-            let kallsyms = k.kallsyms().map_err(|e| format!("no kallsyms: {e}"))?;
+            let kallsyms = symbol_table(k, host)?;
             root.join(format!(
                 "no-build-id-{:016x}",
                 table_hash(kallsyms, k.kaslr_offset)
@@ -64,9 +92,9 @@ pub fn symbol_file(k: &Kernel) -> Result<(PathBuf, Vmlinux), String> {
         return Ok((path, v));
     }
     let t0 = std::time::Instant::now();
-    let kallsyms = k.kallsyms().map_err(|e| format!("no kallsyms: {e}"))?;
+    let kallsyms = symbol_table(k, host)?;
     let t_syms = t0.elapsed();
-    let debug_sections = match types_from_btf(k, kallsyms) {
+    let debug_sections = match types_from_btf(k, kallsyms, host.btf.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("corestub: no types for the symbol file: {e}");
@@ -96,14 +124,22 @@ pub fn symbol_file(k: &Kernel) -> Result<(PathBuf, Vmlinux), String> {
 /// Largest table read (a distribution kernel's BTF is ~5 MiB, ORC ~3 MiB).
 const MAX_TABLE: u64 = 256 << 20;
 
-/// The kernel's BTF (`__start_BTF`..`__stop_BTF`) as DWARF sections,
-/// plus (x86_64) its ORC tables as `.debug_frame`.
-fn types_from_btf(k: &Kernel, kallsyms: &Kallsyms) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
-    let (start, blob) = match (kallsyms.addr("__start_BTF"), kallsyms.addr("__stop_BTF")) {
-        (Some(start), Some(stop)) => (start, read_range(k, start, stop, "BTF")?),
-        _ => find_btf(k, kallsyms)?,
+/// The kernel's BTF (the host's file, else `__start_BTF`..`__stop_BTF`)
+/// as DWARF sections, plus (x86_64) its ORC tables as `.debug_frame`.
+fn types_from_btf(
+    k: &Kernel,
+    kallsyms: &Kallsyms,
+    file: Option<&(PathBuf, Vec<u8>)>,
+) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    let in_memory;
+    let btf = match file.and_then(|(path, bytes)| btf_of_file(path, bytes)) {
+        Some(btf) => btf,
+        None => {
+            in_memory = btf_in_memory(k, kallsyms)?;
+            let (start, blob) = &in_memory;
+            Btf::parse(blob).map_err(|e| format!("{e} (BTF at {start:#x})"))?
+        }
     };
-    let btf = Btf::parse(&blob).map_err(|e| format!("{e} (BTF at {start:#x})"))?;
     let kaslr = k.kaslr_offset;
     let mut sections = corestub::kernel::btf_dwarf::write(&btf, &|name| {
         symfile::link_address(kallsyms, name, kaslr)
@@ -115,6 +151,30 @@ fn types_from_btf(k: &Kernel, kallsyms: &Kallsyms) -> Result<Vec<(&'static str, 
         }
     }
     Ok(sections)
+}
+
+/// The BTF of the host's file, or None (said in the log) if it does not
+/// parse: the copy in memory is then read instead.
+fn btf_of_file<'a>(path: &Path, bytes: &'a [u8]) -> Option<Btf<'a>> {
+    match Btf::parse(bytes) {
+        Ok(btf) => {
+            log::info!("BTF from {} ({} bytes)", path.display(), bytes.len());
+            Some(btf)
+        }
+        Err(e) => {
+            log::warn!("{}: {e}; reading the BTF in memory", path.display());
+            None
+        }
+    }
+}
+
+/// The BTF blob in kernel memory and its address: between the kallsyms
+/// markers, else found by its header.
+fn btf_in_memory(k: &Kernel, kallsyms: &Kallsyms) -> Result<(u64, Vec<u8>), String> {
+    match (kallsyms.addr("__start_BTF"), kallsyms.addr("__stop_BTF")) {
+        (Some(start), Some(stop)) => Ok((start, read_range(k, start, stop, "BTF")?)),
+        _ => find_btf(k, kallsyms),
+    }
 }
 
 /// Bytes scanned at a time while looking for the BTF header.

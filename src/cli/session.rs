@@ -5,12 +5,14 @@ use std::sync::Arc;
 
 use corestub::dump;
 use corestub::dump::kcore::Kcore;
+use corestub::kernel::symbols::Vmlinux;
 use corestub::kernel::{Kernel, VmcoreInfo};
 use corestub::target::Session;
 use corestub::target::kcore::RunningKernel;
 
 use super::DumpArgs;
 use super::nodebug;
+use super::running;
 use super::vmlinux;
 
 pub struct Opened {
@@ -79,10 +81,37 @@ fn open_running_kernel(
     let found = vmlinux::resolve(args.vmlinux.as_deref(), path, release, build_id)?;
     let (vmlinux_path, vm) = match found {
         Some((p, v)) => (Some(p), Some(v)),
-        None => (None, None),
+        None => running_kernel_alone(&kcore),
     };
     let running = RunningKernel::new(kcore, vm, args.thread_mode().into());
     Ok((Arc::new(running), vmlinux_path))
+}
+
+/// No vmlinux for the running kernel: symbols built from it
+/// ([`nodebug`], with the host's BTF file and /proc/kallsyms), as for a
+/// dump; the snapshots then take their layouts from its BTF types.
+fn running_kernel_alone(kcore: &Kcore) -> (Option<PathBuf>, Option<Vmlinux>) {
+    // a look before the first snapshot (numbered 0), for the symbol file
+    let kernel = match Kernel::new(kcore.snapshot(0)) {
+        Ok(k) => k,
+        Err(e) => {
+            log::warn!("no symbols from the running kernel: {e}");
+            return (None, None);
+        }
+    };
+    match nodebug::symbol_file(&kernel, &running::host_files(&kernel)) {
+        Ok((p, v)) => {
+            eprintln!(
+                "corestub: no debug vmlinux for the running kernel: using symbols built from the kernel itself ({})",
+                p.display()
+            );
+            (Some(p), Some(v))
+        }
+        Err(e) => {
+            log::warn!("no symbols from the running kernel either: {e}");
+            (None, None)
+        }
+    }
 }
 
 /// Opens a dump file (or raw RAM) up to the kernel layer: enough for the
@@ -142,7 +171,7 @@ pub fn open_kernel(
 /// on stderr since the session then has no line numbers, inlined frames or
 /// locals.
 fn from_dump_alone(kernel: &mut Kernel) -> Option<PathBuf> {
-    match nodebug::symbol_file(kernel) {
+    match nodebug::symbol_file(kernel, &nodebug::HostFiles::default()) {
         Ok((p, v)) => {
             eprintln!(
                 "corestub: no debug vmlinux for this dump: using symbols built from the dump itself ({})",
