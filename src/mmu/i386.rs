@@ -22,7 +22,7 @@
 //! The kernel half is part of every process's tables, as on x86_64: the
 //! user root is used below `PAGE_OFFSET`, the kernel root above it.
 
-use super::{AddressSpace, TranslateError, Translation, WalkStep, read_entry, read_entry32};
+use super::{AddressSpace, EntryWidth, Trace, TranslateError, Translation, WalkStep, read_traced};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::dump::PhysicalMemory;
 
@@ -90,11 +90,11 @@ impl I386Paging {
         mem: &dyn PhysicalMemory,
         cr3: u64,
         va: VirtAddr,
-        trace: &mut Option<&mut Vec<WalkStep>>,
+        trace: Trace,
     ) -> Result<Translation, TranslateError> {
         let pd = cr3 & 0xffff_f000;
         let pde_pa = PhysAddr(pd + ((va.0 >> 22) & 0x3ff) * 4);
-        let pde = present(mem, va, "PGD", pde_pa, 4, trace)?;
+        let pde = present(mem, va, "PGD", pde_pa, EntryWidth::Bits32, trace)?;
         if pde & PAGE_SIZE_BIT != 0 {
             // PSE-36: PDE bits 20:13 are PA bits 39:32
             let base = (pde & 0xffc0_0000) | (((pde >> 13) & 0xff) << 32);
@@ -102,7 +102,7 @@ impl I386Paging {
         }
         let pt = pde & 0xffff_f000;
         let pte_pa = PhysAddr(pt + ((va.0 >> 12) & 0x3ff) * 4);
-        let pte = present(mem, va, "PTE", pte_pa, 4, trace)?;
+        let pte = present(mem, va, "PTE", pte_pa, EntryWidth::Bits32, trace)?;
         Ok(leaf(pte & 0xffff_f000, 12, va))
     }
 
@@ -112,15 +112,15 @@ impl I386Paging {
         mem: &dyn PhysicalMemory,
         cr3: u64,
         va: VirtAddr,
-        trace: &mut Option<&mut Vec<WalkStep>>,
+        trace: Trace,
     ) -> Result<Translation, TranslateError> {
         let pdpt = cr3 & 0xffff_ffe0;
         let pdpte_pa = PhysAddr(pdpt + ((va.0 >> 30) & 3) * 8);
-        let pdpte = present(mem, va, "PGD", pdpte_pa, 8, trace)?;
+        let pdpte = present(mem, va, "PGD", pdpte_pa, EntryWidth::Bits64, trace)?;
         let mut table = pdpte & PAE_ADDR_MASK;
         for (level, shift) in [("PMD", 21u32), ("PTE", 12)] {
             let entry_pa = PhysAddr(table + ((va.0 >> shift) & 0x1ff) * 8);
-            let entry = present(mem, va, level, entry_pa, 8, trace)?;
+            let entry = present(mem, va, level, entry_pa, EntryWidth::Bits64, trace)?;
             match pae_step(entry, shift, va) {
                 Step::Leaf(t) => return Ok(t),
                 Step::Table(next) => table = next,
@@ -150,34 +150,18 @@ fn leaf(base: u64, shift: u32, va: VirtAddr) -> Translation {
     }
 }
 
-/// Reads a `width`-byte entry, records it, and requires its present bit.
+/// Reads an entry, records it, and requires its present bit.
 fn present(
     mem: &dyn PhysicalMemory,
     va: VirtAddr,
     level: &'static str,
     entry_pa: PhysAddr,
-    width: u8,
-    trace: &mut Option<&mut Vec<WalkStep>>,
+    width: EntryWidth,
+    trace: Trace,
 ) -> Result<u64, TranslateError> {
-    let entry = if width == 4 {
-        read_entry32(mem, va, entry_pa)?
-    } else {
-        read_entry(mem, va, entry_pa)?
-    };
-    if let Some(t) = trace.as_deref_mut() {
-        t.push(WalkStep {
-            level,
-            entry_pa,
-            entry,
-        });
-    }
+    let entry = read_traced(mem, va, level, entry_pa, width, trace)?;
     if entry & PRESENT == 0 {
-        return Err(TranslateError::NotMapped {
-            va,
-            level,
-            entry_pa,
-            entry,
-        });
+        return Err(TranslateError::not_mapped(va, level, entry_pa, entry));
     }
     Ok(entry)
 }

@@ -79,6 +79,21 @@ pub enum TranslateError {
 }
 
 impl TranslateError {
+    /// `va`'s walk met an entry that maps nothing.
+    pub(crate) fn not_mapped(
+        va: VirtAddr,
+        level: &'static str,
+        entry_pa: PhysAddr,
+        entry: u64,
+    ) -> TranslateError {
+        TranslateError::NotMapped {
+            va,
+            level,
+            entry_pa,
+            entry,
+        }
+    }
+
     pub fn va(&self) -> VirtAddr {
         match self {
             TranslateError::NonCanonical { va }
@@ -90,29 +105,44 @@ impl TranslateError {
     }
 }
 
-/// Reads one little-endian 64-bit page-table entry.
-pub(crate) fn read_entry(
-    mem: &dyn PhysicalMemory,
-    va: VirtAddr,
-    entry_pa: PhysAddr,
-) -> Result<u64, TranslateError> {
-    let mut b = [0u8; 8];
-    mem.read_phys(entry_pa, &mut b)
-        .map_err(|source| TranslateError::TableUnreadable { va, source })?;
-    Ok(u64::from_le_bytes(b))
+/// Where a walk records each entry it reads (for `vtop`); `None` on the hot
+/// path, which allocates nothing.
+pub(crate) type Trace<'a, 'b> = &'a mut Option<&'b mut Vec<WalkStep>>;
+
+/// How wide a page-table entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryWidth {
+    /// i386 without PAE, arm short descriptors.
+    Bits32,
+    Bits64,
 }
 
-/// Reads one little-endian 32-bit page-table entry (i386 without PAE, arm
-/// short descriptors).
-pub(crate) fn read_entry32(
+/// Reads the little-endian entry of `level` at `entry_pa` (on `va`'s walk)
+/// and records it in `trace`: the one entry read of every walker.
+pub(crate) fn read_traced(
     mem: &dyn PhysicalMemory,
     va: VirtAddr,
+    level: &'static str,
     entry_pa: PhysAddr,
+    width: EntryWidth,
+    trace: Trace,
 ) -> Result<u64, TranslateError> {
-    let mut b = [0u8; 4];
-    mem.read_phys(entry_pa, &mut b)
+    let mut b = [0u8; 8];
+    let bytes = match width {
+        EntryWidth::Bits32 => &mut b[..4],
+        EntryWidth::Bits64 => &mut b[..],
+    };
+    mem.read_phys(entry_pa, bytes)
         .map_err(|source| TranslateError::TableUnreadable { va, source })?;
-    Ok(u32::from_le_bytes(b) as u64)
+    let entry = u64::from_le_bytes(b);
+    if let Some(t) = trace.as_deref_mut() {
+        t.push(WalkStep {
+            level,
+            entry_pa,
+            entry,
+        });
+    }
+    Ok(entry)
 }
 
 /// The paging configuration of the dumped machine.
