@@ -44,11 +44,6 @@ impl RunningKernel {
         }
     }
 
-    /// How many snapshots were taken.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
     /// A new [`Session`] over the kernel as it is now; nothing read for an
     /// earlier one is reused (the vmlinux excepted).
     pub fn snapshot(&self) -> Result<Session, String> {
@@ -73,7 +68,7 @@ impl Machine for RunningKernel {
     }
 
     fn generation(&self) -> u64 {
-        RunningKernel::generation(self)
+        self.generation.load(Ordering::SeqCst)
     }
 
     /// The kernel never stopped, so there is nothing to resume: re-read it

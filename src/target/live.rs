@@ -88,11 +88,6 @@ impl Live {
         }
     }
 
-    /// How many snapshots were taken.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
-    }
-
     /// Pauses the guest (unless `no_pause`) and waits until QEMU says it is
     /// paused. A guest that is already not running is left as found.
     pub fn pause(&self) -> Result<(), String> {
@@ -212,7 +207,7 @@ impl Machine for Live {
     }
 
     fn generation(&self) -> u64 {
-        Live::generation(self)
+        self.generation.load(Ordering::SeqCst)
     }
 
     fn resume(&self) -> Result<Resumed, String> {
