@@ -432,12 +432,11 @@ impl Arm64Paging {
                 }
                 _ => {
                     // A page (0b11 at level 3) or a permitted block (0b01).
-                    let page_size = 1u64 << shift;
-                    let base = self.output_address(entry) & !(page_size - 1);
-                    return Ok(Translation {
-                        pa: PhysAddr(base | (va.0 & (page_size - 1))),
-                        page_size,
-                    });
+                    return Ok(Translation::through_page(
+                        self.output_address(entry),
+                        shift,
+                        va,
+                    ));
                 }
             }
         }

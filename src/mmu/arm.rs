@@ -187,17 +187,17 @@ fn walk_short(
             let l2 = read_traced(mem, va, "PTE", l2_pa, EntryWidth::Bits32, trace)?;
             match l2 & 3 {
                 0 => Err(TranslateError::not_mapped(va, "PTE", l2_pa, l2)),
-                1 => Ok(leaf(l2 & 0xffff_0000, 16, va)),
-                _ => Ok(leaf(l2 & 0xffff_f000, 12, va)),
+                1 => Ok(Translation::through_page(l2 & 0xffff_0000, 16, va)),
+                _ => Ok(Translation::through_page(l2 & 0xffff_f000, 12, va)),
             }
         }
         // 0b10, or 0b11 (section with PXN where implemented)
         _ if l1 & (1 << 18) != 0 => {
             // supersection: PA 39:36 = bits 8:5, PA 35:32 = bits 23:20
             let base = (l1 & 0xff00_0000) | (((l1 >> 20) & 0xf) << 32) | (((l1 >> 5) & 0xf) << 36);
-            Ok(leaf(base, 24, va))
+            Ok(Translation::through_page(base, 24, va))
         }
-        _ => Ok(leaf(l1 & 0xfff0_0000, 20, va)),
+        _ => Ok(Translation::through_page(l1 & 0xfff0_0000, 20, va)),
     }
 }
 
@@ -234,7 +234,9 @@ fn walk_lpae(
                     reason: "reserved descriptor type 0b01 at level 3",
                 });
             }
-            (3, 3) | (1, _) => return Ok(leaf(entry & LPAE_ADDR_MASK, shift, va)),
+            (3, 3) | (1, _) => {
+                return Ok(Translation::through_page(entry & LPAE_ADDR_MASK, shift, va));
+            }
             _ => table = entry & LPAE_ADDR_MASK,
         }
         index_bits = 9;
@@ -242,26 +244,10 @@ fn walk_lpae(
     unreachable!("level 3 always ends the walk")
 }
 
-/// The translation of `va` through a page or block of 2^`shift` bytes.
-fn leaf(base: u64, shift: u32, va: VirtAddr) -> Translation {
-    let page_size = 1u64 << shift;
-    Translation {
-        pa: PhysAddr((base & !(page_size - 1)) | (va.0 & (page_size - 1))),
-        page_size,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mmu::test_pages::Pages;
-
-    fn space(kernel: u64, user: u64) -> AddressSpace {
-        AddressSpace {
-            kernel: PageTableRoot(PhysAddr(kernel)),
-            user: Some(PageTableRoot(PhysAddr(user))),
-        }
-    }
+    use crate::mmu::test_pages::{Pages, space};
 
     fn walk(p: &ArmPaging, m: &Pages, root: u64, va: u64) -> Result<Translation, TranslateError> {
         p.translate(m, &space(root, root), VirtAddr(va), None)

@@ -98,12 +98,12 @@ impl I386Paging {
         if pde & PAGE_SIZE_BIT != 0 {
             // PSE-36: PDE bits 20:13 are PA bits 39:32
             let base = (pde & 0xffc0_0000) | (((pde >> 13) & 0xff) << 32);
-            return Ok(leaf(base, 22, va));
+            return Ok(Translation::through_page(base, 22, va));
         }
         let pt = pde & 0xffff_f000;
         let pte_pa = PhysAddr(pt + ((va.0 >> 12) & 0x3ff) * 4);
         let pte = present(mem, va, "PTE", pte_pa, EntryWidth::Bits32, trace)?;
-        Ok(leaf(pte & 0xffff_f000, 12, va))
+        Ok(Translation::through_page(pte & 0xffff_f000, 12, va))
     }
 
     /// PAE paging: PGD (PDPT), PMD (page directory), PTE, 8-byte entries.
@@ -134,19 +134,9 @@ impl I386Paging {
 /// the next table.
 fn pae_step(entry: u64, shift: u32, va: VirtAddr) -> Step {
     if shift == 12 || entry & PAGE_SIZE_BIT != 0 {
-        Step::Leaf(leaf(entry & PAE_ADDR_MASK, shift, va))
+        Step::Leaf(Translation::through_page(entry & PAE_ADDR_MASK, shift, va))
     } else {
         Step::Table(entry & PAE_ADDR_MASK)
-    }
-}
-
-/// The translation of `va` through a page of 2^`shift` bytes at `base`
-/// (bits below the page size cleared here: PAT and reserved bits).
-fn leaf(base: u64, shift: u32, va: VirtAddr) -> Translation {
-    let page_size = 1u64 << shift;
-    Translation {
-        pa: PhysAddr((base & !(page_size - 1)) | (va.0 & (page_size - 1))),
-        page_size,
     }
 }
 
@@ -169,15 +159,7 @@ fn present(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::addr::PageTableRoot;
-    use crate::mmu::test_pages::Pages;
-
-    fn space(kernel: u64, user: u64) -> AddressSpace {
-        AddressSpace {
-            kernel: PageTableRoot(PhysAddr(kernel)),
-            user: Some(PageTableRoot(PhysAddr(user))),
-        }
-    }
+    use crate::mmu::test_pages::{Pages, space};
 
     fn walk(p: &I386Paging, m: &Pages, root: u64, va: u64) -> Result<Translation, TranslateError> {
         p.translate(m, &space(root, root), VirtAddr(va), None)

@@ -32,6 +32,17 @@ pub struct Translation {
 }
 
 impl Translation {
+    /// The translation of `va` through a page (or block) of 2^`shift` bytes
+    /// at `base`; `base`'s bits below the page size are cleared here
+    /// (attribute and reserved bits of large-page entries).
+    pub(crate) fn through_page(base: u64, shift: u32, va: VirtAddr) -> Translation {
+        let page_size = 1u64 << shift;
+        Translation {
+            pa: PhysAddr((base & !(page_size - 1)) | (va.0 & (page_size - 1))),
+            page_size,
+        }
+    }
+
     /// Bytes from the address to the end of its page: how far one
     /// translation can be reused.
     pub fn bytes_left_in_page(&self) -> u64 {
@@ -196,7 +207,8 @@ impl Paging {
 pub(crate) mod test_pages {
     use std::collections::HashMap;
 
-    use crate::addr::PhysAddr;
+    use super::AddressSpace;
+    use crate::addr::{PageTableRoot, PhysAddr};
     use crate::dump::{MemError, PhysRange, PhysicalMemory};
 
     #[derive(Default)]
@@ -214,6 +226,14 @@ pub(crate) mod test_pages {
             let page = self.0.entry(pa & !0xfff).or_insert_with(|| vec![0; 4096]);
             let o = (pa & 0xfff) as usize;
             page[o..o + 4].copy_from_slice(&val.to_le_bytes());
+        }
+    }
+
+    /// Kernel and user roots, for the 32-bit walkers' tests.
+    pub fn space(kernel: u64, user: u64) -> AddressSpace {
+        AddressSpace {
+            kernel: PageTableRoot(PhysAddr(kernel)),
+            user: Some(PageTableRoot(PhysAddr(user))),
         }
     }
 

@@ -110,12 +110,7 @@ impl X86Paging {
                 });
             }
             if is_leaf {
-                let page_size = 1u64 << shift;
-                let base = self.address(entry) & !(page_size - 1);
-                return Ok(Translation {
-                    pa: PhysAddr(base | (va.0 & (page_size - 1))),
-                    page_size,
-                });
+                return Ok(Translation::through_page(self.address(entry), shift, va));
             }
             table = self.address(entry);
         }
