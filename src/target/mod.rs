@@ -106,6 +106,23 @@ impl ArchSupport for arm::Arm {
     }
 }
 
+/// A CPU whose note saved `n` registers numbered 0x100, 0x101, …, for the
+/// register tables' tests.
+#[cfg(test)]
+fn numbered_cpu(n: u64) -> CpuContext {
+    CpuContext {
+        index: 0,
+        note_pid: 1,
+        regs: (0..n).map(|i| 0x100 + i).collect(),
+        space: AddressSpace {
+            kernel: crate::addr::PageTableRoot(crate::addr::PhysAddr(0)),
+            user: None,
+        },
+        control: None,
+        seg_bases: None,
+    }
+}
+
 /// Per-connection target state over a shared [`Session`].
 pub struct DumpTarget<A: ArchSupport> {
     session: Arc<Session>,

@@ -124,6 +124,20 @@ impl<T: RegTable> Regs<T> {
         }
     }
 
+    /// Sets `names[i]` to `vals[i]`: a note saved in its own order.
+    pub fn set_in_order(&mut self, names: &[&str], vals: &[u64]) {
+        for (name, v) in names.iter().zip(vals) {
+            self.set(name, *v);
+        }
+    }
+
+    /// Sets the table's first registers, in its order, to `vals`.
+    pub fn set_leading<'a>(&mut self, vals: impl IntoIterator<Item = &'a u64>) {
+        for (slot, v) in self.vals.iter_mut().zip(vals) {
+            *slot = Some(*v);
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<u64> {
         let i = T::REGS.iter().position(|r| r.name == name)?;
         self.vals[i]
