@@ -119,14 +119,6 @@ mod tests {
     #[test]
     fn xml_and_prstatus_order() {
         let xml = I386::xml();
-        for r in REGS {
-            assert_eq!(
-                xml.matches(&format!("name=\"{}\" ", r.name)).count(),
-                1,
-                "{}",
-                r.name
-            );
-        }
         assert!(xml.contains("<architecture>i386</architecture>"));
         assert_eq!(REGS[I386::PC].name, "eip");
         let cpu = crate::target::numbered_cpu(17);

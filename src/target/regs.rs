@@ -279,3 +279,25 @@ impl<T: RegTable + fmt::Debug> Arch for TableArch<T> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::{aarch64::Aarch64, arm::Arm, i386::I386, x86_64::X86_64};
+
+    fn names_each_register_once<T: RegTable>() {
+        let xml = T::xml();
+        for r in T::REGS {
+            let n = xml.matches(&format!("name=\"{}\" ", r.name)).count();
+            assert_eq!(n, 1, "{}: {}", T::GDB_ARCH, r.name);
+        }
+    }
+
+    #[test]
+    fn every_table_names_each_register_once() {
+        names_each_register_once::<X86_64>();
+        names_each_register_once::<Aarch64>();
+        names_each_register_once::<I386>();
+        names_each_register_once::<Arm>();
+    }
+}

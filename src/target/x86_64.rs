@@ -193,16 +193,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn xml_names_every_register_once() {
+    fn xml_features_and_pc() {
         let xml = X86_64::xml();
-        for r in REGS {
-            assert_eq!(
-                xml.matches(&format!("name=\"{}\" ", r.name)).count(),
-                1,
-                "{}",
-                r.name
-            );
-        }
         assert!(xml.contains("org.gnu.gdb.i386.core"));
         assert_eq!(REGS[X86_64::PC].name, "rip");
     }
