@@ -7,63 +7,11 @@
 
 mod common;
 
-use common::server::{Rsp, Server};
+use common::server::{Server, text, x_and_m, x_data};
 use corestub::addr::VirtAddr;
 use corestub::kernel::Kernel;
 
 const PACKET_SIZE: usize = corestub::target::conn::PACKET_SIZE;
-
-fn text(r: &[u8]) -> String {
-    String::from_utf8_lossy(&r[..r.len().min(80)]).into_owned()
-}
-
-/// The data of an `x` reply: `b`, then bytes with `}` escapes (the test
-/// client has already expanded run-length encoding).
-fn x_data(req: &str, r: &[u8]) -> Vec<u8> {
-    assert_eq!(r.first(), Some(&b'b'), "{req}: {}", text(r));
-    let mut out = Vec::with_capacity(r.len());
-    let mut it = r[1..].iter();
-    while let Some(&b) = it.next() {
-        if b == b'}' {
-            let e = it
-                .next()
-                .unwrap_or_else(|| panic!("{req}: reply ends in `}}`"));
-            out.push(e ^ 0x20);
-        } else {
-            assert!(!b"#$*".contains(&b), "{req}: unescaped {:?}", b as char);
-            out.push(b);
-        }
-    }
-    out
-}
-
-fn m_data(req: &str, r: &[u8]) -> Vec<u8> {
-    assert!(
-        r.len().is_multiple_of(2) && r.iter().all(u8::is_ascii_hexdigit),
-        "{req}: {}",
-        text(r)
-    );
-    r.chunks(2)
-        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
-        .collect()
-}
-
-/// `x` and `m` for the same range: returns the bytes, which must agree.
-fn both(c: &mut Rsp, addr: u64, len: usize) -> Vec<u8> {
-    let xr = format!("x{addr:x},{len:x}");
-    let mr = format!("m{addr:x},{len:x}");
-    let x = x_data(&xr, &c.request(xr.as_bytes()).unwrap());
-    let m = m_data(&mr, &c.request(mr.as_bytes()).unwrap());
-    assert_eq!(
-        x.len(),
-        m.len(),
-        "{xr}: {} bytes, {mr}: {}",
-        x.len(),
-        m.len()
-    );
-    assert!(x == m, "{xr} and {mr} differ");
-    x
-}
 
 fn is_error(r: &[u8]) -> bool {
     r.len() == 3 && r[0] == b'E' && r[1..].iter().all(u8::is_ascii_hexdigit)
@@ -118,7 +66,7 @@ fn binary_reads() {
     // GDB uses, odd starts and lengths, and kernel data around init_uts_ns
     let mut escaped = 0;
     for block in 0..8u64 {
-        let data = both(&mut c, stext + block * 0x10000, 0x10000);
+        let data = x_and_m(&mut c, stext + block * 0x10000, 0x10000);
         assert_eq!(
             data.len(),
             0x10000,
@@ -129,10 +77,10 @@ fn binary_reads() {
     }
     assert!(escaped > 0, "kernel text without one byte to escape?");
     for (addr, len) in [(stext + 1, 1), (stext + 0xfff, 0x1001), (uts - 3, 0x203)] {
-        assert_eq!(both(&mut c, addr, len).len(), len, "{addr:#x},{len:#x}");
+        assert_eq!(x_and_m(&mut c, addr, len).len(), len, "{addr:#x},{len:#x}");
     }
     // init_uts_ns holds the utsname (sysname "Linux" first)
-    let uname = both(&mut c, uts, 0x100);
+    let uname = x_and_m(&mut c, uts, 0x100);
     assert!(
         uname.windows(6).any(|w| w == b"Linux\0"),
         "{}",
@@ -141,7 +89,7 @@ fn binary_reads() {
 
     // a range that runs from a dumped page into a missing one: a short reply
     // with what is there, as `m` gives; the missing page alone is an error
-    let short = both(&mut c, edge - 8, 0x20);
+    let short = x_and_m(&mut c, edge - 8, 0x20);
     assert_eq!(short.len(), 8, "{:#x}", edge - 8);
     for req in [
         format!("x{edge:x},10"),
@@ -166,7 +114,7 @@ fn binary_reads() {
         "{req}: {} bytes",
         big.len()
     );
-    assert_eq!(big[..0x10], both(&mut c, stext, 0x10)[..], "{req}");
+    assert_eq!(big[..0x10], x_and_m(&mut c, stext, 0x10)[..], "{req}");
 
     // the connection still serves plain requests
     let r = c.request(b"?").unwrap();

@@ -23,6 +23,11 @@
 //!    as a plain kdump-compressed file with its codec, page for page equal
 //!    to the ELF, and served to GDB (threads, bt, the marker in dmesg).
 //!    Skipped, loudly, on an older QEMU.
+//! 6. the protocol as GDB >= 16 speaks it (this machine's GDB may be
+//!    older): `corestub serve` offers `binary-upload+` and `x` reads equal
+//!    `m` reads of the paused guest; `vCont?` offers steps and a step is
+//!    answered by a SIGINT stop with the guest left paused, the connection
+//!    serving on; detach resumes the guest. Part 1's GDB also runs `stepi`.
 //!
 //! Needs qemu-system-x86_64, busybox-static, gdb, the x86_64 vmlinux
 //! fixture, and Debian's linux-image-6.1.0-56-cloud-amd64 (fetched with
@@ -42,6 +47,7 @@ use common::guest::{
     initramfs, signal, wait_for,
 };
 use common::qemu_dump::{check_raw_info, compare_notes, compare_pages, raw_formats};
+use common::server::{Server, text, x_and_m};
 use common::{corestub_bin, gdb_steps};
 use corestub::dump;
 use corestub::qmp::Qmp;
@@ -406,6 +412,56 @@ fn kdump_raw_dumps(qmp: &Qmp, guest: &Guest) {
     }
 }
 
+/// Part 6: a raw client on `corestub serve` over the live guest: binary
+/// reads and a refused step, with the guest paused throughout.
+fn protocol_on_paused_guest(qmp: &Qmp, guest: &Guest) {
+    let srv = Server::spawn(guest.corestub("serve").args(["--listen", "127.0.0.1:0"]));
+    let mut c = srv.connect();
+    let sup = c.request(b"qSupported:multiprocess+;swbreak+").unwrap();
+    let sup = String::from_utf8_lossy(&sup).into_owned();
+    assert!(sup.split(';').any(|f| f == "binary-upload+"), "{sup}");
+    assert_eq!(status(qmp), "paused", "attach must pause the guest");
+    let stop = c.request(b"?").unwrap();
+    assert!(stop.starts_with(b"T"), "{}", text(&stop));
+
+    // the direct map of 16 MiB of RAM: the kernel image's neighbourhood,
+    // all of it in the RAM file
+    let ptov = c.monitor("ptov 0x1000000").unwrap();
+    let va = ptov
+        .lines()
+        .nth(1)
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|v| u64::from_str_radix(v, 16).ok())
+        .unwrap_or_else(|| panic!("monitor ptov: {ptov}"));
+    for (addr, len) in [(va, 0x10000), (va + 1, 0xfff)] {
+        assert_eq!(x_and_m(&mut c, addr, len).len(), len, "{addr:#x},{len:#x}");
+    }
+
+    let vcont = c.request(b"vCont?").unwrap();
+    assert!(
+        text(&vcont).split(';').any(|a| a == "s"),
+        "{}",
+        text(&vcont)
+    );
+    let step = c.request(b"vCont;s:p1.1;c").unwrap();
+    assert!(step.starts_with(b"T02"), "step: {}", text(&step));
+    assert_eq!(
+        status(qmp),
+        "paused",
+        "a refused step must not run the guest"
+    );
+    let again = x_and_m(&mut c, va, 0x100);
+    assert_eq!(again.len(), 0x100, "reads after the step");
+    assert_eq!(c.request(b"D").unwrap(), b"OK");
+    wait_for(
+        "detach to resume the guest",
+        Duration::from_secs(30),
+        || status(qmp) == "running",
+    );
+    let log = srv.stop();
+    assert!(log.contains("refused a step"), "server log:\n{log}");
+}
+
 #[test]
 fn live_qemu_guest() {
     let t0 = Instant::now();
@@ -519,6 +575,10 @@ fn live_qemu_guest() {
             ("j2", "p jiffies"),
             ("dmesg", "dmesg"),
             ("threads2", "info threads 1-2"),
+            // last: after a step GDB spends a while in its own symbol
+            // lookups
+            ("stepi", "stepi"),
+            ("after-stepi", "p jiffies"),
         ],
         "gdb-pause.log",
     );
@@ -594,6 +654,15 @@ fn live_qemu_guest() {
     assert!(
         step(&out, "dmesg").contains(&guest.marker),
         "marker in dmesg:\n{out}"
+    );
+    // a step is refused with a stop; the connection lives on
+    assert!(
+        step(&out, "stepi").contains("received signal SIGINT"),
+        "stepi answered by a stop:\n{out}"
+    );
+    assert!(
+        !printed_values(step(&out, "after-stepi")).is_empty(),
+        "the connection after stepi:\n{out}"
     );
     eprintln!(
         "live_qemu: pause/continue/interrupt in {:.1?}",
@@ -671,6 +740,11 @@ fn live_qemu_guest() {
     let t5 = Instant::now();
     kdump_raw_dumps(&qmp, &guest);
     eprintln!("live_qemu: kdump-raw dumps in {:.1?}", t5.elapsed());
+
+    // 6. binary reads and a refused step, on the raw protocol
+    let t6 = Instant::now();
+    protocol_on_paused_guest(&qmp, &guest);
+    eprintln!("live_qemu: protocol in {:.1?}", t6.elapsed());
 
     let _ = qmp.execute("quit", None);
     let _ = qemu.wait_timeout(Duration::from_secs(10));

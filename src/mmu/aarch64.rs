@@ -23,7 +23,7 @@
 //! 55..58, PBHA 59..62, table attributes) are masked off; only the
 //! output-address field is used.
 
-use super::{AddressSpace, TranslateError, Translation, WalkStep, read_entry};
+use super::{AddressSpace, EntryWidth, TranslateError, Translation, WalkStep, read_traced};
 use crate::addr::{PageTableRoot, PhysAddr, VirtAddr};
 use crate::dump::PhysicalMemory;
 
@@ -409,14 +409,7 @@ impl Arm64Paging {
             };
             let index = (va.0 >> shift) & ((1u64 << index_bits) - 1);
             let entry_pa = PhysAddr(table + index * 8);
-            let entry = read_entry(mem, va, entry_pa)?;
-            if let Some(t) = trace.as_deref_mut() {
-                t.push(WalkStep {
-                    level: name,
-                    entry_pa,
-                    entry,
-                });
-            }
+            let entry = read_traced(mem, va, name, entry_pa, EntryWidth::Bits64, &mut trace)?;
             let bad = |reason| TranslateError::BadEntry {
                 va,
                 level: name,
@@ -425,14 +418,7 @@ impl Arm64Paging {
                 reason,
             };
             match entry & 0b11 {
-                0b00 | 0b10 => {
-                    return Err(TranslateError::NotMapped {
-                        va,
-                        level: name,
-                        entry_pa,
-                        entry,
-                    });
-                }
+                0b00 | 0b10 => return Err(TranslateError::not_mapped(va, name, entry_pa, entry)),
                 0b01 if level == 3 => {
                     return Err(bad("reserved descriptor type 0b01 at the last level"));
                 }
@@ -446,12 +432,11 @@ impl Arm64Paging {
                 }
                 _ => {
                     // A page (0b11 at level 3) or a permitted block (0b01).
-                    let page_size = 1u64 << shift;
-                    let base = self.output_address(entry) & !(page_size - 1);
-                    return Ok(Translation {
-                        pa: PhysAddr(base | (va.0 & (page_size - 1))),
-                        page_size,
-                    });
+                    return Ok(Translation::through_page(
+                        self.output_address(entry),
+                        shift,
+                        va,
+                    ));
                 }
             }
         }

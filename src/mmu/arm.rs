@@ -23,7 +23,7 @@
 //!
 //! Attribute bits (XN, PXN, AP, domain, software bits) are masked off.
 
-use super::{AddressSpace, TranslateError, Translation, WalkStep, read_entry, read_entry32};
+use super::{AddressSpace, EntryWidth, Trace, TranslateError, Translation, WalkStep, read_traced};
 use crate::addr::{PageTableRoot, PhysAddr, VirtAddr};
 use crate::dump::PhysicalMemory;
 
@@ -168,8 +168,6 @@ impl ArmPaging {
     }
 }
 
-type Trace<'a, 'b> = &'a mut Option<&'b mut Vec<WalkStep>>;
-
 /// Short descriptors: PGD (first level), PTE (second level).
 fn walk_short(
     mem: &dyn PhysicalMemory,
@@ -181,25 +179,25 @@ fn walk_short(
     let base = ttbr & 0xffff_ffff & !((1u64 << (14 - n)) - 1);
     let index = (va.0 >> 20) & ((1u64 << (12 - n)) - 1);
     let l1_pa = PhysAddr(base + index * 4);
-    let l1 = read_step(mem, va, "PGD", l1_pa, 4, trace)?;
+    let l1 = read_traced(mem, va, "PGD", l1_pa, EntryWidth::Bits32, trace)?;
     match l1 & 3 {
-        0 => Err(not_mapped(va, "PGD", l1_pa, l1)),
+        0 => Err(TranslateError::not_mapped(va, "PGD", l1_pa, l1)),
         1 => {
             let l2_pa = PhysAddr((l1 & 0xffff_fc00) + ((va.0 >> 12) & 0xff) * 4);
-            let l2 = read_step(mem, va, "PTE", l2_pa, 4, trace)?;
+            let l2 = read_traced(mem, va, "PTE", l2_pa, EntryWidth::Bits32, trace)?;
             match l2 & 3 {
-                0 => Err(not_mapped(va, "PTE", l2_pa, l2)),
-                1 => Ok(leaf(l2 & 0xffff_0000, 16, va)),
-                _ => Ok(leaf(l2 & 0xffff_f000, 12, va)),
+                0 => Err(TranslateError::not_mapped(va, "PTE", l2_pa, l2)),
+                1 => Ok(Translation::through_page(l2 & 0xffff_0000, 16, va)),
+                _ => Ok(Translation::through_page(l2 & 0xffff_f000, 12, va)),
             }
         }
         // 0b10, or 0b11 (section with PXN where implemented)
         _ if l1 & (1 << 18) != 0 => {
             // supersection: PA 39:36 = bits 8:5, PA 35:32 = bits 23:20
             let base = (l1 & 0xff00_0000) | (((l1 >> 20) & 0xf) << 32) | (((l1 >> 5) & 0xf) << 36);
-            Ok(leaf(base, 24, va))
+            Ok(Translation::through_page(base, 24, va))
         }
-        _ => Ok(leaf(l1 & 0xfff0_0000, 20, va)),
+        _ => Ok(Translation::through_page(l1 & 0xfff0_0000, 20, va)),
     }
 }
 
@@ -224,9 +222,9 @@ fn walk_lpae(
         let shift = 12 + 9 * (3 - level);
         let name = ["PGD", "PMD", "PTE"][level as usize - 1];
         let entry_pa = PhysAddr(table + ((va.0 >> shift) & ((1u64 << index_bits) - 1)) * 8);
-        let entry = read_step(mem, va, name, entry_pa, 8, trace)?;
+        let entry = read_traced(mem, va, name, entry_pa, EntryWidth::Bits64, trace)?;
         match (entry & 3, level) {
-            (0 | 2, _) => return Err(not_mapped(va, name, entry_pa, entry)),
+            (0 | 2, _) => return Err(TranslateError::not_mapped(va, name, entry_pa, entry)),
             (1, 3) => {
                 return Err(TranslateError::BadEntry {
                     va,
@@ -236,7 +234,9 @@ fn walk_lpae(
                     reason: "reserved descriptor type 0b01 at level 3",
                 });
             }
-            (3, 3) | (1, _) => return Ok(leaf(entry & LPAE_ADDR_MASK, shift, va)),
+            (3, 3) | (1, _) => {
+                return Ok(Translation::through_page(entry & LPAE_ADDR_MASK, shift, va));
+            }
             _ => table = entry & LPAE_ADDR_MASK,
         }
         index_bits = 9;
@@ -244,59 +244,10 @@ fn walk_lpae(
     unreachable!("level 3 always ends the walk")
 }
 
-fn not_mapped(va: VirtAddr, level: &'static str, entry_pa: PhysAddr, entry: u64) -> TranslateError {
-    TranslateError::NotMapped {
-        va,
-        level,
-        entry_pa,
-        entry,
-    }
-}
-
-/// The translation of `va` through a page or block of 2^`shift` bytes.
-fn leaf(base: u64, shift: u32, va: VirtAddr) -> Translation {
-    let page_size = 1u64 << shift;
-    Translation {
-        pa: PhysAddr((base & !(page_size - 1)) | (va.0 & (page_size - 1))),
-        page_size,
-    }
-}
-
-/// Reads a `width`-byte descriptor and records it.
-fn read_step(
-    mem: &dyn PhysicalMemory,
-    va: VirtAddr,
-    level: &'static str,
-    entry_pa: PhysAddr,
-    width: u8,
-    trace: Trace,
-) -> Result<u64, TranslateError> {
-    let entry = if width == 4 {
-        read_entry32(mem, va, entry_pa)?
-    } else {
-        read_entry(mem, va, entry_pa)?
-    };
-    if let Some(t) = trace.as_deref_mut() {
-        t.push(WalkStep {
-            level,
-            entry_pa,
-            entry,
-        });
-    }
-    Ok(entry)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::mmu::test_pages::Pages;
-
-    fn space(kernel: u64, user: u64) -> AddressSpace {
-        AddressSpace {
-            kernel: PageTableRoot(PhysAddr(kernel)),
-            user: Some(PageTableRoot(PhysAddr(user))),
-        }
-    }
+    use crate::mmu::test_pages::{Pages, space};
 
     fn walk(p: &ArmPaging, m: &Pages, root: u64, va: u64) -> Result<Translation, TranslateError> {
         p.translate(m, &space(root, root), VirtAddr(va), None)

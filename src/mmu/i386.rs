@@ -22,7 +22,7 @@
 //! The kernel half is part of every process's tables, as on x86_64: the
 //! user root is used below `PAGE_OFFSET`, the kernel root above it.
 
-use super::{AddressSpace, TranslateError, Translation, WalkStep, read_entry, read_entry32};
+use super::{AddressSpace, EntryWidth, Trace, TranslateError, Translation, WalkStep, read_traced};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::dump::PhysicalMemory;
 
@@ -90,20 +90,20 @@ impl I386Paging {
         mem: &dyn PhysicalMemory,
         cr3: u64,
         va: VirtAddr,
-        trace: &mut Option<&mut Vec<WalkStep>>,
+        trace: Trace,
     ) -> Result<Translation, TranslateError> {
         let pd = cr3 & 0xffff_f000;
         let pde_pa = PhysAddr(pd + ((va.0 >> 22) & 0x3ff) * 4);
-        let pde = present(mem, va, "PGD", pde_pa, 4, trace)?;
+        let pde = present(mem, va, "PGD", pde_pa, EntryWidth::Bits32, trace)?;
         if pde & PAGE_SIZE_BIT != 0 {
             // PSE-36: PDE bits 20:13 are PA bits 39:32
             let base = (pde & 0xffc0_0000) | (((pde >> 13) & 0xff) << 32);
-            return Ok(leaf(base, 22, va));
+            return Ok(Translation::through_page(base, 22, va));
         }
         let pt = pde & 0xffff_f000;
         let pte_pa = PhysAddr(pt + ((va.0 >> 12) & 0x3ff) * 4);
-        let pte = present(mem, va, "PTE", pte_pa, 4, trace)?;
-        Ok(leaf(pte & 0xffff_f000, 12, va))
+        let pte = present(mem, va, "PTE", pte_pa, EntryWidth::Bits32, trace)?;
+        Ok(Translation::through_page(pte & 0xffff_f000, 12, va))
     }
 
     /// PAE paging: PGD (PDPT), PMD (page directory), PTE, 8-byte entries.
@@ -112,15 +112,15 @@ impl I386Paging {
         mem: &dyn PhysicalMemory,
         cr3: u64,
         va: VirtAddr,
-        trace: &mut Option<&mut Vec<WalkStep>>,
+        trace: Trace,
     ) -> Result<Translation, TranslateError> {
         let pdpt = cr3 & 0xffff_ffe0;
         let pdpte_pa = PhysAddr(pdpt + ((va.0 >> 30) & 3) * 8);
-        let pdpte = present(mem, va, "PGD", pdpte_pa, 8, trace)?;
+        let pdpte = present(mem, va, "PGD", pdpte_pa, EntryWidth::Bits64, trace)?;
         let mut table = pdpte & PAE_ADDR_MASK;
         for (level, shift) in [("PMD", 21u32), ("PTE", 12)] {
             let entry_pa = PhysAddr(table + ((va.0 >> shift) & 0x1ff) * 8);
-            let entry = present(mem, va, level, entry_pa, 8, trace)?;
+            let entry = present(mem, va, level, entry_pa, EntryWidth::Bits64, trace)?;
             match pae_step(entry, shift, va) {
                 Step::Leaf(t) => return Ok(t),
                 Step::Table(next) => table = next,
@@ -134,50 +134,24 @@ impl I386Paging {
 /// the next table.
 fn pae_step(entry: u64, shift: u32, va: VirtAddr) -> Step {
     if shift == 12 || entry & PAGE_SIZE_BIT != 0 {
-        Step::Leaf(leaf(entry & PAE_ADDR_MASK, shift, va))
+        Step::Leaf(Translation::through_page(entry & PAE_ADDR_MASK, shift, va))
     } else {
         Step::Table(entry & PAE_ADDR_MASK)
     }
 }
 
-/// The translation of `va` through a page of 2^`shift` bytes at `base`
-/// (bits below the page size cleared here: PAT and reserved bits).
-fn leaf(base: u64, shift: u32, va: VirtAddr) -> Translation {
-    let page_size = 1u64 << shift;
-    Translation {
-        pa: PhysAddr((base & !(page_size - 1)) | (va.0 & (page_size - 1))),
-        page_size,
-    }
-}
-
-/// Reads a `width`-byte entry, records it, and requires its present bit.
+/// Reads an entry, records it, and requires its present bit.
 fn present(
     mem: &dyn PhysicalMemory,
     va: VirtAddr,
     level: &'static str,
     entry_pa: PhysAddr,
-    width: u8,
-    trace: &mut Option<&mut Vec<WalkStep>>,
+    width: EntryWidth,
+    trace: Trace,
 ) -> Result<u64, TranslateError> {
-    let entry = if width == 4 {
-        read_entry32(mem, va, entry_pa)?
-    } else {
-        read_entry(mem, va, entry_pa)?
-    };
-    if let Some(t) = trace.as_deref_mut() {
-        t.push(WalkStep {
-            level,
-            entry_pa,
-            entry,
-        });
-    }
+    let entry = read_traced(mem, va, level, entry_pa, width, trace)?;
     if entry & PRESENT == 0 {
-        return Err(TranslateError::NotMapped {
-            va,
-            level,
-            entry_pa,
-            entry,
-        });
+        return Err(TranslateError::not_mapped(va, level, entry_pa, entry));
     }
     Ok(entry)
 }
@@ -185,15 +159,7 @@ fn present(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::addr::PageTableRoot;
-    use crate::mmu::test_pages::Pages;
-
-    fn space(kernel: u64, user: u64) -> AddressSpace {
-        AddressSpace {
-            kernel: PageTableRoot(PhysAddr(kernel)),
-            user: Some(PageTableRoot(PhysAddr(user))),
-        }
-    }
+    use crate::mmu::test_pages::{Pages, space};
 
     fn walk(p: &I386Paging, m: &Pages, root: u64, va: u64) -> Result<Translation, TranslateError> {
         p.translate(m, &space(root, root), VirtAddr(va), None)

@@ -32,6 +32,17 @@ pub struct Translation {
 }
 
 impl Translation {
+    /// The translation of `va` through a page (or block) of 2^`shift` bytes
+    /// at `base`; `base`'s bits below the page size are cleared here
+    /// (attribute and reserved bits of large-page entries).
+    pub(crate) fn through_page(base: u64, shift: u32, va: VirtAddr) -> Translation {
+        let page_size = 1u64 << shift;
+        Translation {
+            pa: PhysAddr((base & !(page_size - 1)) | (va.0 & (page_size - 1))),
+            page_size,
+        }
+    }
+
     /// Bytes from the address to the end of its page: how far one
     /// translation can be reused.
     pub fn bytes_left_in_page(&self) -> u64 {
@@ -79,6 +90,21 @@ pub enum TranslateError {
 }
 
 impl TranslateError {
+    /// `va`'s walk met an entry that maps nothing.
+    pub(crate) fn not_mapped(
+        va: VirtAddr,
+        level: &'static str,
+        entry_pa: PhysAddr,
+        entry: u64,
+    ) -> TranslateError {
+        TranslateError::NotMapped {
+            va,
+            level,
+            entry_pa,
+            entry,
+        }
+    }
+
     pub fn va(&self) -> VirtAddr {
         match self {
             TranslateError::NonCanonical { va }
@@ -90,29 +116,44 @@ impl TranslateError {
     }
 }
 
-/// Reads one little-endian 64-bit page-table entry.
-pub(crate) fn read_entry(
-    mem: &dyn PhysicalMemory,
-    va: VirtAddr,
-    entry_pa: PhysAddr,
-) -> Result<u64, TranslateError> {
-    let mut b = [0u8; 8];
-    mem.read_phys(entry_pa, &mut b)
-        .map_err(|source| TranslateError::TableUnreadable { va, source })?;
-    Ok(u64::from_le_bytes(b))
+/// Where a walk records each entry it reads (for `vtop`); `None` on the hot
+/// path, which allocates nothing.
+pub(crate) type Trace<'a, 'b> = &'a mut Option<&'b mut Vec<WalkStep>>;
+
+/// How wide a page-table entry is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EntryWidth {
+    /// i386 without PAE, arm short descriptors.
+    Bits32,
+    Bits64,
 }
 
-/// Reads one little-endian 32-bit page-table entry (i386 without PAE, arm
-/// short descriptors).
-pub(crate) fn read_entry32(
+/// Reads the little-endian entry of `level` at `entry_pa` (on `va`'s walk)
+/// and records it in `trace`: the one entry read of every walker.
+pub(crate) fn read_traced(
     mem: &dyn PhysicalMemory,
     va: VirtAddr,
+    level: &'static str,
     entry_pa: PhysAddr,
+    width: EntryWidth,
+    trace: Trace,
 ) -> Result<u64, TranslateError> {
-    let mut b = [0u8; 4];
-    mem.read_phys(entry_pa, &mut b)
+    let mut b = [0u8; 8];
+    let bytes = match width {
+        EntryWidth::Bits32 => &mut b[..4],
+        EntryWidth::Bits64 => &mut b[..],
+    };
+    mem.read_phys(entry_pa, bytes)
         .map_err(|source| TranslateError::TableUnreadable { va, source })?;
-    Ok(u32::from_le_bytes(b) as u64)
+    let entry = u64::from_le_bytes(b);
+    if let Some(t) = trace.as_deref_mut() {
+        t.push(WalkStep {
+            level,
+            entry_pa,
+            entry,
+        });
+    }
+    Ok(entry)
 }
 
 /// The paging configuration of the dumped machine.
@@ -166,7 +207,8 @@ impl Paging {
 pub(crate) mod test_pages {
     use std::collections::HashMap;
 
-    use crate::addr::PhysAddr;
+    use super::AddressSpace;
+    use crate::addr::{PageTableRoot, PhysAddr};
     use crate::dump::{MemError, PhysRange, PhysicalMemory};
 
     #[derive(Default)]
@@ -184,6 +226,14 @@ pub(crate) mod test_pages {
             let page = self.0.entry(pa & !0xfff).or_insert_with(|| vec![0; 4096]);
             let o = (pa & 0xfff) as usize;
             page[o..o + 4].copy_from_slice(&val.to_le_bytes());
+        }
+    }
+
+    /// Kernel and user roots, for the 32-bit walkers' tests.
+    pub fn space(kernel: u64, user: u64) -> AddressSpace {
+        AddressSpace {
+            kernel: PageTableRoot(PhysAddr(kernel)),
+            user: Some(PageTableRoot(PhysAddr(user))),
         }
     }
 

@@ -15,7 +15,7 @@
 //! not an address bit (the kernel's `__sme_clr`, crash's `sme_mask`): it is
 //! cleared from CR3 and from every entry at every level.
 
-use super::{AddressSpace, TranslateError, Translation, WalkStep, read_entry};
+use super::{AddressSpace, EntryWidth, TranslateError, Translation, WalkStep, read_traced};
 use crate::addr::{PhysAddr, VirtAddr};
 use crate::dump::PhysicalMemory;
 
@@ -94,21 +94,9 @@ impl X86Paging {
             let shift = 12 + 9 * (names.len() - 1 - i) as u32;
             let index = (va.0 >> shift) & 0x1ff;
             let entry_pa = PhysAddr(table + index * 8);
-            let entry = read_entry(mem, va, entry_pa)?;
-            if let Some(t) = trace.as_deref_mut() {
-                t.push(WalkStep {
-                    level,
-                    entry_pa,
-                    entry,
-                });
-            }
+            let entry = read_traced(mem, va, level, entry_pa, EntryWidth::Bits64, &mut trace)?;
             if entry & PRESENT == 0 {
-                return Err(TranslateError::NotMapped {
-                    va,
-                    level,
-                    entry_pa,
-                    entry,
-                });
+                return Err(TranslateError::not_mapped(va, level, entry_pa, entry));
             }
             let is_leaf =
                 shift == 12 || (entry & PAGE_SIZE_BIT != 0 && (shift == 21 || shift == 30));
@@ -122,12 +110,7 @@ impl X86Paging {
                 });
             }
             if is_leaf {
-                let page_size = 1u64 << shift;
-                let base = self.address(entry) & !(page_size - 1);
-                return Ok(Translation {
-                    pa: PhysAddr(base | (va.0 & (page_size - 1))),
-                    page_size,
-                });
+                return Ok(Translation::through_page(self.address(entry), shift, va));
             }
             table = self.address(entry);
         }

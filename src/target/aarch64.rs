@@ -157,9 +157,7 @@ impl RegTable for Aarch64 {
 /// sets them again, so one mask serves both halves.
 pub fn cpu_registers(cpu: &CpuContext, pac_mask: Option<u64>) -> Regs<Aarch64> {
     let mut regs = Regs::<Aarch64>::default();
-    for (i, v) in cpu.regs.iter().take(34).enumerate() {
-        regs.vals[i] = Some(*v);
-    }
+    regs.set_leading(cpu.regs.iter().take(34));
     set_pac_masks(&mut regs, pac_mask);
     regs
 }

@@ -57,9 +57,7 @@ impl RegTable for Arm {
 /// orig_r0: the table's order).
 pub fn cpu_registers(cpu: &CpuContext) -> Regs<Arm> {
     let mut regs = Regs::<Arm>::default();
-    for (i, v) in cpu.regs.iter().take(REGS.len()).enumerate() {
-        regs.vals[i] = Some(*v);
-    }
+    regs.set_leading(&cpu.regs);
     regs
 }
 
@@ -73,17 +71,7 @@ mod tests {
         assert!(xml.contains("<feature name=\"org.gnu.gdb.arm.core\">"));
         assert!(xml.contains("<reg name=\"cpsr\" bitsize=\"32\" type=\"uint32\" regnum=\"16\"/>"));
         assert_eq!(REGS[Arm::PC].name, "pc");
-        let cpu = CpuContext {
-            index: 0,
-            note_pid: 1,
-            regs: (0..18).map(|i| 0x100 + i).collect(),
-            space: crate::mmu::AddressSpace {
-                kernel: crate::addr::PageTableRoot(crate::addr::PhysAddr(0)),
-                user: None,
-            },
-            control: None,
-            seg_bases: None,
-        };
+        let cpu = crate::target::numbered_cpu(18);
         let regs = cpu_registers(&cpu);
         assert_eq!(regs.get("pc"), Some(0x10f));
         assert_eq!(regs.get("cpsr"), Some(0x110));

@@ -107,14 +107,8 @@ const PRSTATUS_ORDER: [&str; 17] = [
 /// Registers of a CPU as its dump note saved them.
 pub fn cpu_registers(cpu: &CpuContext) -> Regs<I386> {
     let mut regs = Regs::<I386>::default();
-    for (name, v) in PRSTATUS_ORDER.iter().zip(&cpu.regs) {
-        regs.set(name, *v);
-    }
-    if let Some(cr) = cpu.control {
-        for (i, name) in [(0, "cr0"), (2, "cr2"), (3, "cr3"), (4, "cr4")] {
-            regs.set(name, cr[i] & 0xffff_ffff);
-        }
-    }
+    regs.set_in_order(&PRSTATUS_ORDER, &cpu.regs);
+    super::x86_64::set_control_registers(&mut regs, cpu, 0xffff_ffff);
     regs
 }
 
@@ -125,27 +119,9 @@ mod tests {
     #[test]
     fn xml_and_prstatus_order() {
         let xml = I386::xml();
-        for r in REGS {
-            assert_eq!(
-                xml.matches(&format!("name=\"{}\" ", r.name)).count(),
-                1,
-                "{}",
-                r.name
-            );
-        }
         assert!(xml.contains("<architecture>i386</architecture>"));
         assert_eq!(REGS[I386::PC].name, "eip");
-        let cpu = CpuContext {
-            index: 0,
-            note_pid: 1,
-            regs: (0..17).map(|i| 0x100 + i).collect(),
-            space: crate::mmu::AddressSpace {
-                kernel: crate::addr::PageTableRoot(crate::addr::PhysAddr(0)),
-                user: None,
-            },
-            control: None,
-            seg_bases: None,
-        };
+        let cpu = crate::target::numbered_cpu(17);
         let regs = cpu_registers(&cpu);
         assert_eq!(regs.get("ebx"), Some(0x100));
         assert_eq!(regs.get("eip"), Some(0x10c));

@@ -11,11 +11,13 @@
 //! With `no_pause` corestub never changes the run state: every "stop" is a
 //! snapshot of a running guest.
 //!
+//! A step is refused (QMP cannot single-step) with an immediate stop.
+//!
 //! Snapshots and caches: everything derived from guest memory lives in a
 //! [`Session`] (CPU registers and address spaces, the task list, the thread
-//! table — computed once per session). A live target builds a **new
-//! Session per stop** (generation counter in [`Live`]) and drops the old
-//! one, so nothing read before a resume is served after it; the vmlinux and
+//! table — computed once per session). The target ([`super::refresh`])
+//! builds a **new Session per stop** (generation counter in [`Live`]) and
+//! drops the old one, so nothing read before a resume is served after it; the vmlinux and
 //! its DWARF caches are shared between sessions ([`Vmlinux`] clones). The
 //! page-table walk cache belongs to the session's `Kernel` (mmu/cache.rs)
 //! and goes with it. The RAM source itself has no cache (reads copy from
@@ -24,29 +26,19 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, TryRecvError, channel};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gdbstub::common::{Signal, Tid};
-use gdbstub::stub::run_blocking::{BlockingEventLoop, Event, WaitForStopReasonError};
-use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
-use gdbstub::target::ext::base::BaseOps;
-use gdbstub::target::ext::base::multithread::{
-    MultiThreadBase, MultiThreadResume, MultiThreadResumeOps,
-};
-use gdbstub::target::ext::monitor_cmd::{ConsoleOutput, MonitorCmd, MonitorCmdOps};
-use gdbstub::target::ext::thread_extra_info::{ThreadExtraInfo, ThreadExtraInfoOps};
-use gdbstub::target::{Target, TargetError, TargetResult};
+use gdbstub::common::Signal;
+use gdbstub::stub::DisconnectReason;
 
-use super::conn::{ByteSource, Conn, PACKET_SIZE};
-use super::regs::{Regs, TableArch};
-use super::{ArchSupport, DumpTarget, Session, ThreadMode};
+use super::conn::{ByteSource, Conn};
+use super::refresh::{Machine, Resumed, Waited, session_over};
+use super::{ArchSupport, Session, ThreadMode};
 use crate::dump::live::LiveRam;
 use crate::dump::raw::find_vmcoreinfo;
-use crate::kernel::Kernel;
 use crate::kernel::symbols::Vmlinux;
 use crate::qmp::Qmp;
 
@@ -94,11 +86,6 @@ impl Live {
             generation: AtomicU64::new(0),
             attached: AtomicBool::new(false),
         }
-    }
-
-    /// How many snapshots were taken.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::SeqCst)
     }
 
     /// Pauses the guest (unless `no_pause`) and waits until QEMU says it is
@@ -202,15 +189,61 @@ impl Live {
                 self.ram.snapshot(None, n, vmcoreinfo, generation)?
             }
         };
-        let kernel = Kernel::with_vmlinux(dump, self.vmlinux.clone()).map_err(|e| e.to_string())?;
+        let session = session_over(dump, self.vmlinux.clone(), self.opts.mode)?;
         log::debug!("snapshot {generation} taken");
-        let mut session = Session::new(kernel, self.opts.mode);
-        if session.kernel.symbol("panic_cpu").is_none() {
-            // Without symbols the dump heuristics would name CPU 0; a live
-            // guest has not panicked unless its panic_cpu says so.
-            session.panic_cpu = None;
-        }
         Ok(session)
+    }
+}
+
+impl Machine for Live {
+    type Conn = LiveConn;
+    const READ_ONLY: &'static str = "guest RAM is mapped read-only";
+    const NO_STEP: &'static str =
+        "QMP cannot single-step a live guest (QEMU's own gdbstub, -s, can)";
+    const WHAT: &'static str = "live guest";
+
+    fn snapshot(&self) -> Result<Session, String> {
+        Live::snapshot(self)
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn resume(&self) -> Result<Resumed, String> {
+        Live::resume(self)?;
+        Ok(Resumed::Running)
+    }
+
+    fn pause(&self) -> Result<(), String> {
+        Live::pause(self)
+    }
+
+    /// The guest runs: wait for GDB (an interrupt) or for QEMU to stop it
+    /// (another QMP client, a guest panic with `-action panic=pause`, …).
+    fn wait(&self, conn: &mut LiveConn) -> io::Result<Waited> {
+        loop {
+            if conn.reader.fill(Some(POLL))? {
+                let b = conn.reader.buf.pop_front().expect("filled");
+                return Ok(Waited::Data(b));
+            }
+            while let Some(ev) = self.qmp.next_event(Duration::ZERO) {
+                match ev.name.as_str() {
+                    "STOP" => {
+                        log::info!("guest stopped by QEMU or another QMP client");
+                        self.stopped_externally();
+                        return Ok(Waited::Stopped(Signal::SIGSTOP));
+                    }
+                    "SHUTDOWN" => {
+                        log::info!("guest shut down: {}", ev.data);
+                    }
+                    _ => {}
+                }
+            }
+            if self.qmp.is_closed() {
+                return Ok(Waited::Exited);
+            }
+        }
     }
 }
 
@@ -222,127 +255,6 @@ impl Drop for Attached<'_> {
     fn drop(&mut self) {
         self.0.release();
         self.0.attached.store(false, Ordering::SeqCst);
-    }
-}
-
-/// The gdbstub target over a live guest: a [`DumpTarget`] over the current
-/// snapshot, plus run control.
-pub struct LiveTarget<A: ArchSupport> {
-    live: Arc<Live>,
-    session: Arc<Session>,
-    _arch: std::marker::PhantomData<A>,
-}
-
-impl<A: ArchSupport> LiveTarget<A> {
-    fn inner(&self) -> DumpTarget<A> {
-        DumpTarget::new(self.session.clone())
-    }
-
-    /// A fresh snapshot; the old session (and all it cached) is dropped.
-    fn refresh(&mut self) -> Result<(), String> {
-        self.session = Arc::new(self.live.snapshot()?);
-        Ok(())
-    }
-
-    fn stop_reason(&self, signal: Signal) -> MultiThreadStopReason<u64> {
-        MultiThreadStopReason::SignalWithThread {
-            tid: NonZeroUsize::new(1).expect("1"),
-            signal,
-        }
-    }
-}
-
-impl<A: ArchSupport> Target for LiveTarget<A> {
-    type Arch = TableArch<A>;
-    type Error = String;
-
-    fn base_ops(&mut self) -> BaseOps<'_, Self::Arch, Self::Error> {
-        BaseOps::MultiThread(self)
-    }
-
-    // Breakpoints would be writes into guest memory: refused.
-    fn guard_rail_implicit_sw_breakpoints(&self) -> bool {
-        true
-    }
-
-    fn support_monitor_cmd(&mut self) -> Option<MonitorCmdOps<'_, Self>> {
-        Some(self)
-    }
-}
-
-impl<A: ArchSupport> MultiThreadBase for LiveTarget<A> {
-    fn read_registers(&mut self, regs: &mut Regs<A>, t: Tid) -> TargetResult<(), Self> {
-        self.inner().read_registers(regs, t)
-    }
-
-    fn write_registers(&mut self, _regs: &Regs<A>, _t: Tid) -> TargetResult<(), Self> {
-        Err(TargetError::NonFatal)
-    }
-
-    fn read_addrs(&mut self, start: u64, data: &mut [u8], t: Tid) -> TargetResult<usize, Self> {
-        self.inner().read_addrs(start, data, t)
-    }
-
-    fn write_addrs(&mut self, start: u64, _data: &[u8], _t: Tid) -> TargetResult<(), Self> {
-        log::warn!("refused a memory write at {start:#x}: guest RAM is mapped read-only");
-        Err(TargetError::Errno(30)) // EROFS
-    }
-
-    fn list_active_threads(&mut self, cb: &mut dyn FnMut(Tid)) -> Result<(), Self::Error> {
-        self.inner().list_active_threads(cb)
-    }
-
-    fn is_thread_alive(&mut self, t: Tid) -> Result<bool, Self::Error> {
-        self.inner().is_thread_alive(t)
-    }
-
-    /// The thread list with its labels in one `qXfer:threads:read` (gdbstub
-    /// patch 8) instead of a `qThreadExtraInfo` per thread.
-    fn use_threads_xml(&self) -> bool {
-        true
-    }
-
-    fn support_resume(&mut self) -> Option<MultiThreadResumeOps<'_, Self>> {
-        Some(self)
-    }
-
-    fn support_thread_extra_info(&mut self) -> Option<ThreadExtraInfoOps<'_, Self>> {
-        Some(self)
-    }
-}
-
-impl<A: ArchSupport> MultiThreadResume for LiveTarget<A> {
-    fn resume(&mut self) -> Result<(), Self::Error> {
-        self.live.resume()
-    }
-
-    fn clear_resume_actions(&mut self) -> Result<(), Self::Error> {
-        Ok(())
-    }
-
-    // The whole VM runs: per-thread actions cannot be honoured.
-    fn set_resume_action_continue(
-        &mut self,
-        _tid: Tid,
-        _signal: Option<Signal>,
-    ) -> Result<(), Self::Error> {
-        Ok(())
-    }
-}
-
-impl<A: ArchSupport> ThreadExtraInfo for LiveTarget<A> {
-    fn thread_extra_info(&self, t: Tid, buf: &mut [u8]) -> Result<usize, Self::Error> {
-        self.inner().thread_extra_info(t, buf)
-    }
-}
-
-impl<A: ArchSupport> MonitorCmd for LiveTarget<A> {
-    fn handle_monitor_cmd(
-        &mut self,
-        cmd: &[u8],
-        out: ConsoleOutput<'_>,
-    ) -> Result<(), Self::Error> {
-        self.inner().handle_monitor_cmd(cmd, out)
     }
 }
 
@@ -432,55 +344,6 @@ impl ByteSource for ChannelSource {
     }
 }
 
-struct LiveLoop<A: ArchSupport>(std::marker::PhantomData<A>);
-
-impl<A: ArchSupport> BlockingEventLoop for LiveLoop<A> {
-    type Target = LiveTarget<A>;
-    type Connection = LiveConn;
-    type StopReason = MultiThreadStopReason<u64>;
-
-    // The guest runs: wait for GDB (an interrupt) or for QEMU to stop it
-    // (another QMP client, a guest panic with `-action panic=pause`, …).
-    fn wait_for_stop_reason(
-        target: &mut LiveTarget<A>,
-        conn: &mut LiveConn,
-    ) -> Result<Event<Self::StopReason>, WaitForStopReasonError<String, io::Error>> {
-        loop {
-            if conn
-                .reader
-                .fill(Some(POLL))
-                .map_err(WaitForStopReasonError::Connection)?
-            {
-                let b = conn.reader.buf.pop_front().expect("filled");
-                return Ok(Event::IncomingData(b));
-            }
-            while let Some(ev) = target.live.qmp.next_event(Duration::ZERO) {
-                match ev.name.as_str() {
-                    "STOP" => {
-                        log::info!("guest stopped by QEMU or another QMP client");
-                        target.live.stopped_externally();
-                        target.refresh().map_err(WaitForStopReasonError::Target)?;
-                        return Ok(Event::TargetStopped(target.stop_reason(Signal::SIGSTOP)));
-                    }
-                    "SHUTDOWN" => {
-                        log::info!("guest shut down: {}", ev.data);
-                    }
-                    _ => {}
-                }
-            }
-            if target.live.qmp.is_closed() {
-                return Ok(Event::TargetStopped(MultiThreadStopReason::Exited(0)));
-            }
-        }
-    }
-
-    fn on_interrupt(target: &mut LiveTarget<A>) -> Result<Option<Self::StopReason>, String> {
-        target.live.pause()?;
-        target.refresh()?;
-        Ok(Some(target.stop_reason(Signal::SIGINT)))
-    }
-}
-
 /// Serves one GDB client over a live guest: pauses it (unless `no_pause`),
 /// serves until detach or disconnect, then resumes it if corestub paused it.
 /// One client at a time.
@@ -495,15 +358,6 @@ pub fn serve_live_connection<A: ArchSupport>(
     let _guard = Attached(&live);
     live.pause()?;
     let session = Arc::new(live.snapshot()?);
-    let mut target = LiveTarget::<A> {
-        live: live.clone(),
-        session,
-        _arch: std::marker::PhantomData,
-    };
     let conn = ChannelSource::conn(r, w);
-    let gdb = GdbStub::builder(conn)
-        .packet_buffer_size(PACKET_SIZE)
-        .build()
-        .map_err(|e| e.to_string())?;
-    super::conn::session_end(gdb.run_blocking::<LiveLoop<A>>(&mut target))
+    super::refresh::serve::<Live, A>(live.clone(), session, conn)
 }

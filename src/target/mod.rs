@@ -11,6 +11,7 @@ pub mod i386;
 pub mod kcore;
 pub mod live;
 pub mod monitor;
+pub mod refresh;
 pub mod regs;
 pub mod session;
 pub mod x86_64;
@@ -102,6 +103,23 @@ impl ArchSupport for arm::Arm {
 
     fn cpu_registers(_kernel: &Kernel, cpu: &CpuContext) -> Regs<Self> {
         arm::cpu_registers(cpu)
+    }
+}
+
+/// A CPU whose note saved `n` registers numbered 0x100, 0x101, …, for the
+/// register tables' tests.
+#[cfg(test)]
+fn numbered_cpu(n: u64) -> CpuContext {
+    CpuContext {
+        index: 0,
+        note_pid: 1,
+        regs: (0..n).map(|i| 0x100 + i).collect(),
+        space: AddressSpace {
+            kernel: crate::addr::PageTableRoot(crate::addr::PhysAddr(0)),
+            user: None,
+        },
+        control: None,
+        seg_bases: None,
     }
 }
 
@@ -365,16 +383,19 @@ impl<A: ArchSupport> MonitorCmd for DumpTarget<A> {
     fn handle_monitor_cmd(
         &mut self,
         cmd: &[u8],
-        mut out: ConsoleOutput<'_>,
+        out: ConsoleOutput<'_>,
     ) -> Result<(), Self::Error> {
         let cmd = String::from_utf8_lossy(cmd);
-        let text = monitor::run(&self.session, &cmd);
-        // ConsoleOutput sends one `O` packet per write: send big answers in
-        // chunks well under the packet size.
-        for chunk in text.as_bytes().chunks(0x2000) {
-            out.write_raw(chunk);
-            out.flush();
-        }
+        write_console(out, &monitor::run(&self.session, &cmd));
         Ok(())
+    }
+}
+
+/// A monitor command's answer on GDB's console. ConsoleOutput sends one `O`
+/// packet per write: big answers go in chunks well under the packet size.
+fn write_console(mut out: ConsoleOutput<'_>, text: &str) {
+    for chunk in text.as_bytes().chunks(0x2000) {
+        out.write_raw(chunk);
+        out.flush();
     }
 }

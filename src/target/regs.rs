@@ -124,6 +124,20 @@ impl<T: RegTable> Regs<T> {
         }
     }
 
+    /// Sets `names[i]` to `vals[i]`: a note saved in its own order.
+    pub fn set_in_order(&mut self, names: &[&str], vals: &[u64]) {
+        for (name, v) in names.iter().zip(vals) {
+            self.set(name, *v);
+        }
+    }
+
+    /// Sets the table's first registers, in its order, to `vals`.
+    pub fn set_leading<'a>(&mut self, vals: impl IntoIterator<Item = &'a u64>) {
+        for (slot, v) in self.vals.iter_mut().zip(vals) {
+            *slot = Some(*v);
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<u64> {
         let i = T::REGS.iter().position(|r| r.name == name)?;
         self.vals[i]
@@ -263,5 +277,27 @@ impl<T: RegTable + fmt::Debug> Arch for TableArch<T> {
             container_regs: None,
             invalidate_regs: None,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::target::{aarch64::Aarch64, arm::Arm, i386::I386, x86_64::X86_64};
+
+    fn names_each_register_once<T: RegTable>() {
+        let xml = T::xml();
+        for r in T::REGS {
+            let n = xml.matches(&format!("name=\"{}\" ", r.name)).count();
+            assert_eq!(n, 1, "{}: {}", T::GDB_ARCH, r.name);
+        }
+    }
+
+    #[test]
+    fn every_table_names_each_register_once() {
+        names_each_register_once::<X86_64>();
+        names_each_register_once::<Aarch64>();
+        names_each_register_once::<I386>();
+        names_each_register_once::<Arm>();
     }
 }

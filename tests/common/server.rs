@@ -20,11 +20,19 @@ impl Server {
     /// Starts `corestub serve --listen 127.0.0.1:0 EXTRA... DUMP` and waits
     /// for the `target remote ADDR` line.
     pub fn start(dump: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(super::corestub_bin())
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .arg(dump)
+        Server::spawn(
+            Command::new(super::corestub_bin())
+                .arg("serve")
+                .args(["--listen", "127.0.0.1:0"])
+                .args(extra)
+                .arg(dump),
+        )
+    }
+
+    /// Starts `cmd`, a `corestub serve --listen …` of any source, and
+    /// waits for its `target remote ADDR` line.
+    pub fn spawn(cmd: &mut Command) -> Server {
+        let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -135,6 +143,28 @@ impl Rsp {
         }
     }
 
+    /// `monitor CMD` (qRcmd): the console text (`O` packets) it sent
+    /// before its final reply, which must be `OK`.
+    pub fn monitor(&mut self, cmd: &str) -> Result<String, String> {
+        let hex: String = cmd.bytes().map(|b| format!("{b:02x}")).collect();
+        self.send_raw(&frame(format!("qRcmd,{hex}").as_bytes()))
+            .map_err(|e| e.to_string())?;
+        let mut text = Vec::new();
+        loop {
+            let r = self.reply()?;
+            if r == b"OK" {
+                return Ok(String::from_utf8_lossy(&text).into_owned());
+            }
+            let Some(hex) = r.strip_prefix(b"O") else {
+                return Err(format!("monitor {cmd}: {}", String::from_utf8_lossy(&r)));
+            };
+            for pair in hex.chunks(2) {
+                let digits = std::str::from_utf8(pair).map_err(|e| e.to_string())?;
+                text.push(u8::from_str_radix(digits, 16).map_err(|e| e.to_string())?);
+            }
+        }
+    }
+
     pub fn reply(&mut self) -> Result<Vec<u8>, String> {
         let mut b = [0u8; 1];
         // skip acks up to '$'
@@ -197,4 +227,58 @@ pub fn unrle(body: &[u8]) -> Vec<u8> {
         }
     }
     out
+}
+
+/// A reply's start, for messages.
+pub fn text(r: &[u8]) -> String {
+    String::from_utf8_lossy(&r[..r.len().min(80)]).into_owned()
+}
+
+/// The data of an `x` reply: `b`, then bytes with `}` escapes (the client
+/// has already expanded run-length encoding).
+pub fn x_data(req: &str, r: &[u8]) -> Vec<u8> {
+    assert_eq!(r.first(), Some(&b'b'), "{req}: {}", text(r));
+    let mut out = Vec::with_capacity(r.len());
+    let mut it = r[1..].iter();
+    while let Some(&b) = it.next() {
+        if b == b'}' {
+            let e = it
+                .next()
+                .unwrap_or_else(|| panic!("{req}: reply ends in `}}`"));
+            out.push(e ^ 0x20);
+        } else {
+            assert!(!b"#$*".contains(&b), "{req}: unescaped {:?}", b as char);
+            out.push(b);
+        }
+    }
+    out
+}
+
+/// The data of an `m` reply (hex).
+pub fn m_data(req: &str, r: &[u8]) -> Vec<u8> {
+    assert!(
+        r.len().is_multiple_of(2) && r.iter().all(u8::is_ascii_hexdigit),
+        "{req}: {}",
+        text(r)
+    );
+    r.chunks(2)
+        .map(|p| u8::from_str_radix(std::str::from_utf8(p).unwrap(), 16).unwrap())
+        .collect()
+}
+
+/// `x` and `m` for the same range: returns the bytes, which must agree.
+pub fn x_and_m(c: &mut Rsp, addr: u64, len: usize) -> Vec<u8> {
+    let xr = format!("x{addr:x},{len:x}");
+    let mr = format!("m{addr:x},{len:x}");
+    let x = x_data(&xr, &c.request(xr.as_bytes()).unwrap());
+    let m = m_data(&mr, &c.request(mr.as_bytes()).unwrap());
+    assert_eq!(
+        x.len(),
+        m.len(),
+        "{xr}: {} bytes, {mr}: {}",
+        x.len(),
+        m.len()
+    );
+    assert!(x == m, "{xr} and {mr} differ");
+    x
 }
