@@ -56,8 +56,10 @@
 //!   user memory through the sleeper's own page tables: `x/s
 //!   mm->arg_start` prints its argv[0], "sleep"; `monitor vtop -p PID VA`
 //!   of its top stack page gives the physical address the guest read from
-//!   pagemap, `monitor rd -p PA` reads there what `x/4gx VA` reads in the
-//!   task, `monitor ptov PA` and `monitor kmem -p PA` answer for it;
+//!   pagemap, `monitor rd -p PA` reads there what `x/4gx VA` (32-bit:
+//!   `x/8wx`) reads in the task, in the kernel's words (crash's default
+//!   unit: 8 hex digits on 32-bit kernels), `monitor ptov PA` and
+//!   `monitor kmem -p PA` answer for it;
 //!   `monitor help` and `monitor info version` answer.
 //!
 //! Cache: `fixtures::root()/ARCH-SERIES/RELEASE/` (`x86_64-5.10/…`,
@@ -771,7 +773,8 @@ fn check_gdb(c: &Case, k: &Kernel, con: &Console, dump: &Path, f: &str) {
 
 /// The kernel's own scripts/gdb of this exact version (lx-*), through
 /// corestub on the ELF dump: lx-version, lx-dmesg, lx-ps, lx-lsmod and
-/// $lx_current() against what the guest printed.
+/// $lx_current() against what the guest printed (on i386 and arm, where
+/// the scripts' $lx_current() knows no architecture, `$lx_per_cpu`).
 fn check_kernel_scripts(c: &Case, k: &Kernel, con: &Console, dump: &Path) {
     let label = format!("{} scripts/gdb", c.label());
     let t = Target {
