@@ -61,6 +61,17 @@ def member_type(t, path, who="corestub"):
     return t
 
 
+def member_int(buf, t, path, who="corestub"):
+    """The integer member at `path` of a struct of type t held in buf, read
+    as wide as its DWARF type says (an `unsigned long` is 4 bytes on a
+    32-bit kernel) and signed as that type is."""
+    mt = member_type(t, path, who)
+    o = off(t, path, who)
+    # Type.is_signed is GDB 12+; before, signed as these readers always were
+    signed = mt.is_signed if hasattr(mt, "is_signed") else True
+    return int.from_bytes(buf[o:o + mt.sizeof], "little", signed=signed)
+
+
 def first_off(t, names, who="corestub"):
     for n in names:
         if has(t, n.split(".")[0]):
@@ -745,7 +756,7 @@ def boot_wall_offset_ns():
     if tk is None:
         return None
     b, t = tk
-    return s(b, off(t, "offs_real"), 8)
+    return member_int(b, t, "offs_real")
 
 
 def uptime_seconds():
@@ -754,8 +765,9 @@ def uptime_seconds():
     if tk is None:
         return None
     b, t = tk
-    secs = s(b, off(t, "ktime_sec"), 8)
-    boot = s(b, off(t, "offs_boot"), 8) if has(t, "offs_boot") else 0
+    # ktime_sec is an unsigned long: 4 bytes on 32-bit kernels
+    secs = member_int(b, t, "ktime_sec")
+    boot = member_int(b, t, "offs_boot") if has(t, "offs_boot") else 0
     return secs + boot // 1000000000
 
 
@@ -769,4 +781,4 @@ def crash_time():
     if tk is None:
         return None
     b, t = tk
-    return s(b, off(t, "xtime_sec"), 8)
+    return member_int(b, t, "xtime_sec")

@@ -56,8 +56,10 @@
 //!   user memory through the sleeper's own page tables: `x/s
 //!   mm->arg_start` prints its argv[0], "sleep"; `monitor vtop -p PID VA`
 //!   of its top stack page gives the physical address the guest read from
-//!   pagemap, `monitor rd -p PA` reads there what `x/4gx VA` reads in the
-//!   task, `monitor ptov PA` and `monitor kmem -p PA` answer for it;
+//!   pagemap, `monitor rd -p PA` reads there what `x/4gx VA` (32-bit:
+//!   `x/8wx`) reads in the task, in the kernel's words (crash's default
+//!   unit: 8 hex digits on 32-bit kernels), `monitor ptov PA` and
+//!   `monitor kmem -p PA` answer for it;
 //!   `monitor help` and `monitor info version` answer.
 //!
 //! Cache: `fixtures::root()/ARCH-SERIES/RELEASE/` (`x86_64-5.10/…`,
@@ -115,6 +117,8 @@ struct Arch {
     /// The ELF e_machine of its binaries (the busybox is checked).
     elf_machine: u16,
     page_size: u64,
+    /// Bytes in the kernel's `unsigned long`: `monitor rd`'s default unit.
+    word: u64,
     qemu: &'static str,
     qemu_package: &'static str,
     /// Everything but what all guests share (-smp, vmcoreinfo, serial,
@@ -142,6 +146,7 @@ const X86_64: Arch = Arch {
     flavour: "cloud-amd64",
     elf_machine: 62,
     page_size: 4096,
+    word: 8,
     qemu: "qemu-system-x86_64",
     qemu_package: "qemu-system-x86",
     // -cx16: QEMU 7.2's TCG CMPXCHG16B corrupts SLUB's per-CPU freelists
@@ -173,6 +178,7 @@ const I386_PAE: Arch = Arch {
     flavour: "686-pae",
     elf_machine: 3,
     page_size: 4096,
+    word: 4,
     qemu: "qemu-system-i386",
     qemu_package: "qemu-system-x86",
     qemu_args: &[
@@ -220,6 +226,7 @@ const ARM_LPAE: Arch = Arch {
     flavour: "armmp-lpae",
     elf_machine: 40,
     page_size: 4096,
+    word: 4,
     qemu: "qemu-system-arm",
     qemu_package: "qemu-system-arm",
     qemu_args: &[
@@ -246,6 +253,7 @@ const ARM64: Arch = Arch {
     flavour: "cloud-arm64",
     elf_machine: 183,
     page_size: 4096,
+    word: 8,
     qemu: "qemu-system-aarch64",
     qemu_package: "qemu-system-arm",
     // -cpu max: LPA2, so a 52-bit kernel runs with 52-bit VAs;
@@ -375,14 +383,17 @@ fn ps_rows(ps: &str) -> Vec<(u32, String, String)> {
         .collect()
 }
 
-/// The 64-bit words of GDB's `x/Ngx` output or `monitor rd` output (hex
-/// words after the address, before any ASCII column).
-fn hex_words(text: &str) -> Vec<u64> {
+/// The words of GDB's `x/Nx` output or `monitor rd` output (hex words
+/// after the address, before any ASCII column), with the digits each was
+/// printed with.
+fn hex_words(text: &str) -> Vec<(u64, usize)> {
     text.lines()
         .filter_map(|l| l.split_once(':'))
         .flat_map(|(_, rest)| {
-            rest.split_whitespace()
-                .map_while(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16).ok())
+            rest.split_whitespace().map_while(|w| {
+                let digits = w.trim_start_matches("0x");
+                Some((u64::from_str_radix(digits, 16).ok()?, digits.len()))
+            })
         })
         .collect()
 }
@@ -601,6 +612,10 @@ fn check_gdb(c: &Case, k: &Kernel, con: &Console, dump: &Path, f: &str) {
     // the page's last 32 bytes: the end of the program's file name, then
     // the NULL that ends the stack (the start of the page is often zero)
     let tail = c.arch.page_size - 32;
+    // those 32 bytes in the kernel's words: rd's default unit, GDB's
+    // x/w (4 bytes) or x/g (8)
+    let words = 32 / c.arch.word;
+    let x_unit = if c.arch.word == 4 { 'w' } else { 'g' };
     let steps: Vec<(&str, String)> = vec![
         ("threads", "info threads".into()),
         ("bt", "bt".into()),
@@ -618,13 +633,13 @@ fn check_gdb(c: &Case, k: &Kernel, con: &Console, dump: &Path, f: &str) {
         ("m_help", "monitor help".into()),
         ("m_version", "monitor info version".into()),
         ("m_vtop", format!("monitor vtop -p {upid} {uva:x}")),
-        ("m_rd", format!("monitor rd -p {:x} 4", upa + tail)),
+        ("m_rd", format!("monitor rd -p {:x} {words}", upa + tail)),
         ("m_ptov", format!("monitor ptov {upa:x}")),
         ("m_kmem", format!("monitor kmem -p {upa:x}")),
         ("trapinfo_s", format!("trapinfo {sleeper}")),
         ("task", format!("task {sleeper}")),
         ("task_bt", "bt".into()),
-        ("user_x", format!("x/4gx 0x{:x}", uva + tail)),
+        ("user_x", format!("x/{words}{x_unit}x 0x{:x}", uva + tail)),
         (
             "argv0",
             format!(
@@ -751,9 +766,18 @@ fn check_gdb(c: &Case, k: &Kernel, con: &Console, dump: &Path, f: &str) {
         "{label}: vtop -p {upid} {uva:#x} vs the guest's pagemap ({upa:#x}):\n{all}"
     );
     let (phys, user) = (hex_words(&step("m_rd")), hex_words(&step("user_x")));
+    let value = |w: &[(u64, usize)]| w.iter().map(|&(v, _)| v).collect::<Vec<_>>();
     assert!(
-        phys.len() == 4 && phys == user && phys.iter().any(|&w| w != 0),
-        "{label}: rd -p {upa:#x}+{tail:#x} {phys:x?} vs x/4gx {uva:#x}+{tail:#x} in pid {upid} {user:x?}:\n{all}"
+        phys.len() == words as usize
+            && value(&phys) == value(&user)
+            && phys.iter().any(|&(v, _)| v != 0),
+        "{label}: rd -p {upa:#x}+{tail:#x} {phys:x?} vs x/{words}{x_unit}x {uva:#x}+{tail:#x} in pid {upid} {user:x?}:\n{all}"
+    );
+    // crash's rd: the kernel's word, as many digits as it has
+    assert!(
+        phys.iter().all(|&(_, d)| d == 2 * c.arch.word as usize),
+        "{label}: rd's default unit is not the {}-byte word:\n{all}",
+        c.arch.word
     );
     has("m_ptov", &format!("{upa:x}"), "ptov of the user page");
     has("m_kmem", &format!("{upa:x}"), "kmem -p of the user page");
@@ -761,15 +785,10 @@ fn check_gdb(c: &Case, k: &Kernel, con: &Console, dump: &Path, f: &str) {
 
 /// The kernel's own scripts/gdb of this exact version (lx-*), through
 /// corestub on the ELF dump: lx-version, lx-dmesg, lx-ps, lx-lsmod and
-/// $lx_current() against what the guest printed.
+/// $lx_current() against what the guest printed (on i386 and arm, where
+/// the scripts' $lx_current() knows no architecture, `$lx_per_cpu`).
 fn check_kernel_scripts(c: &Case, k: &Kernel, con: &Console, dump: &Path) {
     let label = format!("{} scripts/gdb", c.label());
-    if !matches!(c.arch.deb, "amd64" | "arm64") {
-        // constants.py is preprocessed for amd64 and arm64 only (no i386
-        // or armhf preprocessor set up): said, not skipped silently
-        eprintln!("{label}: not checked on {}", c.arch.deb);
-        return;
-    }
     let t = Target {
         label: &label,
         deb: c.arch.deb,
@@ -789,6 +808,10 @@ fn check_kernel_scripts(c: &Case, k: &Kernel, con: &Console, dump: &Path) {
         ("lx_ps", "lx-ps".into()),
         ("lx_lsmod", "lx-lsmod".into()),
         ("lx_current", "p $lx_current().pid".into()),
+        (
+            "lx_per_cpu",
+            format!("p {}.pid", per_cpu_current(c.arch.deb)),
+        ),
     ];
     let (steps, all) = gdb_steps(dump, &k.vmlinux, &steps);
     let step = |k: &str| steps.get(k).cloned().unwrap_or_default();
@@ -818,10 +841,45 @@ fn check_kernel_scripts(c: &Case, k: &Kernel, con: &Console, dump: &Path) {
         eprintln!("{label}: this version's $lx_current() has no arm64 support: not checked");
         return;
     }
+    if matches!(c.arch.deb, "i386" | "armhf") {
+        // The scripts' get_current_task() knows x86 by `"x86" in` GDB's
+        // architecture name ("i386:x86-64") and aarch64: GDB names 32-bit
+        // x86 "i386" and arm "arm", so it raises "not yet supported with
+        // this arch". The scripts' own per-CPU reader gives the same
+        // answer: i386 from `current_task` (what $lx_current() reads on
+        // x86), arm (current in TPIDRURO, no per-CPU variable) from the
+        // run queue's `curr`.
+        let unsupported = "not yet supported with this arch";
+        assert!(
+            step("lx_current").contains(unsupported),
+            "{label}: this version's $lx_current() answers on {} now: check it:\n{all}",
+            c.arch.deb
+        );
+        eprintln!(
+            "{label}: $lx_current(): {unsupported:?} (the scripts test GDB's architecture \
+             name for \"x86\"/\"aarch64\"); checked {} instead",
+            per_cpu_current(c.arch.deb)
+        );
+        assert!(
+            step("lx_per_cpu").contains(&format!("= {}", con.panic_pid)),
+            "{label}: $lx_per_cpu on the panicking CPU:\n{all}"
+        );
+        return;
+    }
     assert!(
         step("lx_current").contains(&format!("= {}", con.panic_pid)),
         "{label}: $lx_current() on the panicking CPU's thread:\n{all}"
     );
+}
+
+/// The running task of the panicking CPU through the kernel scripts'
+/// per-CPU reader: x86's `current_task`, else the run queue's `curr`.
+fn per_cpu_current(deb: &str) -> String {
+    let cpu = SMP - 1;
+    match deb {
+        "amd64" | "i386" => format!("$lx_per_cpu(\"current_task\", {cpu})"),
+        _ => format!("$lx_per_cpu(\"runqueues\", {cpu}).curr"),
+    }
 }
 
 const X86_64_612: Case = Case {

@@ -452,3 +452,51 @@ fn stripped_vmlinux_says_it_has_no_dwarf() {
     );
     assert!(!why.contains("pass --vmlinux"), "{why}");
 }
+
+/// A member of a variable whose type has no name (`tk_core`, before 6.13:
+/// `static struct { seqcount_raw_spinlock_t seq; struct timekeeper
+/// timekeeper; } tk_core`), at its DWARF offset and width: on x86_64 the
+/// timekeeper follows the 4-byte seqcount at 8 (64-bit members align to
+/// 8), `ktime_sec` (an `unsigned long`) is 8 bytes. On a cached i386 guest
+/// kernel (tests/qemu_other_kernel.rs) it follows at 4 (i386 aligns u64 to
+/// 4) and `ktime_sec` is 4 bytes, as `ptype/o tk_core` shows.
+#[test]
+fn member_of_a_variable_of_anonymous_type() {
+    let Some((vm, _)) = open("x86_64-6.1", "member_of_a_variable_of_anonymous_type") else {
+        return;
+    };
+    let check = |vm: &Vmlinux, timekeeper_at: u64, word: u64| {
+        let di = vm.debug_info().unwrap();
+        let f = di
+            .variable_field("tk_core", "timekeeper.ktime_sec")
+            .unwrap();
+        let inner = di.offset_of("struct timekeeper", "ktime_sec").unwrap();
+        assert_eq!(f.offset, timekeeper_at + inner);
+        assert_eq!(f.size, Some(word));
+        assert_eq!(
+            di.variable_field("tk_core", "seq").unwrap().offset,
+            0,
+            "the seqcount comes first"
+        );
+        assert!(
+            di.variable_field("tk_core", "timekeeper.no_such")
+                .unwrap_err()
+                .is_absent()
+        );
+    };
+    check(&vm, 8, 8);
+    let i386 = corestub::fixtures::root().join("i386-6.1");
+    let cached = std::fs::read_dir(&i386)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("vmlinux"))
+        .find(|v| v.is_file());
+    match cached {
+        Some(v) => check(&Vmlinux::open(&v).unwrap(), 4, 4),
+        None => eprintln!(
+            "no i386 guest vmlinux under {}: x86_64 only",
+            i386.display()
+        ),
+    }
+}

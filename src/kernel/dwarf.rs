@@ -977,7 +977,35 @@ impl DebugInfo {
     /// `"thread.cpu_context.x19"`, `"pids[1]"`). A missing member is
     /// [`DwarfError::NoMember`] (see [`DwarfError::is_absent`]).
     pub fn field(&self, ty: &str, path: &str) -> Result<Field> {
-        let mut layout = self.layout(ty)?;
+        self.field_in(self.layout(ty)?, ty, path)
+    }
+
+    /// The member at dotted `path` of global variable `var`'s type, which
+    /// may have no name (`tk_core`: `static struct { seqcount_raw_spinlock_t
+    /// seq; struct timekeeper timekeeper; } tk_core`); an array variable's
+    /// path starts at its first element (`timekeeper_data`).
+    pub fn variable_field(&self, var: &str, path: &str) -> Result<Field> {
+        let Some((_, r)) = self.find(&[Kind::Variable], var)? else {
+            return Err(DwarfError::TypeNotFound(format!("variable {var}")));
+        };
+        let mut d = self.die(r)?;
+        if d.ty.is_none()
+            && let Some(s) = d.specification
+        {
+            d = self.die(s)?;
+        }
+        let no_type = || malformed(r.global(), format!("variable `{var}` has no type"));
+        let mut ty = self.strip(d.ty.ok_or_else(no_type)?)?;
+        if ty.tag == dw::DW_TAG_array_type {
+            ty = self.strip(ty.ty.ok_or_else(no_type)?)?;
+        }
+        let label = format!("typeof({var})");
+        self.field_in(self.layout_at(ty.at, &mut Vec::new())?, &label, path)
+    }
+
+    /// [`DebugInfo::field`] from `layout`, the type spelled `ty` in errors.
+    fn field_in(&self, layout: Arc<Layout>, ty: &str, path: &str) -> Result<Field> {
+        let mut layout = layout;
         let mut base = 0u64;
         let mut done = String::new();
         let no_member = || DwarfError::NoMember {

@@ -219,6 +219,30 @@ fn decompress(from: &Path, to: &Path) -> Result<(), String> {
     .map(drop)
 }
 
+/// `release` is `ABI-flavour` for exactly `flavour`: `6.1.0-50-armmp`,
+/// `7.3.4+deb13-cloud-amd64`, not `6.1.0-50-rt-armmp` (the PREEMPT_RT
+/// flavour `rt-armmp` ends the same way): the ABI's last part is a number.
+fn is_flavour_release(release: &str, flavour: &str) -> bool {
+    release
+        .strip_suffix(flavour)
+        .and_then(|abi| abi.strip_suffix('-'))
+        .and_then(|abi| abi.rsplit('-').next())
+        .is_some_and(|last| last.starts_with(|c: char| c.is_ascii_digit()))
+}
+
+#[test]
+fn a_flavour_is_not_its_rt_variant() {
+    assert!(is_flavour_release("6.1.0-50-armmp", "armmp"));
+    assert!(!is_flavour_release("6.1.0-50-rt-armmp", "armmp"));
+    assert!(is_flavour_release("6.1.0-50-rt-armmp", "rt-armmp"));
+    assert!(!is_flavour_release("6.1.0-50-armmp-lpae", "armmp"));
+    assert!(is_flavour_release("6.1.0-50-686", "686"));
+    assert!(!is_flavour_release("6.1.0-50-686-pae", "686"));
+    assert!(is_flavour_release("7.3.4+deb13-cloud-amd64", "cloud-amd64"));
+    assert!(is_flavour_release("6.12.95+deb12-arm64-16k", "arm64-16k"));
+    assert!(!is_flavour_release("6.12.95+deb12-arm64-16k", "arm64"));
+}
+
 /// Fetches the newest release of `series` in flavour `t.flavour` that has
 /// a -dbg package: vmlinuz and loop.ko from its image (or, from 7.x on,
 /// its `linux-binary-*` and `linux-modules-*`) package, the debug vmlinux
@@ -260,7 +284,7 @@ pub fn fetch_kernel(cache: &Path, series: &Series, t: &Target) -> Result<Kernel,
     let release = names
         .iter()
         .filter_map(|n| n.strip_prefix("linux-image-")?.strip_suffix("-dbg"))
-        .filter(|r| r.starts_with(series.release_prefix) && r.ends_with(&format!("-{flavour}")))
+        .filter(|r| r.starts_with(series.release_prefix) && is_flavour_release(r, flavour))
         .max_by_key(|r| version_key(r))
         .ok_or_else(|| {
             format!(

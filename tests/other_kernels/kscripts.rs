@@ -158,13 +158,10 @@ fn preprocess_constants(
     flavour: &Path,
     t: &Target,
 ) -> Result<String, String> {
-    let (cpp, arch) = match t.deb {
-        "amd64" => ("cpp", "x86"),
-        "arm64" => ("aarch64-linux-gnu-cpp", "arm64"),
-        other => return Err(format!("no preprocessor known for {other}")),
-    };
+    let (cpp, arch, arch_flags) = arch_preprocessor(t.deb, flavour)?;
     let mut cmd = Command::new(cpp);
     cmd.args(["-x", "c", "-P", "-nostdinc", "-D__KERNEL__"]);
+    cmd.args(&arch_flags);
     // Kbuild's `-isystem $(CC -print-file-name=include)`: kernels before
     // 5.15 take <stdarg.h> from the compiler. The cross cpp ships no
     // headers of its own; the host compiler's freestanding ones serve.
@@ -209,6 +206,63 @@ fn preprocess_constants(
         .map(|(_, rest)| rest.split_once('\n').map_or("", |(_, r)| r))
         .ok_or("constants.py.in had no end-c-headers line")?;
     Ok(body.to_string())
+}
+
+/// The preprocessor, the kernel's `arch/` directory and the flags of
+/// arch/*/Makefile that change what the headers expand to, for a Debian
+/// architecture: i386 is the host's cpp with Kbuild's `-m32` (so
+/// `__i386__`, 4-byte longs); armhf is the cross cpp with arch/arm's
+/// `-D__LINUX_ARM_ARCH__=N` (from the configured CPU_32vN) and
+/// `-mlittle-endian`.
+fn arch_preprocessor(
+    deb: &str,
+    flavour: &Path,
+) -> Result<(&'static str, &'static str, Vec<String>), String> {
+    Ok(match deb {
+        "amd64" => ("cpp", "x86", vec![]),
+        "i386" => ("cpp", "x86", vec!["-m32".into()]),
+        "arm64" => ("aarch64-linux-gnu-cpp", "arm64", vec![]),
+        "armhf" => {
+            let config = flavour.join(".config");
+            let text = std::fs::read_to_string(&config)
+                .map_err(|e| format!("{}: {e}", config.display()))?;
+            let level = arm_arch_level(&text)
+                .ok_or_else(|| format!("{}: no CONFIG_CPU_32vN=y", config.display()))?;
+            (
+                "arm-linux-gnueabihf-cpp",
+                "arm",
+                vec![
+                    format!("-D__LINUX_ARM_ARCH__={level}"),
+                    "-mlittle-endian".into(),
+                ],
+            )
+        }
+        other => return Err(format!("no preprocessor known for {other}")),
+    })
+}
+
+/// arch/arm/Makefile's `__LINUX_ARM_ARCH__`: its `arch-$(CONFIG_CPU_32vN)`
+/// lines run from v7 down to v4, the last one set wins, so the lowest
+/// `CONFIG_CPU_32vN=y` (v7M counts as 7; v6K only counts with v6, which
+/// gives 6 anyway).
+fn arm_arch_level(config: &str) -> Option<u32> {
+    config
+        .lines()
+        .filter_map(|l| l.strip_prefix("CONFIG_CPU_32v")?.strip_suffix("=y"))
+        .filter_map(|v| v.trim_end_matches('M').parse().ok())
+        .min()
+}
+
+#[test]
+fn arm_arch_level_from_the_config() {
+    let v7 = "CONFIG_CPU_32v6K=y\nCONFIG_CPU_32v7=y\n# CONFIG_CPU_32v6 is not set\n";
+    assert_eq!(arm_arch_level(v7), Some(7));
+    assert_eq!(arm_arch_level("CONFIG_CPU_32v7=y\n"), Some(7));
+    assert_eq!(
+        arm_arch_level("CONFIG_CPU_32v6=y\nCONFIG_CPU_32v7=y\n"),
+        Some(6)
+    );
+    assert_eq!(arm_arch_level("CONFIG_ARM=y\n"), None);
 }
 
 #[test]

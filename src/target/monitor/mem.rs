@@ -9,11 +9,14 @@ use crate::target::Session;
 /// make the server build a gigabyte of text).
 const MAX_UNITS: u64 = 1 << 16;
 
-/// `rd [-p] [-8|-16|-32|-64] ADDR [COUNT]`
+/// `rd [-p] [-8|-16|-32|-64] ADDR [COUNT]`; the default unit is the
+/// kernel's word (`unsigned long`: 8 bytes on x86_64/arm64, 4 on
+/// i386/arm), as crash's.
 pub(super) fn rd(s: &Session, args: &[&str]) -> CmdResult {
     let k = &s.kernel;
+    let word = k.arch.pointer_size() as usize;
     let mut physical = false;
-    let mut unit = 8usize;
+    let mut unit = word;
     let mut pos = Vec::new();
     for &a in args {
         match a {
@@ -77,11 +80,22 @@ pub(super) fn rd(s: &Session, args: &[&str]) -> CmdResult {
     if n == 0 {
         return Err(CmdError::Failed(err.unwrap_or_default()));
     }
+    let mut out = hex_lines(addr, &buf[..n], unit, 2 * word);
+    if let Some(e) = err {
+        out.push_str(&format!("rd: {e}\n"));
+    }
+    Ok(out)
+}
+
+/// crash's `rd` lines: 16 bytes a line, the address right-aligned `addr_digits`
+/// hex digits wide (the kernel's pointer width), little-endian units of
+/// `unit` bytes, then the ASCII column. `bytes` is a whole number of units.
+fn hex_lines(addr: u64, bytes: &[u8], unit: usize, addr_digits: usize) -> String {
     let per_line = 16 / unit;
     let mut out = String::new();
-    for (li, line) in buf[..n].chunks(16).enumerate() {
-        let at = addr + (li * 16) as u64;
-        out.push_str(&format!("{at:16x}:  "));
+    for (li, line) in bytes.chunks(16).enumerate() {
+        let at = addr.wrapping_add((li * 16) as u64);
+        out.push_str(&format!("{at:addr_digits$x}:  "));
         let mut words = Vec::with_capacity(per_line);
         for w in line.chunks(unit) {
             let mut v = [0u8; 8];
@@ -97,8 +111,29 @@ pub(super) fn rd(s: &Session, args: &[&str]) -> CmdResult {
         let text = words.join(" ");
         out.push_str(&format!("{text:<w$}   {}\n", ascii(line), w = full - 1));
     }
-    if let Some(e) = err {
-        out.push_str(&format!("rd: {e}\n"));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::hex_lines;
+
+    const BYTES: [u8; 20] = *b"\x01\x02\x03\x04\x05\x06\x07\x08Linux ve\xff\0\0\0";
+
+    #[test]
+    fn a_32_bit_kernel_word_is_4_bytes_with_8_digit_addresses() {
+        assert_eq!(
+            hex_lines(0xc1000000, &BYTES, 4, 8),
+            "c1000000:  04030201 08070605 756e694c 65762078   ........Linux ve\n\
+             c1000010:  000000ff                              ....\n"
+        );
     }
-    Ok(out)
+
+    #[test]
+    fn a_64_bit_kernel_word_is_8_bytes_with_16_digit_addresses() {
+        assert_eq!(
+            hex_lines(0xffffffff81000000, &BYTES[..16], 8, 16),
+            "ffffffff81000000:  0807060504030201 65762078756e694c   ........Linux ve\n"
+        );
+    }
 }

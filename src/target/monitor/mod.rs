@@ -75,7 +75,7 @@ const COMMANDS: &[Command] = &[
     Command {
         name: "rd",
         summary: "read memory (hex dump with ASCII)",
-        usage: "rd [-p] [-8|-16|-32|-64] ADDR [COUNT]\n  Reads COUNT (default 1) units of 8, 16, 32 or 64 bits (default 64) at ADDR\n  (hex, or a symbol name): virtual, or physical with -p.",
+        usage: "rd [-p] [-8|-16|-32|-64] ADDR [COUNT]\n  Reads COUNT (default 1) units of 8, 16, 32 or 64 bits (default: the kernel's word,\n  64 bits on x86_64/arm64, 32 on i386/arm) at ADDR\n  (hex, or a symbol name): virtual, or physical with -p.",
         run: mem::rd,
     },
     Command {

@@ -149,35 +149,29 @@ fn sys_json(i: &SysInfo) -> Value {
     })
 }
 
-fn read_u64_sym(k: &Kernel, name: &str, off: u64) -> Option<u64> {
-    let a = k.symbol(name)?;
-    k.read_u64(&k.kernel_space(), a.checked_add(off)?).ok()
-}
-
-/// A member of the core timekeeper (`tk_core.timekeeper.MEMBER`; since
-/// 6.15 tk_core is `timekeeper_data[TIMEKEEPER_CORE]`, element 0), DWARF
-/// offsets; `None` when the kernel has no such member or it is unreadable.
+/// An integer member of the core timekeeper (`tk_core.timekeeper.MEMBER`;
+/// since 6.15 tk_core is `timekeeper_data[TIMEKEEPER_CORE]`, element 0),
+/// where and as wide as the variable's DWARF type says (`ktime_sec` is an
+/// `unsigned long`: 4 bytes on 32-bit kernels; tk_core's type has no name
+/// before 6.13); `None` when the kernel has no such member or it is
+/// unreadable. A 4-byte member is zero-extended (the only one read,
+/// `ktime_sec`, is unsigned; the signed ones are 64-bit everywhere).
 fn timekeeper(k: &Kernel, member: &str) -> Option<u64> {
     let di = k.debug_info()?;
-    // tk_core is a `struct { seqcount_raw_spinlock_t seq; struct timekeeper
-    // timekeeper; ... }` (anonymous before 6.13: no type to look up): the
-    // timekeeper follows the seqcount at its 64-bit members' alignment.
-    // (i386 aligns 64-bit members to 4 bytes only)
-    let align = if k.arch == Arch::I386 { 3 } else { 7 };
-    let tk = match di.try_offset_of("struct tk_data", "timekeeper") {
-        Ok(Some(o)) => o,
-        _ => {
-            di.size_of("struct seqcount_raw_spinlock")
-                .ok()?
-                .checked_add(align)?
-                & !align
-        }
-    };
-    let off = di.try_offset_of("struct timekeeper", member).ok()??;
-    let sym = ["tk_core", "timekeeper_data"]
-        .into_iter()
-        .find(|s| k.symbol(s).is_some())?;
-    read_u64_sym(k, sym, tk.checked_add(off)?)
+    let (sym, f) = ["tk_core", "timekeeper_data"].into_iter().find_map(|v| {
+        let a = k.symbol(v)?;
+        Some((
+            a,
+            di.variable_field(v, &format!("timekeeper.{member}")).ok()?,
+        ))
+    })?;
+    let at = sym.checked_add(f.offset)?;
+    let space = k.kernel_space();
+    match f.size? {
+        8 => k.read_u64(&space, at).ok(),
+        4 => k.read_u32(&space, at).ok().map(u64::from),
+        _ => None,
+    }
 }
 
 /// Uptime in seconds: the timekeeper's CLOCK_BOOTTIME (`ktime_sec` +
@@ -225,9 +219,9 @@ fn load_average(k: &Kernel) -> Option<Vec<String>> {
     Some(v)
 }
 
-/// x86_64 `cpu_khz` in MHz.
+/// x86's (x86_64 and i386) `cpu_khz` in MHz.
 fn cpu_mhz(k: &Kernel) -> Option<u64> {
-    if k.arch != Arch::X86_64 {
+    if !matches!(k.arch, Arch::X86_64 | Arch::I386) {
         return None;
     }
     let khz = k.read_u32(&k.kernel_space(), k.symbol("cpu_khz")?).ok()?;
