@@ -8,8 +8,8 @@ use corestub::fixtures::fixture;
 use corestub::kernel::Kernel;
 use corestub::kernel::symbols::Vmlinux;
 
-/// The dumps with their debug vmlinux: the 6.1 fixtures and the 7.x guest
-/// dumps when a guest test has cached them.
+/// The dumps with their debug vmlinux: the 6.1 fixtures and the 5.10 and
+/// 7.x guest dumps when a guest test has cached them.
 fn dump_sets(test: &str) -> Vec<(PathBuf, PathBuf)> {
     let mut v = Vec::new();
     for set in ["x86_64-6.1", "arm64-6.1"] {
@@ -21,6 +21,8 @@ fn dump_sets(test: &str) -> Vec<(PathBuf, PathBuf)> {
         }
     }
     for (set, rel) in [
+        // 5.10: no kallsyms in VMCOREINFO, the tables found by their shape
+        ("x86_64-5.10", "5.10.0-32-cloud-amd64"),
         ("x86_64-7", "7.3.4+deb13-cloud-amd64"),
         ("arm64-7", "7.3.4+deb13-cloud-arm64"),
     ] {
@@ -439,5 +441,54 @@ fn task_states_equal_the_debug_sessions() {
             ps.len(),
             labels.len()
         );
+    }
+}
+
+/// The kallsyms tables found by their shape alone (the search for kernels
+/// before 6.0, whose VMCOREINFO does not give them) are the ones
+/// VMCOREINFO gives on the 6.0+ dumps, and decode to the same symbols.
+#[test]
+fn kallsyms_tables_found_by_their_shape() {
+    use corestub::kernel::kallsyms::{Kallsyms, TableAddrs};
+    for (dump, _) in dump_sets("kallsyms_tables_found_by_their_shape") {
+        let Ok(k) = Kernel::new(corestub::dump::open(&dump).unwrap()) else {
+            continue;
+        };
+        let (Some(stext), Ok(given)) = (
+            k.vmcoreinfo.symbol("_stext"),
+            TableAddrs::from_vmcoreinfo(&k.vmcoreinfo),
+        ) else {
+            eprintln!(
+                "{}: no VMCOREINFO tables to compare: skipped",
+                dump.display()
+            );
+            continue;
+        };
+        let t0 = std::time::Instant::now();
+        let layouts = corestub::kernel::kallsyms_search::search(&k, stext, stext + (256 << 20))
+            .unwrap_or_else(|e| panic!("{}: {e}", dump.display()));
+        eprintln!("{}: found in {:?}", dump.display(), t0.elapsed());
+        let found = layouts[0];
+        assert_eq!(
+            (
+                found.num_syms,
+                found.names,
+                found.token_table,
+                found.token_index
+            ),
+            (
+                given.num_syms,
+                given.names,
+                given.token_table,
+                given.token_index
+            ),
+            "{}",
+            dump.display()
+        );
+        let ours = layouts
+            .iter()
+            .find_map(|at| Kallsyms::read(&k, at).ok())
+            .unwrap_or_else(|| panic!("{}: no layout decodes", dump.display()));
+        assert_eq!(ours.syms, k.kallsyms().unwrap().syms, "{}", dump.display());
     }
 }
