@@ -230,7 +230,7 @@ fn num_syms_before(mem: &dyn KernelMemory, markers: u64, marks: &[u32], seqs: u6
 }
 
 /// Do `n` entries of `names` start at each marker and end within its
-/// last `ALIGN` bytes?
+/// last `ALIGN` bytes, zero padding after them?
 fn entries_hit_markers(names: &[u8], n: u64, marks: &[u32]) -> bool {
     let mut pos = 0usize;
     for i in 0..n as usize {
@@ -253,7 +253,7 @@ fn entries_hit_markers(names: &[u8], n: u64, marks: &[u32]) -> bool {
         }
         pos += hdr + len;
     }
-    pos <= names.len() && names.len() - pos < ALIGN as usize
+    pos <= names.len() && names.len() - pos < ALIGN as usize && names[pos..].iter().all(|&c| c == 0)
 }
 
 #[cfg(test)]
