@@ -24,7 +24,8 @@
 //!   `_stext` minus its own offset).
 //!
 //! The table addresses come from VMCOREINFO's `SYMBOL(kallsyms_*)` (kernels
-//! since 6.0 export them); older kernels are not handled yet.
+//! since 6.0 export them); for older kernels they are found by their
+//! shape ([`super::kallsyms_search`]).
 
 use std::collections::HashMap;
 

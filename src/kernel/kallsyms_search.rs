@@ -1,7 +1,8 @@
 //! The kallsyms tables found by their shape, for kernels whose VMCOREINFO
 //! does not give their addresses (before 6.0).
 //!
-//! scripts/kallsyms.c (until 6.3, before the tables were reordered) emits,
+//! scripts/kallsyms.c (as in 5.10 and 6.1; later kernels reordered the tables and
+//! give their addresses in VMCOREINFO) emits,
 //! each label 8-byte aligned on 64-bit kernels: `kallsyms_offsets` (or
 //! `kallsyms_addresses`), `kallsyms_relative_base`, `kallsyms_num_syms`,
 //! `kallsyms_names`, `kallsyms_markers`, `kallsyms_token_table`,
