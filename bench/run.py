@@ -82,13 +82,13 @@ def row(name, ours, base, base_name, note=""):
 
 def nodebug_dumps():
     """(label, dump) for B6: the 6.1 fixtures and the guest dumps that
-    tests/qemu_other_kernel.rs has cached (6.12, 7.x)."""
+    tests/qemu_other_kernel.rs has cached (5.10, 6.12, 7.x)."""
     out = []
     for s in ("x86_64-6.1", "arm64-6.1"):
         d = os.path.join(FIX, s, "elf-d31.vmcore")
         if os.path.exists(d):
             out.append((s, d))
-    for s in ("x86_64-6.12", "arm64-6.12", "x86_64-7", "arm64-7"):
+    for s in ("x86_64-5.10", "arm64-5.10", "x86_64-6.12", "arm64-6.12", "x86_64-7", "arm64-7"):
         base = os.path.join(FIX, s)
         for rel in sorted(os.listdir(base)) if os.path.isdir(base) else []:
             d = os.path.join(base, rel, "guest-v3", "qemu.elf")
