@@ -516,6 +516,10 @@ impl Kernel {
     ) -> Result<kallsyms::Kallsyms, kallsyms::KallsymsError> {
         /// Image bytes searched: text and read-only data come first.
         const SEARCHED: u64 = 256 << 20;
+        // the search knows 64-bit tables only (8-byte alignment)
+        if self.arch.pointer_size() != 8 {
+            return Err(kallsyms::KallsymsError::NotExported("kallsyms_names"));
+        }
         let stext = vi
             .symbol("_stext")
             .ok_or(kallsyms::KallsymsError::NotExported("_stext"))?;
