@@ -2,7 +2,8 @@
 """corestub end-to-end benchmark: prints a markdown table (and writes it to
 bench/results/latest.md). Every figure is the median of 3 runs, each next to
 its baseline measured in the same run. Usage: python3 bench/run.py
-(needs the fixtures: ../shared/fixtures/unpack.sh; builds --release first)."""
+(needs the fixtures: ../shared/fixtures/unpack.sh; builds --release first);
+`python3 bench/run.py B6` runs B6 alone (bench/results/latest-B6.md)."""
 
 import os
 import shutil
@@ -15,7 +16,8 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIX = os.environ.get("CORESTUB_FIXTURES", os.path.expanduser("~/.cache/corestub-fixtures"))
 X86 = os.path.join(FIX, "x86_64-6.1")
-BIN = os.path.join(ROOT, "target", "release", "corestub")
+TARGET = os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target")
+BIN = os.path.join(TARGET, "release", "corestub")
 SCRIPTS = os.path.join(ROOT, "gdb-scripts")
 RUNS = 3
 rows = []
@@ -78,8 +80,85 @@ def row(name, ours, base, base_name, note=""):
         name, ours, ("%.3f s" % base) if base else "-", base_name, ratio + ((" " + note) if note else "")))
 
 
+def nodebug_dumps():
+    """(label, dump) for B6: the 6.1 fixtures and the guest dumps that
+    tests/qemu_other_kernel.rs has cached (5.10, 6.12, 7.x)."""
+    out = []
+    for s in ("x86_64-6.1", "arm64-6.1"):
+        d = os.path.join(FIX, s, "elf-d31.vmcore")
+        if os.path.exists(d):
+            out.append((s, d))
+    for s in ("x86_64-5.10", "arm64-5.10", "x86_64-6.12", "arm64-6.12", "x86_64-7", "arm64-7"):
+        base = os.path.join(FIX, s)
+        for rel in sorted(os.listdir(base)) if os.path.isdir(base) else []:
+            d = os.path.join(base, rel, "guest-v3", "qemu.elf")
+            if os.path.exists(d):
+                out.append(("%s guest (%s)" % (s, rel), d))
+    return out
+
+
+def nodebug_build(dump, tmp):
+    """One cold build of the symbol file for `dump` (no vmlinux beside it,
+    an empty cache, no debuginfod): (seconds the server logged for the
+    build, wall seconds of the whole `corestub info`)."""
+    d = tempfile.mkdtemp(prefix="nodebug-", dir=tmp)
+    link = os.path.join(d, os.path.basename(dump))
+    os.symlink(dump, link)
+    env = {"XDG_CACHE_HOME": os.path.join(d, "cache"), "DEBUGINFOD_URLS": "",
+           "RUST_LOG": "corestub::cli::nodebug=info"}
+    t = time.perf_counter()
+    r = run([BIN, "info", link], env=env)
+    wall = time.perf_counter() - t
+    shutil.rmtree(d, ignore_errors=True)
+    for line in r.stderr.splitlines():
+        if "symbol file built from the dump in " in line:
+            took = line.split("symbol file built from the dump in ")[1].split(":")[0]
+            return parse_duration(took), wall
+    sys.stderr.write("no symbol file built for %s:\n%s\n" % (dump, r.stderr[-2000:]))
+    return None, wall
+
+
+def parse_duration(text):
+    """Rust's Debug form of a Duration (`1.234567s`, `812.3ms`) in seconds."""
+    for unit, scale in (("ms", 1e-3), ("µs", 1e-6), ("ns", 1e-9), ("s", 1.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    raise ValueError(text)
+
+
+def b6_nodebug(tmp):
+    """B6: the symbol file built from the dump alone (kallsyms, BTF as DWARF,
+    ORC as .debug_frame), cold: its cache emptied before each run. The target
+    is 3 s; the second figure in the note is the whole `corestub info`."""
+    for label, dump in nodebug_dumps():
+        res = [nodebug_build(dump, tmp) for _ in range(RUNS)]
+        built = [b for b, _ in res if b is not None]
+        if not built:
+            rows.append("| B6 symbol file from the dump, %s | failed | | | |" % label)
+            continue
+        row("B6 symbol file built from the dump, cold, %s" % label, statistics.median(built), 3.0,
+            "target (3 s)", "(whole `corestub info` %.2f s)" % statistics.median(w for _, w in res))
+
+
+def write_table(name, extra=""):
+    host = "%s, %d cores, load %.1f" % (os.uname().machine, os.cpu_count(), os.getloadavg()[0])
+    table = ["## corestub benchmark (%s, %s)" % (time.strftime("%Y-%m-%d"), host), "",
+             "| measure | corestub | baseline | baseline is | ratio |", "|---|---|---|---|---|"] + rows
+    text = "\n".join(table) + "\n\n" + extra
+    print(text)
+    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
+    with open(os.path.join(ROOT, "bench", "results", name), "w") as f:
+        f.write(text)
+
+
 def main():
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=ROOT, check=True)
+    if sys.argv[1:] == ["B6"]:
+        tmp = tempfile.mkdtemp(prefix="corestub-bench-")
+        b6_nodebug(tmp)
+        write_table("latest-B6.md")
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     elf = os.path.join(X86, "elf-d31.vmcore")
     kz = os.path.join(X86, "kdump-zlib-d31.kdump")
     for f in (elf, kz):
@@ -207,17 +286,12 @@ def main():
     os.unlink(many)
     os.unlink(tcore)
 
+    b6_nodebug(tmp)
+
     # B4: server-internal reads
     b4 = subprocess.run(["cargo", "bench", "-q", "--bench", "reads"], cwd=ROOT, stdout=subprocess.PIPE, text=True).stdout
 
-    host = "%s, %d cores, load %.1f" % (os.uname().machine, os.cpu_count(), os.getloadavg()[0])
-    table = ["## corestub benchmark (%s, %s)" % (time.strftime("%Y-%m-%d"), host), "",
-             "| measure | corestub | baseline | baseline is | ratio |", "|---|---|---|---|---|"] + rows
-    text = "\n".join(table) + "\n\n" + b4
-    print(text)
-    os.makedirs(os.path.join(ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(ROOT, "bench", "results", "latest.md"), "w") as f:
-        f.write(text)
+    write_table("latest.md", b4)
     shutil.rmtree(tmp, ignore_errors=True)
 
 

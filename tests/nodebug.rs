@@ -8,8 +8,8 @@ use corestub::fixtures::fixture;
 use corestub::kernel::Kernel;
 use corestub::kernel::symbols::Vmlinux;
 
-/// The dumps with their debug vmlinux: the 6.1 fixtures and the 7.x guest
-/// dumps when a guest test has cached them.
+/// The dumps with their debug vmlinux: the 6.1 fixtures and the 5.10 and
+/// 7.x guest dumps when a guest test has cached them.
 fn dump_sets(test: &str) -> Vec<(PathBuf, PathBuf)> {
     let mut v = Vec::new();
     for set in ["x86_64-6.1", "arm64-6.1"] {
@@ -21,6 +21,8 @@ fn dump_sets(test: &str) -> Vec<(PathBuf, PathBuf)> {
         }
     }
     for (set, rel) in [
+        // 5.10: no kallsyms in VMCOREINFO, the tables found by their shape
+        ("x86_64-5.10", "5.10.0-32-cloud-amd64"),
         ("x86_64-7", "7.3.4+deb13-cloud-amd64"),
         ("arm64-7", "7.3.4+deb13-cloud-arm64"),
     ] {
@@ -365,4 +367,171 @@ fn x86_64_7x_guest_dump_without_vmcoreinfo_note() {
     );
     assert!(out["ptype"].contains("char comm[16];"), "{}", out["ptype"]);
     assert!(out["comm"].contains("\"swapper/0"), "{}", out["comm"]);
+}
+
+/// (PID, TASK, ST) of each row of our crash-style `ps`.
+fn ps_states(ps: &str) -> Vec<(String, String, String)> {
+    ps.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l
+                .trim_start_matches([' ', '>'])
+                .split_whitespace()
+                .collect();
+            let task = f.get(3)?;
+            if task.len() != 16 || !task.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return None;
+            }
+            Some((f[0].to_string(), task.to_string(), f.get(4)?.to_string()))
+        })
+        .collect()
+}
+
+/// The labels of task threads (`pid 1 init [S]`) in `info threads`.
+fn task_labels(threads: &str) -> Vec<String> {
+    threads
+        .lines()
+        .filter_map(|l| {
+            let label = l.split_once(" (pid ")?.1;
+            Some(label[..label.find(')')?].to_string())
+        })
+        .collect()
+}
+
+/// Task state letters without DWARF (the kernel's `task_state_array`,
+/// found by kallsyms and read up to its first non-entry, the symbol's size
+/// being only a bound): `ps` and the thread labels show the debug
+/// session's letters, on the x86_64 6.1 fixture and the 5.10 (kallsyms
+/// found by their shape) and 7.x x86_64 guest dumps when cached (arm64's cloud kernels have no `init_task` in
+/// kallsyms, so no task list without a vmlinux).
+#[test]
+fn task_states_equal_the_debug_sessions() {
+    let test = "task_states_equal_the_debug_sessions";
+    let mut sets: Vec<(PathBuf, PathBuf)> = Vec::new();
+    if let (Some(d), Some(vm)) = (
+        fixture("x86_64-6.1", "elf-d31.vmcore", test),
+        fixture("x86_64-6.1", "vmlinux", test),
+    ) {
+        sets.push((d, vm));
+    }
+    sets.extend(dump_sets(test).into_iter().filter(|(d, _)| {
+        let d = d.to_string_lossy();
+        d.contains("x86_64-7") || d.contains("x86_64-5.10")
+    }));
+    for (i, (dump, vmlinux)) in sets.iter().enumerate() {
+        let steps = [("ps", "ps"), ("threads", "info threads")];
+        let (ours, all, _) = nodebug_steps(dump, &format!("states{i}"), &steps);
+        assert!(all.contains("using symbols built from the dump"), "{all}");
+        let (theirs, _) = common::gdb_steps(dump, vmlinux, &steps);
+        let (ps, debug_ps) = (ps_states(&ours["ps"]), ps_states(&theirs["ps"]));
+        assert!(ps.len() > 50, "{}: {}", dump.display(), ours["ps"]);
+        assert!(ps.iter().all(|(_, _, st)| st != "??"), "{}", ours["ps"]);
+        assert_eq!(ps, debug_ps, "{}", dump.display());
+        let labels = task_labels(&ours["threads"]);
+        assert!(labels.len() > 50, "{}", ours["threads"]);
+        assert_eq!(
+            labels,
+            task_labels(&theirs["threads"]),
+            "{}",
+            dump.display()
+        );
+        eprintln!(
+            "{}: {} ps rows and {} thread labels as in the debug session",
+            dump.display(),
+            ps.len(),
+            labels.len()
+        );
+    }
+}
+
+/// The kallsyms tables found by their shape alone (the search for kernels
+/// before 6.0, whose VMCOREINFO does not give them) are the ones
+/// VMCOREINFO gives on the 6.0+ dumps, and decode to the same symbols.
+#[test]
+fn kallsyms_tables_found_by_their_shape() {
+    use corestub::kernel::kallsyms::{Kallsyms, TableAddrs};
+    for (dump, _) in dump_sets("kallsyms_tables_found_by_their_shape") {
+        let Ok(k) = Kernel::new(corestub::dump::open(&dump).unwrap()) else {
+            continue;
+        };
+        let (Some(stext), Ok(given)) = (
+            k.vmcoreinfo.symbol("_stext"),
+            TableAddrs::from_vmcoreinfo(&k.vmcoreinfo),
+        ) else {
+            eprintln!(
+                "{}: no VMCOREINFO tables to compare: skipped",
+                dump.display()
+            );
+            continue;
+        };
+        let t0 = std::time::Instant::now();
+        let layouts = corestub::kernel::kallsyms_search::search(&k, stext, stext + (256 << 20))
+            .unwrap_or_else(|e| panic!("{}: {e}", dump.display()));
+        eprintln!("{}: found in {:?}", dump.display(), t0.elapsed());
+        let found = layouts[0];
+        assert_eq!(
+            (
+                found.num_syms,
+                found.names,
+                found.token_table,
+                found.token_index
+            ),
+            (
+                given.num_syms,
+                given.names,
+                given.token_table,
+                given.token_index
+            ),
+            "{}",
+            dump.display()
+        );
+        let ours = layouts
+            .iter()
+            .find_map(|at| Kallsyms::read(&k, at).ok())
+            .unwrap_or_else(|| panic!("{}: no layout decodes", dump.display()));
+        assert_eq!(ours.syms, k.kallsyms().unwrap().syms, "{}", dump.display());
+    }
+}
+
+/// The x86_64 5.10 guest dump (no VMCOREINFO note; the kernel's own
+/// VMCOREINFO page has `_stext` but no kallsyms tables, which 5.10 does
+/// not export) when qemu_other_kernel has cached it: kallsyms found by
+/// their shape, then the whole no-debug session: tasks, ORC backtrace
+/// through the sysrq handler, types, dmesg.
+#[test]
+fn x86_64_510_guest_dump_kallsyms_by_shape() {
+    let dump =
+        corestub::fixtures::root().join("x86_64-5.10/5.10.0-32-cloud-amd64/guest-v3/qemu.elf");
+    if !dump.is_file() {
+        eprintln!(
+            "SKIP x86_64_510_guest_dump_kallsyms_by_shape: {} not cached (qemu_other_kernel makes it)",
+            dump.display()
+        );
+        return;
+    }
+    let (out, all, built) = nodebug_steps(
+        &dump,
+        "x86-510",
+        &[
+            ("threads", "info threads"),
+            ("bt", "bt"),
+            ("comm", "p ((struct task_struct *)&init_task)->comm"),
+            ("dmesg", "dmesg"),
+        ],
+    );
+    eprintln!("x86_64-5.10: symbol file built in {built:?}");
+    assert!(all.contains("using symbols built from the dump"), "{all}");
+    for f in ["sysrq_handle_crash", "write_sysrq_trigger", "ksys_write"] {
+        assert!(out["bt"].contains(f), "{f} not in bt:\n{}", out["bt"]);
+    }
+    assert!(
+        out["threads"].contains("pid 1 init [S]"),
+        "{}",
+        out["threads"]
+    );
+    assert!(out["comm"].contains("\"swapper/0"), "{}", out["comm"]);
+    assert!(
+        out["dmesg"].contains("Linux version 5.10"),
+        "{}",
+        out["dmesg"]
+    );
 }

@@ -16,7 +16,7 @@ use corestub::kernel::symfile::{self, SymbolFileParts};
 
 /// Bumped whenever the generated file's content changes, so that older
 /// cached files are not reused.
-const FORMAT: &str = "v5";
+const FORMAT: &str = "v6";
 
 fn cache_root() -> Option<PathBuf> {
     let env = |k| std::env::var_os(k).filter(|v| !v.is_empty());

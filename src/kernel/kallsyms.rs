@@ -24,7 +24,8 @@
 //!   `_stext` minus its own offset).
 //!
 //! The table addresses come from VMCOREINFO's `SYMBOL(kallsyms_*)` (kernels
-//! since 6.0 export them); older kernels are not handled yet.
+//! since 6.0 export them); for older kernels they are found by their
+//! shape ([`super::kallsyms_search`]).
 
 use std::collections::HashMap;
 
@@ -108,12 +109,14 @@ impl TableAddrs {
 /// The kernel's own VMCOREINFO text in its memory, for dumps whose notes
 /// lack it (QEMU `dump-guest-memory` without `-device vmcoreinfo`): the
 /// kernel writes it at the start of a zeroed page of its own
-/// (`vmcoreinfo_data`, beginning with `OSRELEASE=`). Accepted only with the
-/// kallsyms tables in it and, when the KASLR offset is known, the same
+/// (`vmcoreinfo_data`, beginning with `OSRELEASE=`). Accepted only with
+/// `SYMBOL(needs)` in it (`kallsyms_names`: the tables, 6.0+; `_stext`:
+/// where to search for them) and, when the KASLR offset is known, the same
 /// `KERNELOFFSET` (a page left by an earlier kernel is not this one's).
 pub fn vmcoreinfo_in_memory(
     mem: &dyn crate::dump::PhysicalMemory,
     kaslr_offset: Option<u64>,
+    needs: &str,
 ) -> Option<super::VmcoreInfo> {
     const PAGE: u64 = 4096;
     const PREFIX: &[u8] = b"OSRELEASE=";
@@ -135,7 +138,7 @@ pub fn vmcoreinfo_in_memory(
                 continue;
             };
             let vi = super::VmcoreInfo::parse(text);
-            let tables = vi.symbol("kallsyms_names").is_some();
+            let tables = vi.symbol(needs).is_some();
             let same = kaslr_offset.is_none_or(|k| vi.kernel_offset().unwrap_or(0) == k);
             if tables && same {
                 return Some(vi);

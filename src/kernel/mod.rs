@@ -5,6 +5,7 @@ pub mod btf;
 pub mod btf_dwarf;
 pub mod dwarf;
 pub mod kallsyms;
+pub mod kallsyms_search;
 pub mod kaslr;
 pub mod objects;
 pub mod orc;
@@ -184,6 +185,16 @@ pub struct Kernel {
     /// The kernel's own symbol table, read on first need when there is no
     /// vmlinux ([`Kernel::kallsyms`]).
     kallsyms: std::sync::OnceLock<Result<kallsyms::Kallsyms, kallsyms::KallsymsError>>,
+}
+
+/// The error of a kallsyms search that followed `first`: `first`, the
+/// search's logged.
+fn searched(
+    search: kallsyms::KallsymsError,
+    first: kallsyms::KallsymsError,
+) -> kallsyms::KallsymsError {
+    log::info!("kallsyms by shape: {search}");
+    first
 }
 
 impl Kernel {
@@ -470,19 +481,74 @@ impl Kernel {
                     Ok(at) => at,
                     // no VMCOREINFO note: the kernel's own copy in memory
                     Err(e) if self.dump.notes.vmcoreinfo.is_none() => {
-                        let vi = kallsyms::vmcoreinfo_in_memory(
-                            self.dump.memory.as_ref(),
-                            Some(self.kaslr_offset),
-                        )
-                        .ok_or(e)?;
-                        kallsyms::TableAddrs::from_vmcoreinfo(&vi)?
+                        let mem = self.dump.memory.as_ref();
+                        let kaslr = Some(self.kaslr_offset);
+                        if let Some(vi) =
+                            kallsyms::vmcoreinfo_in_memory(mem, kaslr, "kallsyms_names")
+                        {
+                            kallsyms::TableAddrs::from_vmcoreinfo(&vi)?
+                        } else {
+                            let vi = kallsyms::vmcoreinfo_in_memory(mem, kaslr, "_stext")
+                                .ok_or(e.clone())?;
+                            return self.kallsyms_by_shape(&vi).map_err(|s| searched(s, e));
+                        }
                     }
-                    Err(e) => return Err(e),
+                    // before 6.0: not exported
+                    Err(e) => {
+                        return self
+                            .kallsyms_by_shape(&self.vmcoreinfo)
+                            .map_err(|s| searched(s, e));
+                    }
                 };
                 kallsyms::Kallsyms::read(self, &at)
             })
             .as_ref()
             .map_err(Clone::clone)
+    }
+
+    /// The kallsyms tables found by their shape in the image (kernels
+    /// before 6.0, [`kallsyms_search`]) from `vi`'s `_stext` on (the dump's
+    /// VMCOREINFO or the kernel's own page), and accepted only if they
+    /// place `_stext` (and `init_uts_ns`, when `vi` has it) where `vi` does.
+    fn kallsyms_by_shape(
+        &self,
+        vi: &VmcoreInfo,
+    ) -> Result<kallsyms::Kallsyms, kallsyms::KallsymsError> {
+        /// Image bytes searched: text and read-only data come first.
+        const SEARCHED: u64 = 256 << 20;
+        // the search knows 64-bit tables only (8-byte alignment)
+        if self.arch.pointer_size() != 8 {
+            return Err(kallsyms::KallsymsError::NotExported("kallsyms_names"));
+        }
+        let stext = vi
+            .symbol("_stext")
+            .ok_or(kallsyms::KallsymsError::NotExported("_stext"))?;
+        let layouts = kallsyms_search::search(self, stext, stext.saturating_add(SEARCHED))?;
+        let mut last = None;
+        for at in layouts {
+            let table = match kallsyms::Kallsyms::read(self, &at) {
+                Ok(t) => t,
+                Err(e) => {
+                    last = Some(e);
+                    continue;
+                }
+            };
+            let agrees = |name: &str| vi.symbol(name).is_none_or(|a| table.addr(name) == Some(a));
+            if table.addr("_stext") == Some(stext) && agrees("init_uts_ns") {
+                log::info!(
+                    "kallsyms found by their shape: {} symbols, names at {:#x}",
+                    table.syms.len(),
+                    at.names
+                );
+                return Ok(table);
+            }
+            last = Some(kallsyms::KallsymsError::Malformed {
+                what: "kallsyms tables",
+                va: at.names,
+                reason: "found by their shape, but they place _stext or init_uts_ns elsewhere than VMCOREINFO".into(),
+            });
+        }
+        Err(last.unwrap_or(kallsyms::KallsymsError::NotExported("kallsyms_names")))
     }
 
     /// `NUMBER(name)` from VMCOREINFO, else as detection derived it (arm64

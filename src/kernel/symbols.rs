@@ -184,6 +184,10 @@ impl Vmlinux {
     }
 }
 
+/// An empty section that marks a symbol file built from kallsyms, whose
+/// symbol sizes are only bounds ([`Vmlinux::sizes_are_bounds`]).
+pub const KALLSYMS_MARKER: &str = ".corestub.kallsyms";
+
 /// The parsed file behind a [`Vmlinux`].
 pub struct VmlinuxFile {
     path: PathBuf,
@@ -397,6 +401,13 @@ impl VmlinuxFile {
     /// The first section called `name`.
     pub fn section(&self, name: &str) -> Option<&Section> {
         self.sections.iter().find(|s| s.name == name)
+    }
+
+    /// Was this file built from the kernel's kallsyms (see
+    /// [`super::symfile`])? Then a symbol's size runs to the next symbol:
+    /// an upper bound of the object's size, not its size.
+    pub fn sizes_are_bounds(&self) -> bool {
+        self.section(KALLSYMS_MARKER).is_some()
     }
 
     /// `.data..percpu`'s link-time range, if the kernel has one.

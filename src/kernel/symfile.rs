@@ -5,7 +5,9 @@
 //! `.data..percpu` section at 0 as x86_64 SMP kernels link it), section
 //! headers that place them (NOBITS: there is no code or data in the file),
 //! the kernel's build-id note, and whatever debug sections the caller
-//! generated (DWARF types from BTF, CFI from ORC).
+//! generated (DWARF types from BTF, CFI from ORC). An empty
+//! `.corestub.kallsyms` section says that symbol sizes, which kallsyms
+//! does not give, run to the next symbol.
 //!
 //! Written with `object`'s low-level ELF writer: its `Object` builder makes
 //! relocatable files, whose sections have no addresses.
@@ -15,6 +17,7 @@ use object::write::StringId;
 use object::write::elf::{FileHeader, ProgramHeader, SectionHeader, SectionIndex, Sym, Writer};
 
 use super::kallsyms::{KSym, Kallsyms};
+use super::symbols::KALLSYMS_MARKER;
 use crate::addr::Arch;
 
 /// What goes into the file besides the symbols.
@@ -199,6 +202,8 @@ pub fn write(parts: &SymbolFileParts) -> Result<Vec<u8>, String> {
         let name = w.add_section_name(b".note.gnu.build-id");
         (w.reserve_section_index(), name, w.reserve(n.len(), 4))
     });
+    let marker_name = w.add_section_name(KALLSYMS_MARKER.as_bytes());
+    w.reserve_section_index();
     let debug_ids: Vec<(StringId, usize)> = parts
         .debug_sections
         .iter()
@@ -335,6 +340,18 @@ pub fn write(parts: &SymbolFileParts) -> Result<Vec<u8>, String> {
             sh_entsize: 0,
         });
     }
+    w.write_section_header(&SectionHeader {
+        name: Some(marker_name),
+        sh_type: elf::SHT_PROGBITS,
+        sh_flags: 0,
+        sh_addr: 0,
+        sh_offset: 0,
+        sh_size: 0,
+        sh_link: 0,
+        sh_info: 0,
+        sh_addralign: 1,
+        sh_entsize: 0,
+    });
     for ((name, offset), (_, bytes)) in debug_ids.iter().zip(&parts.debug_sections) {
         w.write_section_header(&SectionHeader {
             name: Some(*name),
@@ -408,6 +425,7 @@ mod tests {
         std::fs::write(&path, &bytes).unwrap();
         let v = Vmlinux::open(&path).unwrap();
         assert_eq!(v.build_id(), Some("abcd"));
+        assert!(v.sizes_are_bounds());
         assert!(v.percpu_zero_based());
         let f = v.symbol("start_kernel").unwrap();
         assert_eq!(

@@ -37,31 +37,18 @@ impl TaskStates {
     /// Reads `task_state_array` from the dump.
     pub fn resolve(k: &Kernel) -> Result<TaskStates> {
         let arr = symbol(k, "task_state_array")?;
-        let len = array_len(k)?;
-        let mut names = Vec::with_capacity(len);
-        let w = k.arch.pointer_size();
-        for i in 0..len {
-            let slot = arr.checked_add(w * i as u64).ok_or(KernelError::Overflow {
-                member: format!("task_state_array[{i}]"),
-                base: arr,
-                op: '+',
-                offset: w * i as u64,
-            })?;
-            let read = |va: VirtAddr, buf: &mut [u8]| {
-                k.read_virt(&k.kernel_space(), va, buf)
-                    .map_err(|source| KernelError::Read {
-                        member: format!("task_state_array[{i}]"),
-                        addr: va,
-                        source,
+        let names = match array_len(k)? {
+            Length::Exact(n) => (0..n)
+                .map(|i| {
+                    entry(k, arr, i)?.ok_or_else(|| KernelError::Corrupt {
+                        what: "task_state_array".into(),
+                        addr: arr,
+                        reason: format!("entry {i} is a null pointer"),
                     })
-            };
-            let mut p = [0u8; 8];
-            read(slot, &mut p[..w as usize])?;
-            // "X (xxxx)": the letter and the name's start are enough
-            let mut s = [0u8; 4];
-            read(VirtAddr(u64::from_le_bytes(p)), &mut s)?;
-            names.push(String::from_utf8_lossy(&s).into_owned());
-        }
+                })
+                .collect::<Result<Vec<String>>>()?,
+            Length::AtMost(n) => leading_entries(k, arr, n)?,
+        };
         Self::from_names(&names).map_err(|reason| KernelError::Corrupt {
             what: "task_state_array".into(),
             addr: arr,
@@ -116,32 +103,124 @@ impl TaskStates {
     }
 }
 
-/// Entries of `task_state_array`: its ELF symbol size, else its DWARF type.
-fn array_len(k: &Kernel) -> Result<usize> {
-    let from_elf = k
-        .vmlinux
-        .as_ref()
-        .and_then(|v| v.symbol("task_state_array"))
-        .map(|s| s.size / k.arch.pointer_size())
-        .filter(|&n| n > 0);
+/// How many entries `task_state_array` has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Length {
+    /// From its DWARF type or a debug vmlinux's symbol size.
+    Exact(usize),
+    /// From a symbol file built from kallsyms, whose symbol runs to the next
+    /// one (alignment padding or other objects may follow the array).
+    AtMost(usize),
+}
+
+/// Entries of `task_state_array`: a debug vmlinux's ELF symbol size, else
+/// its DWARF type (BTF's, where BTF has the variable), else the bound a
+/// symbol file built from kallsyms gives.
+fn array_len(k: &Kernel) -> Result<Length> {
+    let from_elf = k.vmlinux.as_ref().and_then(|v| {
+        let n = v.symbol("task_state_array")?.size / k.arch.pointer_size();
+        (n > 0).then_some((n, !v.sizes_are_bounds()))
+    });
     let from_dwarf = || {
         let ty = k.debug_info()?.variable_type("task_state_array").ok()?;
         let n = ty.rsplit_once('[')?.1.strip_suffix(']')?;
-        n.parse::<u64>().ok()
+        n.parse::<u64>().ok().map(|n| (n, true))
     };
-    let n = from_elf
-        .or_else(from_dwarf)
-        .ok_or_else(|| KernelError::Layout {
+    let (n, exact) = match from_elf {
+        Some((n, true)) => (n, true),
+        bound => from_dwarf().or(bound).ok_or_else(|| KernelError::Layout {
             what: "task_state_array".into(),
             reason: "its length is in neither the symbol table nor the DWARF".into(),
-        })?;
-    if n as usize > MAX_ENTRIES {
-        return Err(KernelError::Layout {
+        })?,
+    };
+    match (exact, usize::try_from(n)) {
+        (true, Ok(n)) if n <= MAX_ENTRIES => Ok(Length::Exact(n)),
+        (false, _) => Ok(Length::AtMost(n.min(MAX_ENTRIES as u64) as usize)),
+        _ => Err(KernelError::Layout {
             what: "task_state_array".into(),
             reason: format!("{n} entries (at most {MAX_ENTRIES} expected)"),
-        });
+        }),
     }
-    Ok(n as usize)
+}
+
+/// The array's entries up to the first that is not one (a null pointer or
+/// a string not shaped "X (name)"), at most `bound`: the array's length
+/// when only an upper bound of it is known. Unreadable memory is an error,
+/// not an end: it could hide entries.
+fn leading_entries(k: &Kernel, arr: VirtAddr, bound: usize) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    for i in 0..bound {
+        match entry(k, arr, i)? {
+            Some(name) if is_state_name(&name) => names.push(name),
+            _ => break,
+        }
+    }
+    Ok(names)
+}
+
+/// Does `name` read like fs/proc/array.c's entries: a letter, a space and
+/// a lower-case name in parentheses ("t (tracing stop)")?
+fn is_state_name(name: &str) -> bool {
+    let b = name.as_bytes();
+    b.len() > 4
+        && b[0].is_ascii_alphabetic()
+        && b[1..3] == *b" ("
+        && b[b.len() - 1] == b')'
+        && b[3..b.len() - 1]
+            .iter()
+            .all(|&c| c.is_ascii_lowercase() || c == b' ')
+}
+
+/// Longest entry string read ("t (tracing stop)" has 16 bytes).
+const MAX_NAME: usize = 24;
+
+/// Entry `i` of the array: its string (up to its NUL or [`MAX_NAME`]
+/// bytes), `None` for a null pointer.
+fn entry(k: &Kernel, arr: VirtAddr, i: usize) -> Result<Option<String>> {
+    let w = k.arch.pointer_size();
+    let member = || format!("task_state_array[{i}]");
+    let offset = w.checked_mul(i as u64);
+    let slot = offset
+        .and_then(|o| arr.checked_add(o))
+        .ok_or(KernelError::Overflow {
+            member: member(),
+            base: arr,
+            op: '+',
+            offset: offset.unwrap_or(u64::MAX),
+        })?;
+    let read = |va: VirtAddr, buf: &mut [u8]| {
+        k.read_virt(&k.kernel_space(), va, buf)
+            .map_err(|source| KernelError::Read {
+                member: member(),
+                addr: va,
+                source,
+            })
+    };
+    let mut p = [0u8; 8];
+    read(slot, &mut p[..w as usize])?;
+    let ptr = u64::from_le_bytes(p);
+    if ptr == 0 {
+        return Ok(None);
+    }
+    // page by page (4 KiB, the smallest), so that a short string at the
+    // end of the last mapped page reads
+    let mut s = Vec::with_capacity(MAX_NAME);
+    let mut at = ptr;
+    while s.len() < MAX_NAME && !s.contains(&0) {
+        let to_page_end = 0x1000 - (at & 0xfff) as usize;
+        let mut chunk = vec![0u8; to_page_end.min(MAX_NAME - s.len())];
+        read(VirtAddr(at), &mut chunk)?;
+        s.extend_from_slice(&chunk);
+        at = at
+            .checked_add(chunk.len() as u64)
+            .ok_or(KernelError::Overflow {
+                member: member(),
+                base: VirtAddr(ptr),
+                op: '+',
+                offset: s.len() as u64,
+            })?;
+    }
+    Ok(Some(super::c_string(&s)))
 }
 
 #[cfg(test)]
@@ -179,6 +258,16 @@ mod tests {
         // TASK_NOLOAD alone is not idle; TASK_WAKING alone reports R
         assert_eq!(s.letter(0x400, 0), 'R');
         assert_eq!(s.letter(0x200, 0), 'R');
+    }
+
+    #[test]
+    fn entries_are_told_from_what_follows_the_array() {
+        for name in V4_14 {
+            assert!(super::is_state_name(name), "{name}");
+        }
+        for other in ["", "R", "R (", "R ()x", "R (Running)", "(idle)", "RS (x)"] {
+            assert!(!super::is_state_name(other), "{other}");
+        }
     }
 
     #[test]
