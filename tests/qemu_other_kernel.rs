@@ -131,6 +131,8 @@ struct Arch {
     /// The flags register in HMP `info registers` and whether its value
     /// has interrupts enabled.
     flags: (&'static str, fn(u64) -> bool),
+    /// The stack pointer in HMP `info registers`.
+    sp: &'static str,
     /// What `trapinfo` prints for a task in write(2): the syscall-number
     /// register and write's number in this ABI.
     write_syscall: &'static str,
@@ -167,6 +169,7 @@ const X86_64: Arch = Arch {
     gdb: "gdb",
     host_busybox: true,
     flags: ("RFL", |f| f & 0x200 != 0), // IF
+    sp: "RSP",
     write_syscall: "orig_ax=1",
     module_dwarf: true,
 };
@@ -195,6 +198,7 @@ const I386_PAE: Arch = Arch {
     gdb: "gdb",
     host_busybox: false,
     flags: ("EFL", |f| f & 0x200 != 0), // IF
+    sp: "ESP",
     write_syscall: "orig_ax=4",
     module_dwarf: false,
 };
@@ -243,6 +247,7 @@ const ARM_LPAE: Arch = Arch {
     gdb: "gdb-multiarch",
     host_busybox: false,
     flags: ("PSR", |f| f & 0x80 == 0), // CPSR.I
+    sp: "R13",
     write_syscall: "r7=4",
     module_dwarf: false,
 };
@@ -273,6 +278,7 @@ const ARM64: Arch = Arch {
     gdb: "gdb-multiarch",
     host_busybox: false,
     flags: ("PSTATE", |f| f & 0x80 == 0), // the I of DAIF
+    sp: "SP",
     write_syscall: "syscallno=64",
     module_dwarf: true,
 };
@@ -428,6 +434,7 @@ fn dumps(c: &Case, k: &Kernel, label: &str) -> Option<PathBuf> {
         console: a.console,
         page_size: a.page_size,
         flags: a.flags,
+        sp: a.sp,
         marker: c.marker,
         fw_cfg: c.fw_cfg,
     };

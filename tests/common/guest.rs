@@ -368,8 +368,8 @@ pub fn source_uris(text: &str) -> Vec<String> {
 /// where the guests' user space (a static busybox) comes from, whatever
 /// suite the guest's kernel is from, so every guest runs the same applets.
 pub fn host_suite() -> Result<String, String> {
-    let text = std::fs::read_to_string("/etc/os-release")
-        .map_err(|e| format!("/etc/os-release: {e}"))?;
+    let text =
+        std::fs::read_to_string("/etc/os-release").map_err(|e| format!("/etc/os-release: {e}"))?;
     text.lines()
         .find_map(|l| l.strip_prefix("VERSION_CODENAME="))
         .map(|v| v.trim_matches('"').to_string())

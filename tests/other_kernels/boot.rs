@@ -58,6 +58,8 @@ pub struct Machine<'a> {
     /// The flags register in HMP `info registers` and whether its value
     /// has interrupts enabled.
     pub flags: (&'a str, fn(u64) -> bool),
+    /// The stack pointer in HMP `info registers`.
+    pub sp: &'a str,
     pub marker: &'a str,
     /// Load qemu_fw_cfg.ko (the kernel's, `Kernel::fw_cfg_ko`) after
     /// loop.ko, into [`GUEST_VMCOREINFO`].
@@ -142,37 +144,46 @@ fn hmp_reg(text: &str, cpu: u32, key: &str) -> Option<u64> {
     u64::from_str_radix(v, 16).ok()
 }
 
-/// Stops the guest where the panic CPU has interrupts enabled. panic()
-/// ends in an endless mdelay loop with interrupts on, so a stop can catch
-/// that CPU in an interrupt handler, where GDB's bt ends at the IRQ stack
-/// and never reaches sysrq_handle_crash (seen on arm64: `#7
-/// call_on_irq_stack () at arch/arm64/kernel/entry.S:893` / `Backtrace
-/// stopped: previous frame identical to this frame (corrupt stack?)`).
-/// Interrupts are also still masked just after the last panic line, while
-/// panic() flushes the consoles (most arm64 first stops): also retried.
+/// Stops the guest where the panic CPU has interrupts enabled and runs on
+/// the stack panic() runs on. panic() ends in an endless mdelay loop with
+/// interrupts on, so a stop can catch that CPU in an interrupt handler,
+/// where GDB's bt ends at the IRQ stack and never reaches
+/// sysrq_handle_crash (seen on arm64: `#7 call_on_irq_stack () at
+/// arch/arm64/kernel/entry.S:893` / `Backtrace stopped: previous frame
+/// identical to this frame (corrupt stack?)`). Interrupts are also still
+/// masked just after the last panic line, while panic() flushes the
+/// consoles (most arm64 first stops): also retried. A softirq runs on the
+/// IRQ stack with interrupts on (seen on armmp: bt ended at
+/// `call_with_stack`), so the flag alone is not enough: the stop must also
+/// have its SP near the median SP of several stops, which lies in the
+/// mdelay loop's frames where the CPU spends nearly all its time.
 fn stop_outside_irq(m: &Machine, qmp: &Qmp) {
     let (key, irqs_on) = m.flags;
     let mut last = String::new();
+    let mut sps = Vec::new();
+    let mut masked = 0;
     for attempt in 1..=100 {
         qmp.execute("stop", None).expect("QMP stop");
         last = qmp.hmp("info registers -a").expect("info registers -a");
-        match hmp_reg(&last, SMP - 1, key) {
-            Some(f) if irqs_on(f) => {
-                if attempt > 1 {
-                    eprintln!(
-                        "{}: CPU {} had interrupts masked at {} stop(s) before this one",
-                        m.label,
-                        SMP - 1,
-                        attempt - 1
-                    );
-                }
+        let reg = |k: &str| {
+            hmp_reg(&last, SMP - 1, k).unwrap_or_else(|| {
+                panic!("no {k}= for CPU#{} in info registers -a:\n{last}", SMP - 1)
+            })
+        };
+        if irqs_on(reg(key)) {
+            let sp = reg(m.sp);
+            sps.push(sp);
+            if sps.len() >= PANIC_SP_SAMPLES && near_median(&sps, sp) {
+                eprintln!(
+                    "{}: CPU {} stopped at stop {attempt} ({masked} with interrupts masked, SP {sp:#x}, median of {} SPs)",
+                    m.label,
+                    SMP - 1,
+                    sps.len()
+                );
                 return;
             }
-            Some(_) => {}
-            None => panic!(
-                "no {key}= for CPU#{} in info registers -a:\n{last}",
-                SMP - 1
-            ),
+        } else {
+            masked += 1;
         }
         qmp.execute("cont", None).expect("QMP cont");
         // not a multiple of the guest's tick
@@ -183,6 +194,27 @@ fn stop_outside_irq(m: &Machine, qmp: &Qmp) {
         m.label,
         SMP - 1
     );
+}
+
+/// Stops with interrupts on sampled before one is accepted.
+const PANIC_SP_SAMPLES: usize = 5;
+
+/// Whether `sp` is within a page of the median of `sps`: the same stack
+/// and a nearby frame depth (an IRQ stack is a separate allocation).
+fn near_median(sps: &[u64], sp: u64) -> bool {
+    let mut sorted = sps.to_vec();
+    sorted.sort_unstable();
+    let median = sorted[sorted.len() / 2];
+    sp.abs_diff(median) < 4096
+}
+
+#[test]
+fn a_stop_on_another_stack_is_not_near_the_median() {
+    let task = [0xc1a0_3e80, 0xc1a0_3e88, 0xc1a0_3e80, 0xc1a0_3e90];
+    let mut seen = task.to_vec();
+    seen.push(0xc0ff_1f00); // the IRQ stack
+    assert!(!near_median(&seen, 0xc0ff_1f00));
+    assert!(near_median(&seen, 0xc1a0_3e80));
 }
 
 /// The formats a cached guest directory holds, if it is complete.
