@@ -234,12 +234,14 @@ def make_many(tmp):
 
 
 def main():
-    global MANY
+    global MANY, LLDB_TIMEOUT
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="")
     ap.add_argument("--skip", default="")
+    ap.add_argument("--lldb-timeout", type=int, default=LLDB_TIMEOUT)
     a = ap.parse_args()
+    LLDB_TIMEOUT = a.lldb_timeout
     subprocess.run(["cargo", "build", "--release", "-q"], cwd=base.ROOT, check=True)
     cl = clients()
     if a.only:
