@@ -62,7 +62,7 @@ use common::guest::{
     INIT_PREAMBLE, Proc, TempDir, busybox, cmd_ok, downloaded, ext4_image, extract, have,
     initramfs_with, with_libraries,
 };
-use common::{GDB_BATCH, corestub_bin, split_steps, step_args};
+use common::{GDB_BATCH, corestub_bin, same_functions, split_steps, step_args};
 
 const TEST: &str = "kcore_guest";
 const KVER: &str = "6.1.0-56-cloud-amd64";
@@ -836,21 +836,6 @@ fn frame_functions(bt: &str) -> Vec<String> {
         }
     }
     out
-}
-
-/// Every physical frame's function as with the debug vmlinux; the
-/// outermost may be an assembler label inside it (kallsyms lists
-/// `entry_SYSCALL_64_after_hwframe` with no size to tell it from the
-/// function around it).
-fn same_functions(ours: &[String], theirs: &[String]) {
-    assert!(theirs.len() > 3, "{theirs:?}");
-    assert_eq!(ours.len(), theirs.len(), "{ours:?} vs {theirs:?}");
-    let last = theirs.len() - 1;
-    assert_eq!(ours[..last], theirs[..last]);
-    assert!(
-        ours[last].starts_with(&theirs[last]),
-        "{ours:?} vs {theirs:?}"
-    );
 }
 
 /// The running 5.10 kernel with no vmlinux at all: its kallsyms tables

@@ -92,6 +92,8 @@ fn kallsyms_equal_the_vmlinux_symbols() {
 mod common;
 
 use std::collections::BTreeMap;
+
+use common::same_functions;
 use std::process::Command;
 
 /// A directory holding only a link to `dump` (no vmlinux beside it) and
@@ -254,21 +256,6 @@ fn x86_64_session_without_any_debug_file() {
         eprintln!("{thread}: {ours:?}\n debug: {theirs:?}");
         same_functions(&ours, &theirs);
     }
-}
-
-/// Every physical frame's function as in the debug session; the
-/// outermost may be an assembler label inside it (kallsyms lists
-/// `entry_SYSCALL_64_after_hwframe`, `secondary_startup_64_no_verify`
-/// with no size to tell them from the function around them).
-fn same_functions(ours: &[String], theirs: &[String]) {
-    assert!(theirs.len() > 3, "{theirs:?}");
-    assert_eq!(ours.len(), theirs.len(), "{ours:?} vs {theirs:?}");
-    let last = theirs.len() - 1;
-    assert_eq!(ours[..last], theirs[..last]);
-    assert!(
-        ours[last].starts_with(&theirs[last]),
-        "{ours:?} vs {theirs:?}"
-    );
 }
 
 /// arm64 6.1 (Debian cloud: no KALLSYMS_ALL, so kallsyms has functions

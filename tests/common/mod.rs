@@ -132,3 +132,19 @@ pub mod clients;
 pub mod guest;
 pub mod qemu_dump;
 pub mod server;
+
+/// A symbol-file session's backtrace functions against the debug
+/// vmlinux's: every physical frame's function the same; the outermost may
+/// be an assembler label inside it (kallsyms lists
+/// `entry_SYSCALL_64_after_hwframe`, `secondary_startup_64_no_verify` with
+/// no size to tell them from the function around them).
+pub fn same_functions(ours: &[String], theirs: &[String]) {
+    assert!(theirs.len() > 3, "{theirs:?}");
+    assert_eq!(ours.len(), theirs.len(), "{ours:?} vs {theirs:?}");
+    let last = theirs.len() - 1;
+    assert_eq!(ours[..last], theirs[..last]);
+    assert!(
+        ours[last].starts_with(&theirs[last]),
+        "{ours:?} vs {theirs:?}"
+    );
+}
