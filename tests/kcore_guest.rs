@@ -62,7 +62,7 @@ use common::guest::{
     INIT_PREAMBLE, Proc, TempDir, busybox, cmd_ok, downloaded, ext4_image, extract, have,
     initramfs_with, with_libraries,
 };
-use common::{GDB_BATCH, corestub_bin, same_functions, split_steps, step_args};
+use common::{GDB_BATCH, corestub_bin, frame_functions, same_functions, split_steps, step_args};
 
 const TEST: &str = "kcore_guest";
 const KVER: &str = "6.1.0-56-cloud-amd64";
@@ -812,30 +812,6 @@ fn check_nodebug(g: &Guest, f: &Facts) {
         steps2.get("comm").is_some_and(|c| c.contains("\"sleep")),
         "comm of task {task}:\n{all2}"
     );
-}
-
-/// The function of each physical frame of a `bt` (the outermost of its
-/// inlined frames, where a debug vmlinux shows them), up to the first
-/// frame without a symbol; `.constprop.0`-style suffixes dropped (as
-/// tests/nodebug.rs).
-fn frame_functions(bt: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::new();
-    for line in bt.lines().filter(|l| l.starts_with('#')) {
-        let rest = line.split_once(' ').map_or("", |x| x.1).trim_start();
-        let (physical, name) = match rest.split_once(" in ") {
-            Some((addr, name)) if addr.starts_with("0x") => (true, name),
-            _ => (out.is_empty(), rest),
-        };
-        let name = name.split([' ', '(', '.']).next().unwrap_or("").to_string();
-        if name == "??" || name.is_empty() {
-            break;
-        }
-        match (physical, out.last_mut()) {
-            (false, Some(last)) => *last = name,
-            _ => out.push(name),
-        }
-    }
-    out
 }
 
 /// The running 5.10 kernel with no vmlinux at all: VMCOREINFO does not

@@ -148,3 +148,26 @@ pub fn same_functions(ours: &[String], theirs: &[String]) {
         "{ours:?} vs {theirs:?}"
     );
 }
+
+/// The function of each physical frame of a `bt` (the outermost of its
+/// inlined frames, where a debug vmlinux shows them), up to the first
+/// frame without a symbol; `.constprop.0`-style suffixes dropped.
+pub fn frame_functions(bt: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in bt.lines().filter(|l| l.starts_with('#')) {
+        let rest = line.split_once(' ').map_or("", |x| x.1).trim_start();
+        let (physical, name) = match rest.split_once(" in ") {
+            Some((addr, name)) if addr.starts_with("0x") => (true, name),
+            _ => (out.is_empty(), rest),
+        };
+        let name = name.split([' ', '(', '.']).next().unwrap_or("").to_string();
+        if name == "??" || name.is_empty() {
+            break;
+        }
+        match (physical, out.last_mut()) {
+            (false, Some(last)) => *last = name,
+            _ => out.push(name),
+        }
+    }
+    out
+}
