@@ -93,7 +93,7 @@ impl Case {
 
 fn kernel(c: &Case) -> Option<Kernel> {
     let cache = corestub::fixtures::root().join(format!("x86_64-{}", c.series.name));
-    if let Some(k) = fetch::cached_kernel(&cache, c.series) {
+    if let Some(k) = fetch::cached_kernel(&cache, c.series, "cloud-amd64") {
         return Some(k);
     }
     let label = c.label();

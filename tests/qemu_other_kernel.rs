@@ -406,7 +406,7 @@ fn hex_words(text: &str) -> Vec<(u64, usize)> {
 
 /// The kernel, fetched when not cached. None: skipped.
 fn kernel(c: &Case) -> Option<Kernel> {
-    if let Some(k) = fetch::cached_kernel(&c.cache(), c.series) {
+    if let Some(k) = fetch::cached_kernel(&c.cache(), c.series, c.arch.flavour) {
         return Some(k);
     }
     let label = c.label();

@@ -118,12 +118,15 @@ pub fn version_key(release: &str) -> Vec<u64> {
         .collect()
 }
 
-/// The newest complete release already in `cache`.
-pub fn cached_kernel(cache: &Path, series: &Series) -> Option<Kernel> {
+/// The newest complete release of `flavour` already in `cache` (a cache
+/// filled before the flavour match was exact may also hold another
+/// flavour's kernel: `rt-armmp` for `armmp`).
+pub fn cached_kernel(cache: &Path, series: &Series, flavour: &str) -> Option<Kernel> {
     std::fs::read_dir(cache)
         .ok()?
         .flatten()
         .filter_map(|e| Kernel::at(e.path(), series))
+        .filter(|k| is_flavour_release(&k.release, flavour))
         .max_by_key(|k| version_key(&k.release))
 }
 
