@@ -43,8 +43,9 @@ fn hex_bytes(s: &str) -> Option<Vec<u8>> {
 #[derive(Default)]
 pub struct HostFiles {
     /// The kernel's BTF file (`/sys/kernel/btf/vmlinux`, the same bytes as
-    /// `__start_BTF`..`__stop_BTF`), preferred to the copy in memory.
-    pub btf: Option<(PathBuf, Vec<u8>)>,
+    /// `__start_BTF`..`__stop_BTF`), preferred to the copy in memory; read
+    /// only when the symbol file is built (not on a cache hit).
+    pub btf: Option<PathBuf>,
     /// `/proc/kallsyms`, for a kernel whose table in memory cannot be
     /// decoded (before 6.0 VMCOREINFO does not locate it).
     pub kallsyms: Option<Kallsyms>,
@@ -129,10 +130,14 @@ const MAX_TABLE: u64 = 256 << 20;
 fn types_from_btf(
     k: &Kernel,
     kallsyms: &Kallsyms,
-    file: Option<&(PathBuf, Vec<u8>)>,
+    file: Option<&PathBuf>,
 ) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    let from_file = file.and_then(|path| read_btf_file(path).map(|b| (path, b)));
     let in_memory;
-    let btf = match file.and_then(|(path, bytes)| btf_of_file(path, bytes)) {
+    let btf = match from_file
+        .as_ref()
+        .and_then(|(path, bytes)| btf_of_file(path, bytes))
+    {
         Some(btf) => btf,
         None => {
             in_memory = btf_in_memory(k, kallsyms)?;
@@ -151,6 +156,13 @@ fn types_from_btf(
         }
     }
     Ok(sections)
+}
+
+/// The host's BTF file's bytes, or None (said in the log) if unreadable.
+fn read_btf_file(path: &Path) -> Option<Vec<u8>> {
+    std::fs::read(path)
+        .map_err(|e| log::info!("{}: {e}; the BTF in memory is used", path.display()))
+        .ok()
 }
 
 /// The BTF of the host's file, or None (said in the log) if it does not

@@ -20,13 +20,10 @@ const PROC_KALLSYMS: &str = "/proc/kallsyms";
 /// The host's BTF file, and /proc/kallsyms when memory's table cannot be
 /// read; what is missing is said in the log.
 pub fn host_files(k: &Kernel) -> HostFiles {
-    let btf = match std::fs::read(SYS_BTF) {
-        Ok(b) => Some((PathBuf::from(SYS_BTF), b)),
-        Err(e) => {
-            log::info!("{SYS_BTF}: {e}; the BTF in memory is used");
-            None
-        }
-    };
+    let btf = Path::new(SYS_BTF).exists().then(|| PathBuf::from(SYS_BTF));
+    if btf.is_none() {
+        log::info!("no {SYS_BTF}: the BTF in memory is used");
+    }
     let kallsyms = match k.kallsyms() {
         Ok(_) => None,
         Err(e) => {
