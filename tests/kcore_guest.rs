@@ -113,6 +113,28 @@ fn skip(why: &str) {
     common::guest::skip(TEST, why)
 }
 
+/// QEMU, GDB, strip and each of `more` (`"PROGRAM ARG"`) answer, and the
+/// host's static busybox, for the guest's initramfs; None: skipped (said).
+fn guest_prerequisites(more: &[&str]) -> Option<Vec<u8>> {
+    let base = [
+        "qemu-system-x86_64 --version",
+        "gdb --version",
+        "strip --version",
+    ];
+    for t in base.iter().chain(more) {
+        let (tool, arg) = t.split_once(' ').unwrap_or((t, "--version"));
+        if !have(tool, arg) {
+            skip(&format!("{tool} is not installed"));
+            return None;
+        }
+    }
+    let bb = busybox();
+    if bb.is_none() {
+        skip("no static /bin/busybox (apt-get install busybox-static)");
+    }
+    bb
+}
+
 /// The kernel image and its virtio modules, cached in
 /// `fixtures/kcore-guest/KVER/` (each file renamed into place whole).
 struct GuestKernel {
@@ -335,18 +357,8 @@ fn gdb(port: u16, symbols: &str, steps: &[(&str, &str)]) -> (BTreeMap<String, St
 fn kcore_in_a_guest() {
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
-    for (tool, arg) in [
-        ("qemu-system-x86_64", "--version"),
-        ("gdb", "--version"),
-        ("mke2fs", "-V"),
-        ("strip", "--version"),
-    ] {
-        if !have(tool, arg) {
-            return skip(&format!("{tool} is not installed"));
-        }
-    }
-    let Some(bb) = busybox() else {
-        return skip("no static /bin/busybox (apt-get install busybox-static)");
+    let Some(bb) = guest_prerequisites(&["mke2fs -V"]) else {
+        return;
     };
     let Some(vmlinux) = corestub::fixtures::fixture("x86_64-6.1", "vmlinux", TEST) else {
         return;
@@ -825,18 +837,8 @@ fn check_nodebug(g: &Guest, f: &Facts) {
 fn kcore_510_without_vmlinux() {
     let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let t0 = Instant::now();
-    for (tool, arg) in [
-        ("qemu-system-x86_64", "--version"),
-        ("gdb", "--version"),
-        ("strip", "--version"),
-        ("apt-get", "--version"),
-    ] {
-        if !have(tool, arg) {
-            return skip(&format!("{tool} is not installed"));
-        }
-    }
-    let Some(bb) = busybox() else {
-        return skip("no static /bin/busybox (apt-get install busybox-static)");
+    let Some(bb) = guest_prerequisites(&["apt-get --version"]) else {
+        return;
     };
     let kernel = match guest_kernel(KVER_510, MODULES_510, Some("bullseye")) {
         Ok(k) => k,
