@@ -3,10 +3,10 @@
 //! task's address space, and the registers saved at its last switch.
 
 use crate::addr::{Arch, PageTableRoot, PhysAddr, VirtAddr};
+use crate::kernel::objects::Member;
 use crate::kernel::objects::mm::MmView;
 use crate::kernel::objects::runqueue::{CpuRq, runqueues};
 use crate::kernel::objects::task::{TaskList, TaskView};
-use crate::kernel::objects::{Member, symbol};
 use crate::kernel::{Kernel, KernelError};
 use crate::mmu::AddressSpace;
 
@@ -41,7 +41,7 @@ impl<'k> TaskReader<'k> {
     /// read is logged and left out. The other CPUs' idle tasks are on no
     /// list: see [`TaskReader::with_idle_tasks`].
     pub fn all_tasks(&self) -> Result<Vec<Task>, KernelError> {
-        let init = symbol(self.kernel, "init_task")?;
+        let init = self.kernel.init_task()?;
         let TaskList { tasks, problems } = self.view.list(init)?;
         for p in problems {
             log::warn!("task list: {p}");

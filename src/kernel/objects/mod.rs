@@ -209,6 +209,8 @@ pub struct Layouts {
     states: OnceLock<Result<state::TaskStates>>,
     runqueue: OnceLock<Result<runqueue::RqLayout>>,
     module: OnceLock<Result<module::ModuleLayout>>,
+    /// `init_task` found by its structure ([`crate::kernel::init_task_search`]).
+    pub(in crate::kernel) init_task: OnceLock<Result<VirtAddr>>,
 }
 
 impl std::fmt::Debug for Layouts {
