@@ -136,8 +136,7 @@ fn list_closes(mem: &dyn KernelMemory, head: u64) -> bool {
 }
 
 /// Scans `lo..hi` (pages of `page` bytes) for the first `task_struct`
-/// named like an idle task that [`is_init_task`] accepts. Unreadable pages
-/// are skipped.
+/// named like an idle task that [`is_init_task`] accepts.
 pub fn search(
     mem: &dyn KernelMemory,
     l: &IdleTaskLayout,
@@ -145,48 +144,58 @@ pub fn search(
     hi: u64,
     page: u64,
 ) -> Option<Found> {
+    let found = scan_image(mem, lo, hi, page, IDLE_COMM, |va, bytes| {
+        let len = idle_comm(bytes)?;
+        let task = va.checked_sub(l.comm)?;
+        is_init_task(mem, l, task).then_some((task, len))
+    })?;
+    let ((addr, comm_len), scanned) = found;
+    Some(Found {
+        addr,
+        comm_len,
+        scanned,
+    })
+}
+
+/// The first occurrence of `needle` in `lo..hi` that `accept` turns into a
+/// value (given its address and the bytes read from there on), and the
+/// bytes scanned up to it. Unreadable pages (unmapped, left out of the
+/// dump) are skipped; an occurrence is seen whole unless it touches one.
+pub fn scan_image<T>(
+    mem: &dyn KernelMemory,
+    lo: u64,
+    hi: u64,
+    page: u64,
+    needle: &[u8],
+    mut accept: impl FnMut(u64, &[u8]) -> Option<T>,
+) -> Option<(T, u64)> {
     let mut scanned = 0u64;
-    let mut check = |base: u64, bytes: &[u8]| -> Option<Found> {
+    let mut check = |base: u64, bytes: &[u8]| -> Option<T> {
         scanned += bytes.len() as u64;
-        for hit in memchr::memmem::find_iter(bytes, IDLE_COMM) {
-            let Some(len) = idle_comm(&bytes[hit..]) else {
-                continue;
-            };
-            let Some(task) = (base + hit as u64).checked_sub(l.comm) else {
-                continue;
-            };
-            if is_init_task(mem, l, task) {
-                return Some(Found {
-                    addr: task,
-                    comm_len: len,
-                    scanned,
-                });
-            }
-        }
-        None
+        memchr::memmem::find_iter(bytes, needle)
+            .find_map(|hit| accept(base.checked_add(hit as u64)?, &bytes[hit..]))
     };
     let mut at = lo - lo % page;
     while at < hi {
         let len = CHUNK.min(hi - at);
         let mut buf = vec![0u8; len as usize];
-        // overlap by the longest name, so none is cut in two
-        let overlap = 32u64.min(len);
         if mem.read(at, &mut buf).is_ok() {
-            if let Some(f) = check(at, &buf) {
-                return Some(f);
+            if let Some(v) = check(at, &buf) {
+                return Some((v, scanned));
             }
         } else {
             for (i, p) in buf.chunks_mut(page as usize).enumerate() {
                 let va = at + i as u64 * page;
                 if mem.read(va, p).is_ok()
-                    && let Some(f) = check(va, p)
+                    && let Some(v) = check(va, p)
                 {
-                    return Some(f);
+                    return Some((v, scanned));
                 }
             }
         }
-        let step = if len > overlap { len - overlap } else { len };
-        at = match at.checked_add(step) {
+        // overlap by a needle and a name, so none is cut in two
+        let overlap = (needle.len() as u64 + 32).min(len / 2);
+        at = match at.checked_add(len - overlap) {
             Some(a) => a,
             None => break,
         };
@@ -195,6 +204,16 @@ pub fn search(
 }
 
 impl Kernel {
+    /// The image bytes [`scan_image`] searches for what no symbol names:
+    /// [`SEARCHED`] bytes from `_stext` (VMCOREINFO's, else the symbol's).
+    pub fn image_scan_range(&self) -> Option<(u64, u64)> {
+        let stext = self
+            .vmcoreinfo
+            .symbol("_stext")
+            .or_else(|| self.symbol("_stext").map(|a| a.0))?;
+        Some((stext, stext.saturating_add(SEARCHED)))
+    }
+
     /// `init_task`: by its symbol, else found by its structure from
     /// VMCOREINFO's `_stext` on ([`search`]) and logged.
     pub fn init_task(&self) -> Result<VirtAddr> {
@@ -211,13 +230,10 @@ impl Kernel {
                 if self.arch.pointer_size() != 8 {
                     return Err(KernelError::NoSymbol("init_task"));
                 }
-                let stext = self
-                    .vmcoreinfo
-                    .symbol("_stext")
-                    .or_else(|| self.symbol("_stext").map(|a| a.0))
+                let (stext, hi) = self
+                    .image_scan_range()
                     .ok_or(KernelError::NoSymbol("init_task"))?;
                 let l = IdleTaskLayout::resolve(self)?;
-                let hi = stext.saturating_add(SEARCHED);
                 let t0 = std::time::Instant::now();
                 let page = self.paging.page_size();
                 match search(self, &l, stext, hi, page) {

@@ -36,8 +36,14 @@ pub struct TaskStates {
 impl TaskStates {
     /// Reads `task_state_array` from the dump.
     pub fn resolve(k: &Kernel) -> Result<TaskStates> {
-        let arr = symbol(k, "task_state_array")?;
-        let names = match array_len(k)? {
+        let (arr, len) = match symbol(k, "task_state_array") {
+            Ok(arr) => (arr, array_len(k)?),
+            Err(e) => (
+                array_by_structure(k).ok_or(e)?,
+                Length::AtMost(MAX_ENTRIES),
+            ),
+        };
+        let names = match len {
             Length::Exact(n) => (0..n)
                 .map(|i| {
                     entry(k, arr, i)?.ok_or_else(|| KernelError::Corrupt {
@@ -101,6 +107,33 @@ impl TaskStates {
         let index = (u32::BITS - reported.leading_zeros()) as usize;
         self.letters.get(index).copied().unwrap_or('?')
     }
+}
+
+/// `task_state_array` found in the image when no symbol names it (arm64
+/// cloud kernels list functions only): a pointer-aligned slot holding the
+/// address of an "R (running)" string, whose entries make a state table
+/// ([`leading_entries`], [`TaskStates::from_names`]). 64-bit kernels.
+fn array_by_structure(k: &Kernel) -> Option<VirtAddr> {
+    use crate::kernel::init_task_search::scan_image;
+    let w = k.arch.pointer_size();
+    let (lo, hi) = k.image_scan_range().filter(|_| w == 8)?;
+    let page = k.paging.page_size();
+    let t0 = std::time::Instant::now();
+    let (arr, scanned) = scan_image(k, lo, hi, page, b"R (running)\0", |running, _| {
+        let slot = scan_image(k, lo, hi, page, &running.to_le_bytes(), |slot, _| {
+            let names = leading_entries(k, VirtAddr(slot), MAX_ENTRIES).ok()?;
+            let ok = slot % w == 0 && names.len() > 1 && TaskStates::from_names(&names).is_ok();
+            ok.then_some(slot)
+        });
+        slot.map(|(slot, _)| slot)
+    })?;
+    log::info!(
+        "task_state_array not among the symbols: found by its entries at {arr:#x} \
+         ({} KiB of the image scanned, in {:?})",
+        scanned >> 10,
+        t0.elapsed()
+    );
+    Some(VirtAddr(arr))
 }
 
 /// How many entries `task_state_array` has.
