@@ -374,6 +374,31 @@ mod tests {
     }
 
     #[test]
+    fn scan_sees_a_needle_across_chunks_and_skips_holes() {
+        let mut m = Flat {
+            base: BASE,
+            bytes: vec![0; 3 * CHUNK as usize],
+            holes: vec![3],
+        };
+        let across = BASE + CHUNK - 3;
+        m.put(across, b"needle");
+        m.put(BASE + 3 * PAGE + 8, b"needle");
+        let hits = |m: &Flat| {
+            let mut v = Vec::new();
+            scan_image(m, BASE, BASE + 3 * CHUNK, PAGE, b"needle", |va, b| {
+                assert!(b.starts_with(b"needle"));
+                v.push(va);
+                None::<()>
+            });
+            v.dedup();
+            v
+        };
+        assert_eq!(hits(&m), [across]);
+        m.holes.clear();
+        assert_eq!(hits(&m), [BASE + 3 * PAGE + 8, across]);
+    }
+
+    #[test]
     fn idle_names() {
         assert_eq!(idle_comm(b"swapper/12\0"), Some(10));
         assert_eq!(idle_comm(b"swapper\0"), Some(7));

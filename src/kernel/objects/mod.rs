@@ -211,6 +211,7 @@ pub struct Layouts {
     module: OnceLock<Result<module::ModuleLayout>>,
     /// `init_task` found by its structure ([`crate::kernel::init_task_search`]).
     pub(in crate::kernel) init_task: OnceLock<Result<VirtAddr>>,
+    runqueues_found: OnceLock<Result<Vec<Option<VirtAddr>>>>,
 }
 
 impl std::fmt::Debug for Layouts {
@@ -242,6 +243,15 @@ impl Kernel {
     /// `struct rq` (see [`runqueue`]).
     pub fn rq_layout(&self) -> Result<&runqueue::RqLayout> {
         cached(&self.layouts.runqueue, || runqueue::RqLayout::resolve(self))
+    }
+
+    /// Each CPU's runqueue found from its tasks, when no symbol names
+    /// them (see [`runqueue`]).
+    pub fn runqueues_found(&self) -> Result<&[Option<VirtAddr>]> {
+        cached(&self.layouts.runqueues_found, || {
+            runqueue::runqueues_from_tasks(self)
+        })
+        .map(Vec::as_slice)
     }
 
     /// `struct module` (see [`module`]).

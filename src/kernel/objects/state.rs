@@ -38,10 +38,7 @@ impl TaskStates {
     pub fn resolve(k: &Kernel) -> Result<TaskStates> {
         let (arr, len) = match symbol(k, "task_state_array") {
             Ok(arr) => (arr, array_len(k)?),
-            Err(e) => (
-                array_by_structure(k).ok_or(e)?,
-                Length::AtMost(MAX_ENTRIES),
-            ),
+            Err(e) => (array_by_structure(k).ok_or(e)?, Length::AtMost(MAX_ENTRIES)),
         };
         let names = match len {
             Length::Exact(n) => (0..n)
