@@ -238,8 +238,10 @@ fn x86_64_session_without_any_debug_file() {
 /// arm64 6.1 (Debian cloud: no KALLSYMS_ALL, so kallsyms has functions
 /// only): the symbol file names functions, GDB's own prologue analysis
 /// unwinds the panicking CPU as with the debug vmlinux, and the types come
-/// from the BTF found by its header. No task list: `init_task` is in
-/// neither kallsyms nor VMCOREINFO.
+/// from the BTF found by its header. `init_task`, `task_state_array` and
+/// `runqueues` are in neither kallsyms nor VMCOREINFO: the kernel layer
+/// finds them by their structure, so `ps` rows and thread labels equal the
+/// debug session's, and a task from `ps` casts to its comm.
 #[test]
 fn arm64_session_without_any_debug_file() {
     let test = "arm64_session_without_any_debug_file";
@@ -249,6 +251,13 @@ fn arm64_session_without_any_debug_file() {
     ) else {
         return;
     };
+    let (theirs, _) = common::gdb_steps(
+        &dump,
+        &vmlinux,
+        &[("ps", "ps"), ("threads", "info threads")],
+    );
+    let (pid1, comm1) = task_of_pid(&theirs["ps"], "1");
+    let cast = format!("p ((struct task_struct *)0x{pid1})->comm");
     let (out, all, built) = nodebug_steps(
         &dump,
         "arm64",
@@ -257,6 +266,8 @@ fn arm64_session_without_any_debug_file() {
             ("bt", "bt"),
             ("dmesg", "dmesg"),
             ("ptype", "ptype struct task_struct"),
+            ("ps", "ps"),
+            ("comm", &cast),
         ],
     );
     eprintln!("arm64-6.1: symbol file built in {built:?}");
@@ -273,11 +284,76 @@ fn arm64_session_without_any_debug_file() {
         "{}",
         out["threads"]
     );
+    same_tasks(&out, &theirs, &dump);
+    assert!(
+        out["comm"].contains(&format!("\"{comm1}")),
+        "{cast}: {}",
+        out["comm"]
+    );
     let ours = frame_functions(&out["bt"]);
     let theirs = debug_bt(&dump, &vmlinux, "thread 4");
     eprintln!("panic CPU: {ours:?}\n debug: {theirs:?}");
     assert!(ours.len() > 10, "{ours:?}");
     same_functions(&ours, &theirs);
+}
+
+/// The TASK address and COMM of the `ps` row of `pid`.
+fn task_of_pid(ps: &str, pid: &str) -> (String, String) {
+    ps.lines()
+        .find_map(|l| {
+            let f: Vec<&str> = l
+                .trim_start_matches([' ', '>'])
+                .split_whitespace()
+                .collect();
+            (f.first() == Some(&pid) && f.len() >= 9)
+                .then(|| (f[3].to_string(), f[8].trim_matches(['[', ']']).to_string()))
+        })
+        .unwrap_or_else(|| panic!("no ps row for pid {pid}:\n{ps}"))
+}
+
+/// `ps` rows (PID, TASK, state) and task thread labels of the no-debug
+/// session (`ours`: steps "ps" and "threads") equal the debug session's,
+/// and the CPU threads' labels too.
+fn same_tasks(
+    ours: &BTreeMap<String, String>,
+    theirs: &BTreeMap<String, String>,
+    dump: &std::path::Path,
+) {
+    let (ps, debug_ps) = (ps_states(&ours["ps"]), ps_states(&theirs["ps"]));
+    assert!(ps.len() > 50, "{}: {}", dump.display(), ours["ps"]);
+    assert!(ps.iter().all(|(_, _, st)| st != "??"), "{}", ours["ps"]);
+    assert_eq!(ps, debug_ps, "{}", dump.display());
+    let labels = task_labels(&ours["threads"]);
+    assert!(labels.len() > 50, "{}", ours["threads"]);
+    assert_eq!(
+        labels,
+        task_labels(&theirs["threads"]),
+        "{}",
+        dump.display()
+    );
+    assert_eq!(
+        cpu_labels(&ours["threads"]),
+        cpu_labels(&theirs["threads"]),
+        "{}",
+        dump.display()
+    );
+    eprintln!(
+        "{}: {} ps rows and {} thread labels as in the debug session",
+        dump.display(),
+        ps.len(),
+        labels.len()
+    );
+}
+
+/// The labels of CPU threads (`CPU 3 sh/200 [panic]`) in `info threads`.
+fn cpu_labels(threads: &str) -> Vec<String> {
+    threads
+        .lines()
+        .filter_map(|l| {
+            let label = l.split_once(" (CPU ")?.1;
+            Some(label[..label.find(')')?].to_string())
+        })
+        .collect()
 }
 
 /// The x86_64 7.x guest dump (QEMU without `-device vmcoreinfo`: no
@@ -365,8 +441,8 @@ fn task_labels(threads: &str) -> Vec<String> {
 /// found by kallsyms and read up to its first non-entry, the symbol's size
 /// being only a bound): `ps` and the thread labels show the debug
 /// session's letters, on the x86_64 6.1 fixture and the 5.10 (kallsyms
-/// found by their shape) and 7.x x86_64 guest dumps when cached (arm64's cloud kernels have no `init_task` in
-/// kallsyms, so no task list without a vmlinux).
+/// found by their shape) and 7.x x86_64 guest dumps when cached (arm64 6.1,
+/// whose kallsyms has no data symbols: `arm64_session_without_any_debug_file`).
 #[test]
 fn task_states_equal_the_debug_sessions() {
     let test = "task_states_equal_the_debug_sessions";
@@ -386,24 +462,7 @@ fn task_states_equal_the_debug_sessions() {
         let (ours, all, _) = nodebug_steps(dump, &format!("states{i}"), &steps);
         assert!(all.contains("using symbols built from the dump"), "{all}");
         let (theirs, _) = common::gdb_steps(dump, vmlinux, &steps);
-        let (ps, debug_ps) = (ps_states(&ours["ps"]), ps_states(&theirs["ps"]));
-        assert!(ps.len() > 50, "{}: {}", dump.display(), ours["ps"]);
-        assert!(ps.iter().all(|(_, _, st)| st != "??"), "{}", ours["ps"]);
-        assert_eq!(ps, debug_ps, "{}", dump.display());
-        let labels = task_labels(&ours["threads"]);
-        assert!(labels.len() > 50, "{}", ours["threads"]);
-        assert_eq!(
-            labels,
-            task_labels(&theirs["threads"]),
-            "{}",
-            dump.display()
-        );
-        eprintln!(
-            "{}: {} ps rows and {} thread labels as in the debug session",
-            dump.display(),
-            ps.len(),
-            labels.len()
-        );
+        same_tasks(&ours, &theirs, dump);
     }
 }
 
