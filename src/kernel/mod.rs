@@ -198,6 +198,19 @@ fn searched(
     first
 }
 
+/// An arm64 dump without a VMCOREINFO note (QEMU `dump-guest-memory`
+/// without `-device vmcoreinfo`) and no vmlinux to locate the image: the
+/// kernel's own VMCOREINFO page in memory, when it has what the page
+/// tables need (`swapper_pg_dir`, `VA_BITS`, `kimage_voffset`). Checked by
+/// [`Kernel::check_vmcoreinfo_page`] once the kernel is open.
+fn arm64_vmcoreinfo_page(dump: &Dump, vmlinux: Option<&symbols::Vmlinux>) -> Option<VmcoreInfo> {
+    if dump.arch != Arch::Aarch64 || dump.notes.vmcoreinfo.is_some() || vmlinux.is_some() {
+        return None;
+    }
+    let vi = kallsyms::vmcoreinfo_in_memory(dump.memory.as_ref(), None, "swapper_pg_dir")?;
+    (vi.number("VA_BITS").is_some() && vi.number("kimage_voffset").is_some()).then_some(vi)
+}
+
 impl Kernel {
     pub fn new(dump: Dump) -> Result<Kernel, KernelError> {
         Self::with_vmlinux(dump, None)
@@ -212,12 +225,12 @@ impl Kernel {
         let arch = dump.arch;
         let mut detected_offset = None;
         let mut derived_numbers = Vec::new();
-        let vmcoreinfo = dump
-            .notes
-            .vmcoreinfo
-            .as_deref()
-            .map(VmcoreInfo::parse)
-            .unwrap_or_default();
+        let in_memory = arm64_vmcoreinfo_page(&dump, vmlinux.as_ref());
+        let vmcoreinfo = match (dump.notes.vmcoreinfo.as_deref(), &in_memory) {
+            (Some(text), _) => VmcoreInfo::parse(text),
+            (None, Some(vi)) => vi.clone(),
+            (None, None) => VmcoreInfo::default(),
+        };
         let path = dump.path.display().to_string();
         if let Some(w) = vmcoreinfo.bad_build_id() {
             log::warn!("{path}: {w}");
@@ -346,7 +359,7 @@ impl Kernel {
                 }
             })
             .collect();
-        Ok(Kernel {
+        let kernel = Kernel {
             dump,
             arch,
             vmcoreinfo,
@@ -363,7 +376,38 @@ impl Kernel {
                 std::env::var_os("CORESTUB_WALK_CACHE").is_none_or(|v| v != "0"),
             ),
             kallsyms: std::sync::OnceLock::new(),
-        })
+        };
+        if in_memory.is_some() {
+            kernel.check_vmcoreinfo_page(&kernel.dump.path.display().to_string())?;
+        }
+        Ok(kernel)
+    }
+
+    /// A VMCOREINFO taken from the kernel's own page in memory (see
+    /// [`arm64_vmcoreinfo_page`]) is this kernel's only if the page tables
+    /// it gives read back its release from `init_uts_ns`.
+    fn check_vmcoreinfo_page(&self, path: &str) -> Result<(), KernelError> {
+        let release = self.vmcoreinfo.osrelease().unwrap_or("");
+        match uts::read(self) {
+            Ok(u) if u.release == release => {
+                log::info!(
+                    "{path}: no VMCOREINFO note: the kernel's own VMCOREINFO page ({release}) used, \
+                     its page tables reading back the release"
+                );
+                Ok(())
+            }
+            found => Err(KernelError::NoPageTables(
+                path.into(),
+                format!(
+                    "no VMCOREINFO note, and the VMCOREINFO page found in memory ({release}) \
+                     does not read back its release through its page tables ({}): give --vmlinux",
+                    match found {
+                        Ok(u) => format!("init_uts_ns says {:?}", u.release),
+                        Err(e) => e.to_string(),
+                    }
+                ),
+            )),
+        }
     }
 
     /// Attaches the debug vmlinux found after the kernel was opened (from
