@@ -299,15 +299,9 @@ fn arm64_session_without_any_debug_file() {
 
 /// The TASK address and COMM of the `ps` row of `pid`.
 fn task_of_pid(ps: &str, pid: &str) -> (String, String) {
-    ps.lines()
-        .find_map(|l| {
-            let f: Vec<&str> = l
-                .trim_start_matches([' ', '>'])
-                .split_whitespace()
-                .collect();
-            (f.first() == Some(&pid) && f.len() >= 9)
-                .then(|| (f[3].to_string(), f[8].trim_matches(['[', ']']).to_string()))
-        })
+    ps_rows(ps)
+        .find(|f| f[0] == pid && f.len() >= 9)
+        .map(|f| (f[3].to_string(), f[8].trim_matches(['[', ']']).to_string()))
         .unwrap_or_else(|| panic!("no ps row for pid {pid}:\n{ps}"))
 }
 
@@ -323,17 +317,17 @@ fn same_tasks(
     assert!(ps.len() > 50, "{}: {}", dump.display(), ours["ps"]);
     assert!(ps.iter().all(|(_, _, st)| st != "??"), "{}", ours["ps"]);
     assert_eq!(ps, debug_ps, "{}", dump.display());
-    let labels = task_labels(&ours["threads"]);
+    let labels = thread_labels(&ours["threads"], " (pid ");
     assert!(labels.len() > 50, "{}", ours["threads"]);
     assert_eq!(
         labels,
-        task_labels(&theirs["threads"]),
+        thread_labels(&theirs["threads"], " (pid "),
         "{}",
         dump.display()
     );
     assert_eq!(
-        cpu_labels(&ours["threads"]),
-        cpu_labels(&theirs["threads"]),
+        thread_labels(&ours["threads"], " (CPU "),
+        thread_labels(&theirs["threads"], " (CPU "),
         "{}",
         dump.display()
     );
@@ -343,17 +337,6 @@ fn same_tasks(
         ps.len(),
         labels.len()
     );
-}
-
-/// The labels of CPU threads (`CPU 3 sh/200 [panic]`) in `info threads`.
-fn cpu_labels(threads: &str) -> Vec<String> {
-    threads
-        .lines()
-        .filter_map(|l| {
-            let label = l.split_once(" (CPU ")?.1;
-            Some(label[..label.find(')')?].to_string())
-        })
-        .collect()
 }
 
 /// The x86_64 7.x guest dump (QEMU without `-device vmcoreinfo`: no
@@ -409,29 +392,33 @@ fn x86_64_7x_guest_dump_without_vmcoreinfo_note() {
     assert!(out["comm"].contains("\"swapper/0"), "{}", out["comm"]);
 }
 
+/// The fields of each row of our crash-style `ps` (a 64-bit TASK).
+fn ps_rows(ps: &str) -> impl Iterator<Item = Vec<&str>> {
+    ps.lines().filter_map(|l| {
+        let f: Vec<&str> = l
+            .trim_start_matches([' ', '>'])
+            .split_whitespace()
+            .collect();
+        let task = f.get(3)?;
+        (task.len() == 16 && task.bytes().all(|b| b.is_ascii_hexdigit()) && f.len() > 4)
+            .then_some(f)
+    })
+}
+
 /// (PID, TASK, ST) of each row of our crash-style `ps`.
 fn ps_states(ps: &str) -> Vec<(String, String, String)> {
-    ps.lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l
-                .trim_start_matches([' ', '>'])
-                .split_whitespace()
-                .collect();
-            let task = f.get(3)?;
-            if task.len() != 16 || !task.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return None;
-            }
-            Some((f[0].to_string(), task.to_string(), f.get(4)?.to_string()))
-        })
+    ps_rows(ps)
+        .map(|f| (f[0].to_string(), f[3].to_string(), f[4].to_string()))
         .collect()
 }
 
-/// The labels of task threads (`pid 1 init [S]`) in `info threads`.
-fn task_labels(threads: &str) -> Vec<String> {
+/// The labels of task threads (`pid 1 init [S]`, after ` (pid `) or CPU
+/// threads (`CPU 3 sh/200 [panic]`, after ` (CPU `) in `info threads`.
+fn thread_labels(threads: &str, kind: &str) -> Vec<String> {
     threads
         .lines()
         .filter_map(|l| {
-            let label = l.split_once(" (pid ")?.1;
+            let label = l.split_once(kind)?.1;
             Some(label[..label.find(')')?].to_string())
         })
         .collect()
