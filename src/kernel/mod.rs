@@ -388,8 +388,13 @@ impl Kernel {
     /// it gives read back its release from `init_uts_ns`.
     fn check_vmcoreinfo_page(&self, path: &str) -> Result<(), KernelError> {
         let release = self.vmcoreinfo.osrelease().unwrap_or("");
-        match uts::read(self) {
-            Ok(u) if u.release == release => {
+        let read_back = match uts::read(self) {
+            Ok(u) => Ok(u.release),
+            Err(KernelError::Layout { .. }) => uts::release_by_shape(self),
+            Err(e) => Err(e),
+        };
+        match read_back {
+            Ok(r) if r == release => {
                 log::info!(
                     "{path}: no VMCOREINFO note: the kernel's own VMCOREINFO page ({release}) used, \
                      its page tables reading back the release"
@@ -402,7 +407,7 @@ impl Kernel {
                     "no VMCOREINFO note, and the VMCOREINFO page found in memory ({release}) \
                      does not read back its release through its page tables ({}): give --vmlinux",
                     match found {
-                        Ok(u) => format!("init_uts_ns says {:?}", u.release),
+                        Ok(r) => format!("init_uts_ns says {r:?}"),
                         Err(e) => e.to_string(),
                     }
                 ),

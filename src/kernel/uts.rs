@@ -32,3 +32,32 @@ pub fn read(k: &Kernel) -> Result<Utsname, KernelError> {
         domainname: f(5),
     })
 }
+
+/// The release in `init_uts_ns` when its layout is not known yet (no
+/// OFFSET(uts_namespace.name) in VMCOREINFO before 6.x kernels, no DWARF
+/// before the symbol file is built): the name is the first `Linux\0`
+/// (`sysname`) in the namespace's first [`NAME_WITHIN`] bytes, the release
+/// two fields on. Only for checking an expected release, never shown.
+pub fn release_by_shape(k: &Kernel) -> Result<String, KernelError> {
+    let ns = symbol(k, "init_uts_ns")?;
+    let mut b = [0u8; NAME_WITHIN + FIELD * 3];
+    k.read_virt(&k.kernel_space(), ns, &mut b)
+        .map_err(|source| KernelError::Read {
+            member: "init_uts_ns".into(),
+            addr: ns,
+            source,
+        })?;
+    let sysname = memchr::memmem::find(&b[..NAME_WITHIN + 6], b"Linux\0").ok_or_else(|| {
+        KernelError::Corrupt {
+            what: "init_uts_ns".into(),
+            addr: ns,
+            reason: format!("no sysname \"Linux\" in its first {NAME_WITHIN} bytes"),
+        }
+    })?;
+    let release = sysname + 2 * FIELD;
+    Ok(c_string(&b[release..release + FIELD]))
+}
+
+/// Bytes of `struct uts_namespace` before its `name` at most (a `kref`
+/// before 6.x kernels' `ns_common`-first layout).
+const NAME_WITHIN: usize = 64;
