@@ -58,6 +58,6 @@ pub fn release_by_shape(k: &Kernel) -> Result<String, KernelError> {
     Ok(c_string(&b[release..release + FIELD]))
 }
 
-/// Bytes of `struct uts_namespace` before its `name` at most (a `kref`
-/// before 6.x kernels' `ns_common`-first layout).
+/// Bytes of `struct uts_namespace` before its `name` at most (5.10 has a
+/// 4-byte `kref` there; 6.1 and later put `name` first).
 const NAME_WITHIN: usize = 64;
