@@ -64,10 +64,10 @@ pub fn run_guest(label: &str, qemu: &mut Command, console: &Path, captured: &str
 }
 
 /// `pkgs` of Debian architecture `deb` from `suite` of the machine's
-/// Debian mirror (private apt configuration, no dependency resolution:
-/// the caller names every package), unpacked together into `to` (only
-/// `members`, `./path` names, when there are any), which appears whole (a
-/// rename) or not at all. Cached: an existing `to` is kept as it is.
+/// Debian mirror (private apt configuration), unpacked together into
+/// `to`, which appears whole (a rename) or not at all: with their
+/// dependencies ([`depends_closure`]) and whole; or, when `members` (`./path`
+/// names) are given, only those of them a package has. Cached: an existing `to` is kept as it is.
 pub fn unpacked_packages(
     to: &Path,
     suite: &str,
@@ -97,6 +97,11 @@ pub fn unpacked_packages(
         Command::new("apt-get").args(&opts).args(["-q", "update"]),
         &format!("apt-get update ({suite})"),
     )?;
+    let pkgs = if members.is_empty() {
+        depends_closure(&opts, pkgs, deb)?
+    } else {
+        pkgs.iter().map(|p| p.to_string()).collect()
+    };
     cmd_ok(
         Command::new("apt-get")
             .args(&opts)
@@ -105,8 +110,19 @@ pub fn unpacked_packages(
             .current_dir(&debs),
         &format!("apt-get download {pkgs:?} ({deb})"),
     )?;
-    for p in pkgs {
-        extract(&downloaded(&debs, p)?, &tree, members)?;
+    for p in &pkgs {
+        let deb = downloaded(&debs, p)?;
+        // what a package lacks (a module built into this kernel) is not
+        // asked of tar
+        let files = super::fetch::deb_files(&deb)?;
+        let have: Vec<String> = members
+            .iter()
+            .filter(|m| files.contains(m))
+            .cloned()
+            .collect();
+        if members.is_empty() || !have.is_empty() {
+            extract(&deb, &tree, &have)?;
+        }
     }
     if std::fs::rename(&tree, to).is_err() && !to.is_dir() {
         return Err(format!(
@@ -116,6 +132,44 @@ pub fn unpacked_packages(
         ));
     }
     Ok(())
+}
+
+/// `roots` and what they depend on, recursively, in architecture `deb`:
+/// the `Depends:` of `apt-cache depends` that name a real package of that
+/// architecture (not a virtual one such as debconf-2.0, not `perl:any`, a
+/// tool for the maintainer scripts), alternatives aside. kexec-tools needs
+/// it on armhf (its Xen support loads libxenctrl and a dozen more).
+fn depends_closure(opts: &[String], roots: &[&str], deb: &str) -> Result<Vec<String>, String> {
+    let mut todo: Vec<String> = roots.iter().map(|r| r.to_string()).collect();
+    let mut seen: Vec<String> = Vec::new();
+    while let Some(p) = todo.pop() {
+        if seen.contains(&p) {
+            continue;
+        }
+        let out = Command::new("apt-cache")
+            .args(opts)
+            .args(["depends", &format!("{p}:{deb}")])
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| format!("apt-cache depends {p}: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "apt-cache depends {p}:{deb}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        let suffix = format!(":{deb}");
+        for l in String::from_utf8_lossy(&out.stdout).lines() {
+            let Some(d) = l.strip_prefix("  Depends: ") else {
+                continue;
+            };
+            if !d.starts_with('<') && !d.ends_with(":any") {
+                todo.push(d.trim_end_matches(suffix.as_str()).to_string());
+            }
+        }
+        seen.push(p);
+    }
+    Ok(seen)
 }
 
 /// A file of an unpacked tree, its symbolic links followed inside the
