@@ -32,6 +32,10 @@
 //! `sysrq_handle_crash`, `dmesg` with the marker, `ps` with the sleepers;
 //! and `ps` (every task, its address, state and memory) is the same in
 //! the ELF and the kdump-compressed file of one crash.
+//! `modsyms` with the debug loop.ko on the first dump: `info address` of
+//! lo_release (.text) and loop_exit (.exit.text) is what the guest read
+//! in /proc/kallsyms (logged before the crash), and `lsmod`'s base is
+//! /proc/modules' address.
 //!
 //! Cache: `…/NAME-6.1/RELEASE/guest-kdump/` (console.log, the dumps,
 //! makedumpfile's logs and exit codes), `…/RELEASE/kdump-modules/` (the
@@ -68,6 +72,10 @@ static ONE_GUEST: Mutex<()> = Mutex::new(());
 /// The guest's user space: kexec-tools, makedumpfile and the libraries
 /// they load (their dependencies, see `kdump::unpacked_packages`).
 const USERLAND: &[&str] = &["kexec-tools", "makedumpfile"];
+
+/// loop.ko's functions whose addresses the guest logs from /proc/kallsyms
+/// (.text and .exit.text), for `modsyms` on the dumps.
+const MODULE_FUNCTIONS: &[&str] = &["lo_release", "loop_exit"];
 
 const KEXEC: &str = "sbin/kexec";
 const MAKEDUMPFILE: &str = "usr/bin/makedumpfile";
@@ -246,12 +254,28 @@ fn module_name(path: &str) -> &str {
 fn guest_init(a: &Arch, marker: &str) -> String {
     let first = init_script(marker, 4096, false);
     let first = first.strip_prefix(INIT_PREAMBLE).expect("boot's preamble");
+    // the guest's truth for modsyms, once loop.ko is in: where its
+    // functions are (/proc/kallsyms) and its base (/proc/modules)
+    let marker_line = "echo \"INIT-MARKER";
+    assert!(first.contains(marker_line), "boot's /init logs its marker");
+    let first = first.replacen(
+        marker_line,
+        &format!(
+            "grep -w -E '{}' /proc/kallsyms | while read a t n m; do echo \"INIT-KALLSYMS $n $a $m\" > /dev/kmsg; done
+echo \"INIT-PROC-MODULES $(grep '^loop ' /proc/modules)\" > /dev/kmsg
+{marker_line}",
+            MODULE_FUNCTIONS.join("|")
+        ),
+        1,
+    );
     let modules: Vec<&str> = a.disk_modules.iter().map(|m| module_name(m)).collect();
     format!(
         "{INIT_PREAMBLE}chmod 755 /{KEXEC} /{MAKEDUMPFILE} /{loader} 2>/dev/null
 if [ -e /proc/vmcore ]; then
 echo \"KDUMP-CAPTURE vmcore-ident $(head -c 5 /proc/vmcore | od -An -tx1)\"
 mkdir -p /dump
+# rootfs may fill only half the RAM: both dumps need more (i386: 45-54 MB + 12-21 MB)
+mount -t tmpfs -o size=90% tmpfs /dump
 /{MAKEDUMPFILE} -c -d 31 /proc/vmcore /dump/vmcore.kdump > /dump/makedumpfile-c.log 2>&1
 echo $? > /dump/rc-c
 /{MAKEDUMPFILE} -E -d 31 /proc/vmcore /dump/vmcore.elf > /dump/makedumpfile-E.log 2>&1
@@ -523,6 +547,7 @@ fn check(c: &Case) {
     if let [elf, kdump] = &ps[..] {
         same_ps(&label, elf, kdump);
     }
+    check_modsyms(&label, &k, &text, &g.join(dumps[0].0));
     eprintln!("{label}: total {:.1?}", t0.elapsed());
 }
 
@@ -590,6 +615,62 @@ fn check_elf32(label: &str, dump: &Path, machine: u16) {
         u16::from_le_bytes([head[18], head[19]]),
         machine,
         "{label}: e_machine"
+    );
+}
+
+/// `modsyms` with the debug loop.ko on `dump`: GDB's address of each of
+/// [`MODULE_FUNCTIONS`] is the one the guest read in /proc/kallsyms, and
+/// `lsmod`'s BASE is /proc/modules' address.
+fn check_modsyms(label: &str, k: &Kernel, console: &str, dump: &Path) {
+    let logged = |key: &str| -> Vec<Vec<String>> {
+        console
+            .lines()
+            .filter_map(|l| l.split_once(key))
+            .map(|(_, rest)| rest.split_whitespace().map(str::to_string).collect())
+            .collect()
+    };
+    let kallsyms = logged("INIT-KALLSYMS ");
+    let modsyms = format!("modsyms \"{}\"", k.modules.display());
+    let mut steps: Vec<(&str, String)> = vec![("lsmod", "lsmod".into()), ("modsyms", modsyms)];
+    for f in MODULE_FUNCTIONS {
+        steps.push((f, format!("info address {f}")));
+    }
+    let refs: Vec<(&str, &str)> = steps.iter().map(|(l, c)| (*l, c.as_str())).collect();
+    let (out, all) = common::gdb_steps(dump, &k.vmlinux, &refs);
+    for f in MODULE_FUNCTIONS {
+        // `lo_release ffffe07f94c0 [loop]`: the guest's line, `NAME ADDR [MODULE]`
+        let want = kallsyms
+            .iter()
+            .find(|w| {
+                w.first().map(String::as_str) == Some(*f)
+                    && w.get(2).map(String::as_str) == Some("[loop]")
+            })
+            .and_then(|w| u64::from_str_radix(&w[1], 16).ok())
+            .unwrap_or_else(|| panic!("{label}: no INIT-KALLSYMS {f} … [loop] on the console"));
+        let said = out.get(*f).cloned().unwrap_or_default();
+        assert!(
+            said.contains(&format!("is a function at address {want:#x}.")),
+            "{label}: `info address {f}` after modsyms vs the guest's /proc/kallsyms {want:#x}:\n{all}"
+        );
+    }
+    let base = logged("INIT-PROC-MODULES ")
+        .first()
+        .and_then(|w| w.iter().find(|t| t.starts_with("0x")).cloned())
+        .and_then(|a| u64::from_str_radix(a.trim_start_matches("0x"), 16).ok())
+        .unwrap_or_else(|| panic!("{label}: no INIT-PROC-MODULES loop … 0xADDR on the console"));
+    let lsmod_base = out.get("lsmod").and_then(|t| {
+        t.lines()
+            .find(|l| l.split_whitespace().nth(1) == Some("loop"))
+            .and_then(|l| u64::from_str_radix(l.split_whitespace().nth(2)?, 16).ok())
+    });
+    assert_eq!(
+        lsmod_base,
+        Some(base),
+        "{label}: lsmod's BASE vs /proc/modules:\n{all}"
+    );
+    eprintln!(
+        "{label}: modsyms: {} at the guest's /proc/kallsyms addresses, lsmod's base {base:#x} = /proc/modules'",
+        MODULE_FUNCTIONS.join(", ")
     );
 }
 
