@@ -1,5 +1,5 @@
 //! A real in-guest kdump of the 32-bit Debian kernels (6.1: i386
-//! `686-pae`, armhf `armmp` and `armmp-lpae`) under QEMU TCG: the
+//! `686-pae` and `686`, armhf `armmp` and `armmp-lpae`) under QEMU TCG: the
 //! kernel's own /proc/vmcore (ELF32) written by Debian's own makedumpfile
 //! of the guest's architecture both as ELF (`-E -d 31`, ELF32 like
 //! /proc/vmcore) and kdump-compressed (`-c -d 31`, 32-bit headers), and
@@ -162,6 +162,17 @@ const I386_PAE: Arch = Arch {
     ],
     loader: "lib/ld-linux.so.2",
     makedumpfile: Makedumpfile::Works,
+};
+
+/// Debian's i386 kernel for CPUs without PAE: 2-level paging.
+const I386_686: Arch = Arch {
+    name: "i386-686",
+    flavour: "686",
+    paging: "i386 non-PAE",
+    qemu_args: &[
+        "-accel", "tcg", "-cpu", "qemu32", "-machine", "pc", "-m", "768",
+    ],
+    ..I386_PAE
 };
 
 /// armhf's LPAE kernel on QEMU's virt board (as `qemu_other_kernel`'s):
@@ -697,6 +708,14 @@ fn kdump_61_i386_pae() {
     check(&Case {
         arch: &I386_PAE,
         marker: "CORESTUB-KDUMP32-61-I386-PAE",
+    })
+}
+
+#[test]
+fn kdump_61_i386() {
+    check(&Case {
+        arch: &I386_686,
+        marker: "CORESTUB-KDUMP32-61-I386",
     })
 }
 
