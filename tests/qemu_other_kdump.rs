@@ -225,10 +225,7 @@ fn guest_kdump(c: &Case, k: &Kernel) -> Option<PathBuf> {
         out.join("rc").is_file(),
         "{label}: no rc on the disk; console:\n{text}"
     );
-    if std::fs::rename(&out, &done).is_err() {
-        // another run got there first
-        let _ = std::fs::remove_dir_all(&out);
-    }
+    kdump::keep(&out, &done);
     Some(done)
 }
 

@@ -457,10 +457,7 @@ fn guest_kdump(c: &Case, k: &Kernel) -> Option<PathBuf> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(out.join(f), std::fs::Permissions::from_mode(0o644));
     }
-    if std::fs::rename(&out, &done).is_err() {
-        // another run got there first
-        let _ = std::fs::remove_dir_all(&out);
-    }
+    kdump::keep(&out, &done);
     Some(done)
 }
 

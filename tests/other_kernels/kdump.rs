@@ -63,6 +63,14 @@ pub fn run_guest(label: &str, qemu: &mut Command, console: &Path, captured: &str
     text
 }
 
+/// Puts a finished guest directory `out` in place as `done`, whole; when
+/// another run got there first, its copy stays and `out` goes.
+pub fn keep(out: &Path, done: &Path) {
+    if std::fs::rename(out, done).is_err() {
+        let _ = std::fs::remove_dir_all(out);
+    }
+}
+
 /// `pkgs` of Debian architecture `deb` from `suite` of the machine's
 /// Debian mirror (private apt configuration), unpacked together into
 /// `to`, which appears whole (a rename) or not at all: with their
