@@ -193,36 +193,44 @@ def index_ko(dirs):
 
 _copies_dir = None
 
+# ELF class -> (address format, e_shoff's offset, e_shentsize's offset,
+# sh_addr's offset in a section header)
+ELF_SHDR = {1: ("I", 0x20, 0x2e, 0x0c), 2: ("Q", 0x28, 0x3a, 0x10)}
+
 
 def gdb_loadable(path):
     """`path`, or a private copy of it with every section address zeroed.
 
     Modules linked by 6.x's module.lds carry non-zero section addresses
-    (`.data`, `__patchable_function_entries`). With those, GDB 13 ignores
-    `add-symbol-file -s` for the DWARF symbols and puts every one relative
-    to .text: wrong addresses, silently (Debian 6.12 loop.ko, x86_64 and
-    arm64: loop_exit in .exit.text and max_loop in .data). Zeroing every
-    sh_addr, as in 6.1's modules, makes GDB lay out the sections as told.
-    GDB's own symfile.c only places a relocatable file's sections itself
-    when all of them are at 0. The copy lives until GDB exits."""
+    (`.data`, `__patchable_function_entries`; arm's `.plt` and `.init.plt`,
+    32-bit ones too). With those, GDB 13 ignores `add-symbol-file -s` for
+    the symbols and puts every one relative to .text: wrong addresses,
+    silently (Debian 6.12 loop.ko, x86_64 and arm64: loop_exit in
+    .exit.text and max_loop in .data; 6.1 armmp loop.ko: lo_fops in
+    .rodata). Zeroing every sh_addr, as in i386's modules, makes GDB lay
+    out the sections as told. GDB's own symfile.c only places a
+    relocatable file's sections itself when all of them are at 0. The copy
+    lives until GDB exits."""
     global _copies_dir
     try:
         with open(path, "rb") as f:
             data = bytearray(f.read())
     except OSError:
         return path
-    if data[:4] != b"\x7fELF" or data[4] != 2:  # ELF64 only
+    if data[:4] != b"\x7fELF" or data[4] not in ELF_SHDR:
         return path
     e = "<" if data[5] == 1 else ">"
-    if struct.unpack_from(e + "H", data, 16)[0] != 1:  # ET_REL
+    word, shoff_at, shnum_at, addr_at = ELF_SHDR[data[4]]
+    if len(data) < shnum_at + 4 or struct.unpack_from(e + "H", data, 16)[0] != 1:  # ET_REL
         return path
-    shoff = struct.unpack_from(e + "Q", data, 0x28)[0]
-    shentsize, shnum = struct.unpack_from(e + "HH", data, 0x3a)
+    shoff = struct.unpack_from(e + word, data, shoff_at)[0]
+    shentsize, shnum = struct.unpack_from(e + "HH", data, shnum_at)
+    size = struct.calcsize(e + word)
     changed = False
     for i in range(shnum):
-        at = shoff + i * shentsize + 0x10  # sh_addr
-        if at + 8 <= len(data) and struct.unpack_from(e + "Q", data, at)[0]:
-            struct.pack_into(e + "Q", data, at, 0)
+        at = shoff + i * shentsize + addr_at
+        if at + size <= len(data) and struct.unpack_from(e + word, data, at)[0]:
+            struct.pack_into(e + word, data, at, 0)
             changed = True
     if not changed:
         return path

@@ -40,25 +40,21 @@ mod common;
 mod other_kernels;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::guest::{
-    INIT_PREAMBLE, Proc, TempDir, cmd_ok, ext4_image, have, initramfs_with, with_libraries,
+    INIT_PREAMBLE, TempDir, cmd_ok, ext4_image, have, initramfs_with, with_libraries,
 };
-use common::{corestub_bin, run};
 use other_kernels::boot::{Console, SMP, init_script};
 use other_kernels::fetch::{self, Kernel, S7, S510, S612, Series, Target, remove_stale};
-use serde_json::Value;
+use other_kernels::kdump;
 
 const TEST: &str = "qemu_other_kdump";
 const GUEST: &str = "guest-kdump";
 const KEXEC: &str = "/usr/sbin/kexec";
 const MAKEDUMPFILE: &str = "/usr/bin/makedumpfile";
-/// First kernel boot, crash, capture kernel boot and makedumpfile: a hang
-/// guard (about a minute under TCG).
-const RUN_TIMEOUT: Duration = Duration::from_secs(600);
 const CAPTURE_CMDLINE: &str = "console=ttyS0 irqpoll nr_cpus=1 reset_devices panic=-1";
 
 static ONE_GUEST: Mutex<()> = Mutex::new(());
@@ -185,62 +181,30 @@ fn guest_kdump(c: &Case, k: &Kernel) -> Option<PathBuf> {
     let disk = dir.join("disk.img");
     ext4_image(&stage, &disk, 512).unwrap();
     let console = dir.join("console.log");
-    let t = Instant::now();
-    let mut qemu = Proc::spawn(
-        "qemu",
-        Command::new("qemu-system-x86_64")
-            // as qemu_other_kernel's x86_64 guests (-cx16: see there)
-            .args([
-                "-accel",
-                "tcg",
-                "-cpu",
-                "qemu64,+la57,-cx16",
-                "-machine",
-                "pc",
-            ])
-            .args(["-m", "768", "-smp", &SMP.to_string()])
-            .args(["-display", "none", "-nodefaults", "-no-reboot"])
-            .arg("-serial")
-            .arg(format!("file:{}", console.display()))
-            .arg("-kernel")
-            .arg(&k.vmlinuz)
-            .arg("-initrd")
-            .arg(stage.join("initrd.gz"))
-            .args(["-append", "console=ttyS0 crashkernel=256M panic=0"])
-            .arg("-drive")
-            .arg(format!(
-                "file={},if=none,id=dumps,format=raw,cache=unsafe",
-                disk.display()
-            ))
-            .args(["-device", "nvme,drive=dumps,serial=dumps"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.join("qemu.err")).unwrap()),
-    );
-    let read_console =
-        || String::from_utf8_lossy(&std::fs::read(&console).unwrap_or_default()).to_string();
-    while qemu.alive() {
-        let text = read_console();
-        // the first kernel's panic() ends so only when no capture kernel
-        // took over
-        assert!(
-            !text.contains("---[ end Kernel panic") && t.elapsed() < RUN_TIMEOUT,
-            "{label}: no kdump (or not within {RUN_TIMEOUT:?}); console:\n{text}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    let text = read_console();
-    drop(qemu);
-    eprintln!("{label}: guest, kdump and capture in {:.1?}", t.elapsed());
-    assert!(
-        text.contains("KDUMP-LOADED rc=0 1"),
-        "{label}: kexec -p did not load the capture kernel; console:\n{text}"
-    );
-    assert!(
-        text.contains("KDUMP-CAPTURE rc="),
-        "{label}: the capture kernel did not run makedumpfile; console:\n{text}"
-    );
-    Console::parse(&text, false);
+    let mut qemu = Command::new("qemu-system-x86_64");
+    qemu
+        // as qemu_other_kernel's x86_64 guests (-cx16: see there)
+        .args([
+            "-accel",
+            "tcg",
+            "-cpu",
+            "qemu64,+la57,-cx16",
+            "-machine",
+            "pc",
+        ])
+        .args(["-m", "768", "-smp", &SMP.to_string()])
+        .arg("-kernel")
+        .arg(&k.vmlinuz)
+        .arg("-initrd")
+        .arg(stage.join("initrd.gz"))
+        .args(["-append", "console=ttyS0 crashkernel=256M panic=0"])
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=none,id=dumps,format=raw,cache=unsafe",
+            disk.display()
+        ))
+        .args(["-device", "nvme,drive=dumps,serial=dumps"]);
+    let text = kdump::run_guest(&label, &mut qemu, &console, "KDUMP-CAPTURE rc=");
     let out = dir.join("out");
     std::fs::create_dir_all(&out).unwrap();
     for f in ["rc", "makedumpfile.log", "vmcore.kdump"] {
@@ -261,10 +225,7 @@ fn guest_kdump(c: &Case, k: &Kernel) -> Option<PathBuf> {
         out.join("rc").is_file(),
         "{label}: no rc on the disk; console:\n{text}"
     );
-    if std::fs::rename(&out, &done).is_err() {
-        // another run got there first
-        let _ = std::fs::remove_dir_all(&out);
-    }
+    kdump::keep(&out, &done);
     Some(done)
 }
 
@@ -311,16 +272,7 @@ fn check(c: &Case) {
 
 fn check_info(c: &Case, k: &Kernel, con: &Console, dump: &Path) {
     let label = c.label();
-    let out = run(Command::new(corestub_bin())
-        .args(["info", "--json", "--vmlinux"])
-        .arg(&k.vmlinux)
-        .arg(dump));
-    assert!(out.status.success(), "{label}: {out:?}");
-    let info: Value = serde_json::from_slice(&out.stdout).unwrap();
-    eprintln!(
-        "{label}: {} / level {} / {} stored pages / PAGING {}",
-        info["format"], info["dump_level"], info["stored_pages"], info["paging"]
-    );
+    let info = kdump::check_info(&label, &k.vmlinux, &k.release, con, dump);
     assert!(
         info["format"]
             .as_str()
@@ -328,69 +280,11 @@ fn check_info(c: &Case, k: &Kernel, con: &Console, dump: &Path) {
         "{label}: {info:#}"
     );
     assert_eq!(info["dump_level"], 31, "{label}: {info:#}");
-    assert_eq!(info["cpus"], SMP, "{label}: {info:#}");
-    assert_eq!(info["panic_cpu"], con.panic_cpu, "{label}: {info:#}");
-    assert_eq!(info["panic_pid"], con.panic_pid, "{label}: {info:#}");
-    assert_eq!(info["release"], k.release.as_str(), "{label}: {info:#}");
 }
 
 fn check_gdb(c: &Case, k: &Kernel, con: &Console, dump: &Path) {
-    let label = c.label();
-    let sleeper = con.sleepers[0];
-    let ps = format!("ps {sleeper}");
-    let steps = [
-        ("threads", "info threads"),
-        ("bt", "bt"),
-        ("dmesg", "dmesg"),
-        ("ps", ps.as_str()),
-    ];
-    let (steps, all) = common::gdb_steps(dump, &k.vmlinux, &steps);
-    let step = |s: &str| steps.get(s).cloned().unwrap_or_default();
-    assert!(
-        step("threads")
-            .lines()
-            .any(|l| l.contains(&format!("CPU {} ", con.panic_cpu)) && l.contains("[panic]")),
-        "{label}: CPU {} is not the [panic] thread:\n{all}",
-        con.panic_cpu
-    );
-    assert!(
-        step("bt").contains("sysrq_handle_crash"),
-        "{label}: the panic CPU's bt:\n{all}"
-    );
-    assert!(
-        step("dmesg").contains(&con.marker),
-        "{label}: dmesg:\n{all}"
-    );
-    if c.makedumpfile == Makedumpfile::DropsPagesInUse {
-        assert!(
-            all.contains("was excluded from the dump (filtered out by its dump level)"),
-            "{label}: makedumpfile 1.7.2 was expected to drop task pages here:\n{all}"
-        );
-        let seen = con
-            .sleepers
-            .iter()
-            .filter(|p| step("threads").contains(&format!("pid {p} sleep")))
-            .count();
-        eprintln!(
-            "{label}: FINDING: makedumpfile 1.7.2 (-d 31) excluded pages in use ({} of {} sleepers listed); corestub names the excluded pages",
-            seen,
-            con.sleepers.len()
-        );
-        return;
-    }
-    for p in &con.sleepers {
-        assert!(
-            step("threads").contains(&format!("pid {p} sleep")),
-            "{label}: no task thread for sleeper {p}:\n{all}"
-        );
-    }
-    assert!(
-        step("ps").lines().any(
-            |l| l.split_whitespace().next() == Some(&sleeper.to_string())
-                && l.trim_end().ends_with("sleep")
-        ),
-        "{label}: ps {sleeper}:\n{all}"
-    );
+    let drops = c.makedumpfile == Makedumpfile::DropsPagesInUse;
+    kdump::check_gdb(&c.label(), &k.vmlinux, con, dump, drops);
 }
 
 #[test]

@@ -18,9 +18,7 @@
 //!   i386 `686-pae` (**PAE**, `-cpu qemu32,+pae,+nx`) and `686` (**2-level**
 //!   paging), armhf `armmp-lpae` (**LPAE**) and `armmp` (**short
 //!   descriptors**) on `-M virt -cpu cortex-a15`; the 686-pae guest also
-//!   once with qemu_fw_cfg loaded, whose dumps carry VMCOREINFO. A
-//!   32-bit module's DWARF symbols are not checked after `modsyms` (GDB
-//!   misplaces them: see the README).
+//!   once with qemu_fw_cfg loaded, whose dumps carry VMCOREINFO.
 //!
 //! Each guest's busybox /init insmods a real module (loop.ko, which has no
 //! dependencies), starts two sleepers, logs the physical address of the
@@ -48,10 +46,14 @@
 //!   release, 3 CPUs and the panic; `trapinfo` names the panic task, its
 //!   write(2) (the syscall number of the ABI) and the panicking CPU;
 //!   `trapinfo PID` the sleeper's entry; `lsmod` lists `loop`; `modsyms
-//!   DIR` loads the debug loop.ko, after which `p lo_fops.open` prints
-//!   `<lo_open>` and `p &__this_module` is lsmod's MODULE address (GDB 13 misplaces every DWARF
-//!   symbol of these .ko files, whose sections carry non-zero addresses,
-//!   unless modsyms works around it); `ps` and `monitor ps` list a sleeper
+//!   DIR` loads the debug loop.ko, after which `p lo_fops.release`
+//!   (.rodata) prints `<lo_release>` (.text), `p loop_misc.fops` (.data)
+//!   `<loop_ctl_fops>`, `p &__this_module` is lsmod's MODULE address and
+//!   every symbol of the kernel's own kallsyms of loop.ko
+//!   (`mod->kallsyms`, what /proc/kallsyms prints) is where GDB's `info
+//!   symbol` has it (GDB 13 misplaces every symbol of .ko files whose
+//!   sections carry non-zero addresses, 6.x x86_64/arm64 and 32-bit arm's
+//!   `.plt`, unless modsyms works around it); `ps` and `monitor ps` list a sleeper
 //!   at the same task address; `task PID` + `bt` reaches `do_nanosleep`;
 //!   user memory through the sleeper's own page tables: `x/s
 //!   mm->arg_start` prints its argv[0], "sleep"; `monitor vtop -p PID VA`
@@ -136,10 +138,6 @@ struct Arch {
     /// What `trapinfo` prints for a task in write(2): the syscall-number
     /// register and write's number in this ABI.
     write_syscall: &'static str,
-    /// GDB places a module's DWARF symbols where `modsyms` tells it. Not
-    /// for the 32-bit (REL) modules: GDB 13 puts lo_fops at .text + its
-    /// .rodata offset (a known limitation, see the README).
-    module_dwarf: bool,
 }
 
 const X86_64: Arch = Arch {
@@ -171,7 +169,6 @@ const X86_64: Arch = Arch {
     flags: ("RFL", |f| f & 0x200 != 0), // IF
     sp: "RSP",
     write_syscall: "orig_ax=1",
-    module_dwarf: true,
 };
 
 /// Debian's i386 kernel for PAE CPUs: 3-level PAE paging with NX.
@@ -200,7 +197,6 @@ const I386_PAE: Arch = Arch {
     flags: ("EFL", |f| f & 0x200 != 0), // IF
     sp: "ESP",
     write_syscall: "orig_ax=4",
-    module_dwarf: false,
 };
 
 /// Debian's i386 kernel for CPUs without PAE: 2-level paging, 32-bit
@@ -249,7 +245,6 @@ const ARM_LPAE: Arch = Arch {
     flags: ("PSR", |f| f & 0x80 == 0), // CPSR.I
     sp: "R13",
     write_syscall: "r7=4",
-    module_dwarf: false,
 };
 
 const ARM64: Arch = Arch {
@@ -280,7 +275,6 @@ const ARM64: Arch = Arch {
     flags: ("PSTATE", |f| f & 0x80 == 0), // the I of DAIF
     sp: "SP",
     write_syscall: "syscallno=64",
-    module_dwarf: true,
 };
 
 /// Debian's generic arm64 kernel with 16 KiB pages.
@@ -631,7 +625,9 @@ fn check_gdb(c: &Case, k: &Kernel, con: &Console, dump: &Path, f: &str) {
         ("sys", "sys".into()),
         ("lsmod", "lsmod".into()),
         ("modsyms", format!("modsyms \"{}\"", k.modules.display())),
-        ("lo_open", "p lo_fops.open".into()),
+        ("lo_release", "p lo_fops.release".into()),
+        ("loop_misc", "p loop_misc.fops".into()),
+        ("mod_kallsyms", format!("python exec({MODULE_KALLSYMS:?})")),
         ("this_module", "p/x &__this_module".into()),
         ("ps", format!("ps {sleeper}")),
         ("m_ps", "monitor ps".into()),
@@ -725,10 +721,20 @@ fn check_gdb(c: &Case, k: &Kernel, con: &Console, dump: &Path, f: &str) {
         "{label}: loop not in lsmod:\n{all}"
     );
     has("modsyms", "loaded 1 module", "modsyms of the debug loop.ko");
-    // symbols in loop.ko's .text, .rodata and .data, where modsyms put them
-    if c.arch.module_dwarf {
-        has("lo_open", "<lo_open>", "lo_fops.open after modsyms");
-    }
+    // loop.ko's variables in .rodata and .data where modsyms put them:
+    // their contents are the pointers the kernel relocated, into .text
+    // and .rodata
+    has(
+        "lo_release",
+        "<lo_release>",
+        "lo_fops.release after modsyms",
+    );
+    has(
+        "loop_misc",
+        "<loop_ctl_fops>",
+        "loop_misc.fops after modsyms",
+    );
+    check_module_kallsyms(&label, &step("mod_kallsyms"), &all);
     // loop.ko's struct module (its .gnu.linkonce.this_module section) is
     // where the kernel's module list has it
     let module = step("lsmod")
@@ -788,6 +794,46 @@ fn check_gdb(c: &Case, k: &Kernel, con: &Console, dump: &Path, f: &str) {
     );
     has("m_ptov", &format!("{upa:x}"), "ptov of the user page");
     has("m_kmem", &format!("{upa:x}"), "kmem -p of the user page");
+}
+
+/// GDB (Python), after modsyms: each symbol of loop.ko in the kernel's own
+/// kallsyms of it (`mod->kallsyms`, what /proc/kallsyms prints), by
+/// address, and what GDB's `info symbol` says is there: `KSYM ok|MISMATCH
+/// ADDR NAMES: ANSWER`. Only C identifiers: GDB renames `x.isra.0` and
+/// `x.cold`, and arm's mapping symbols (`$a`) are not symbols. The module
+/// address is the server's (`monitor lsmod`).
+const MODULE_KALLSYMS: &str = r#"import corestub_common as cc
+mod = [int(m["module"], 16) for m in cc.server_json("lsmod")["modules"] if m["name"] == "loop"][0]
+ks = gdb.parse_and_eval("((struct module *)%d)->kallsyms" % mod)
+names = {}
+for i in range(int(ks["num_symtab"])):
+    s = ks["symtab"][i]
+    name = (ks["strtab"] + int(s["st_name"])).string()
+    if name.isidentifier():
+        names.setdefault(int(s["st_value"]), set()).add(name)
+for addr in sorted(names):
+    said = gdb.execute("info symbol 0x%x" % addr, to_string=True).strip()
+    ok = said.split(" in section ")[0] in names[addr] and said.endswith("/loop.ko")
+    print("KSYM %s 0x%x %s: %s" % ("ok" if ok else "MISMATCH", addr, ",".join(sorted(names[addr])), said))
+"#;
+
+/// Every loop.ko symbol in the kernel's kallsyms of the module is where
+/// GDB has it after modsyms (functions of .text and .exit.text; data too
+/// on kernels with KALLSYMS_ALL), lo_release among them.
+fn check_module_kallsyms(label: &str, out: &str, all: &str) {
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("KSYM ")).collect();
+    let bad: Vec<&&str> = lines
+        .iter()
+        .filter(|l| !l.starts_with("KSYM ok "))
+        .collect();
+    assert!(
+        bad.is_empty() && lines.iter().any(|l| l.contains(" lo_release")),
+        "{label}: loop.ko's kallsyms vs GDB after modsyms: {bad:#?}\n{all}"
+    );
+    eprintln!(
+        "{label}: {} loop.ko kallsyms where GDB has them",
+        lines.len()
+    );
 }
 
 /// The kernel's own scripts/gdb of this exact version (lx-*), through

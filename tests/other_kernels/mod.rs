@@ -4,3 +4,6 @@
 pub mod boot;
 pub mod fetch;
 pub mod kscripts;
+// the in-guest kdump tests' pieces: not every test uses all of them
+#[allow(dead_code)]
+pub mod kdump;

@@ -80,6 +80,9 @@ pub struct KdumpMemory {
     /// rank of `pfn_lo` in `dumped`: descriptor 0 is the first dumped pfn
     /// at or after `pfn_lo`.
     rank_base: u64,
+    /// The block of the file's pfn 0: pfn = pa / block_size - this
+    /// ([`pfn_origin`]: makedumpfile on arm counts from PHYS_OFFSET).
+    pfn_origin: u64,
     desc_base: u64,
     ranges: Vec<PhysRange>,
     cache: Vec<Mutex<Shard>>,
@@ -144,7 +147,9 @@ impl PhysicalMemory for KdumpMemory {
         let mut done = 0usize;
         while done < buf.len() {
             let cur = super::read_cursor(pa, done, buf.len())?.0;
-            let pfn = cur >> self.block_shift;
+            let pfn = (cur >> self.block_shift)
+                .checked_sub(self.pfn_origin)
+                .ok_or(MemError::NotInDump(PhysAddr(cur)))?;
             let in_block = (cur & (self.block_size - 1)) as usize;
             let n = (self.block_size as usize - in_block).min(buf.len() - done);
             let out = &mut buf[done..done + n];
@@ -209,12 +214,13 @@ pub fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
     }
 
     let bs = h.block_size;
+    let pfn_origin = pfn_origin(arch, &sub, &ram, bs.trailing_zeros(), &mut quirks);
     let ranges = ram
         .runs()
         .into_iter()
         .filter_map(|(a, b)| {
             Some(PhysRange {
-                start: PhysAddr(a.checked_mul(bs)?),
+                start: PhysAddr(a.checked_add(pfn_origin)?.checked_mul(bs)?),
                 len: (b - a).checked_mul(bs)?,
             })
         })
@@ -229,6 +235,7 @@ pub fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
         pfn_lo,
         pfn_hi,
         rank_base,
+        pfn_origin,
         desc_base: layout.desc_base,
         ranges,
         cache: (0..SHARDS).map(|_| Mutex::new(Shard::new())).collect(),
@@ -282,6 +289,31 @@ pub fn open_source(path: &Path, src: Source) -> Result<Dump, DumpError> {
         memory: Box::new(mem),
         notes,
     })
+}
+
+/// The block that is pfn 0 of the file. makedumpfile numbers arm's pages
+/// from PHYS_OFFSET (its ARCH_PFN_OFFSET, the sub-header's `phys_base`),
+/// QEMU from address 0. arm has no RAM below PHYS_OFFSET, so a RAM bitmap
+/// with pages below `phys_base / block_size` counts from PHYS_OFFSET;
+/// otherwise (QEMU, every other architecture) from 0.
+fn pfn_origin(
+    arch: Arch,
+    sub: &SubHeader,
+    ram: &RankedBitmap,
+    block_shift: u32,
+    quirks: &mut Vec<String>,
+) -> u64 {
+    // arm's `unsigned long` is 32 bits: PHYS_OFFSET 0x80000000 reads as
+    // a negative i32
+    let phys_offset = u64::from(sub.phys_base as u32);
+    let origin = phys_offset >> block_shift;
+    if arch != Arch::Arm || origin == 0 || ram.rank(origin) == 0 {
+        return 0;
+    }
+    quirks.push(format!(
+        "pages are numbered from PHYS_OFFSET {phys_offset:#x} (makedumpfile on arm), not from address 0"
+    ));
+    origin
 }
 
 /// The RAM and dumped bitmaps (one bitmap serves as both when the file

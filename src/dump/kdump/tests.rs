@@ -1024,6 +1024,38 @@ fn split_parts_join_into_one_dump() {
     assert!(e.to_string().contains("not a part"), "{e}");
 }
 
+/// A file [`build`] wrote, rewritten as a 32-bit kernel's: `disk_dump_header`
+/// with an 8-byte `struct timeval` (its int fields 12 bytes earlier), and
+/// `kdump_sub_header` with 32-bit longs: packed (QEMU, i386 makedumpfile)
+/// or with ARM's 8-byte aligned `off_t`/`u64` members (`arm_aligned`).
+fn as_32_bit(mut v: Vec<u8>, arm_aligned: bool) -> Vec<u8> {
+    // header: status..nr_cpus from 424 to 412
+    let ints = v[424..464].to_vec();
+    v[404..464].fill(0);
+    put(&mut v, 412, &ints);
+    // sub-header: the LP64 words rewritten with 32-bit longs
+    let w: Vec<u64> = (0..13)
+        .map(|i| u64::from_le_bytes(v[BS + 8 * i..BS + 8 * i + 8].try_into().unwrap()))
+        .collect();
+    v[BS..BS + 104].fill(0);
+    put(&mut v, BS, &(w[0] as u32).to_le_bytes());
+    put(&mut v, BS + 4, &(w[1] as u32).to_le_bytes()); // dump_level
+    put(&mut v, BS + 8, &((w[1] >> 32) as u32).to_le_bytes()); // split
+    let (vi, note, pfn64) = if arm_aligned {
+        (24, 40, 72)
+    } else {
+        (20, 32, 56)
+    };
+    put(&mut v, BS + vi, &w[4].to_le_bytes());
+    put(&mut v, BS + vi + 8, &(w[5] as u32).to_le_bytes());
+    put(&mut v, BS + note, &w[6].to_le_bytes());
+    put(&mut v, BS + note + 8, &(w[7] as u32).to_le_bytes());
+    for (i, x) in w[10..13].iter().enumerate() {
+        put(&mut v, BS + pfn64 + 8 * i, &x.to_le_bytes());
+    }
+    v
+}
+
 /// A kdump-compressed file written for a 32-bit kernel: `disk_dump_header`
 /// with an 8-byte `struct timeval` (its int fields 12 bytes earlier), and
 /// `kdump_sub_header` with 32-bit longs: packed (QEMU, i386 makedumpfile)
@@ -1042,31 +1074,7 @@ fn reads_32_bit_headers() {
             vmcoreinfo: "OSRELEASE=6.1.0-test\nPAGESIZE=4096\n".into(),
             ..Spec::new()
         };
-        let (mut v, _) = build(&spec);
-        // header: status..nr_cpus from 424 to 412
-        let ints = v[424..464].to_vec();
-        v[404..464].fill(0);
-        put(&mut v, 412, &ints);
-        // sub-header: the LP64 words rewritten with 32-bit longs
-        let w: Vec<u64> = (0..13)
-            .map(|i| u64::from_le_bytes(v[BS + 8 * i..BS + 8 * i + 8].try_into().unwrap()))
-            .collect();
-        v[BS..BS + 104].fill(0);
-        put(&mut v, BS, &(w[0] as u32).to_le_bytes());
-        put(&mut v, BS + 4, &(w[1] as u32).to_le_bytes()); // dump_level
-        put(&mut v, BS + 8, &((w[1] >> 32) as u32).to_le_bytes()); // split
-        let (vi, note, pfn64) = if arm_aligned {
-            (24, 40, 72)
-        } else {
-            (20, 32, 56)
-        };
-        put(&mut v, BS + vi, &w[4].to_le_bytes());
-        put(&mut v, BS + vi + 8, &(w[5] as u32).to_le_bytes());
-        put(&mut v, BS + note, &w[6].to_le_bytes());
-        put(&mut v, BS + note + 8, &(w[7] as u32).to_le_bytes());
-        for (i, x) in w[10..13].iter().enumerate() {
-            put(&mut v, BS + pfn64 + 8 * i, &x.to_le_bytes());
-        }
+        let v = as_32_bit(build(&spec).0, arm_aligned);
         let d = open_bytes(&v).unwrap_or_else(|e| panic!("{machine:?}: {e}"));
         assert_eq!(d.arch, arch, "{machine:?}");
         assert_eq!(d.notes.cpus.len(), 2, "{machine:?}");
@@ -1079,4 +1087,41 @@ fn reads_32_bit_headers() {
         );
         check_contents(&d, &spec);
     }
+}
+
+/// makedumpfile on arm numbers pages from PHYS_OFFSET (the sub-header's
+/// phys_base): pfn 0 of the file is the first page of RAM, at
+/// 0x40000000 on QEMU's virt board.
+#[test]
+fn arm_makedumpfile_pfns_count_from_phys_offset() {
+    let phys_offset = 0x4000_0000u64;
+    let spec = Spec {
+        machine: "armv7l",
+        prstatus_size: 148,
+        phys_base: phys_offset as i64,
+        vmcoreinfo: "OSRELEASE=6.1.0-test\nPAGESIZE=4096\n".into(),
+        ..Spec::new()
+    };
+    let d = open_bytes(&as_32_bit(build(&spec).0, true)).unwrap();
+    assert_eq!(d.arch, Arch::Arm);
+    let bs = BS as u64;
+    for p in &spec.pages {
+        let pa = phys_offset + p.pfn * bs;
+        assert_eq!(read(&d, pa, BS).unwrap(), p.data, "pfn {}", p.pfn);
+    }
+    // below PHYS_OFFSET there is nothing
+    assert!(matches!(
+        d.memory.read_phys(PhysAddr(0), &mut [0u8; 8]),
+        Err(MemError::NotInDump(_))
+    ));
+    let first = d.memory.ranges().first().map(|r| r.start.0);
+    assert_eq!(first, Some(phys_offset));
+    assert!(
+        d.format
+            .quirks
+            .iter()
+            .any(|q| q.contains("PHYS_OFFSET 0x40000000")),
+        "{:?}",
+        d.format.quirks
+    );
 }
