@@ -14,9 +14,8 @@ use gdbstub::stub::{DisconnectReason, GdbStub, MultiThreadStopReason};
 use super::{ArchSupport, DumpTarget, Session};
 
 /// Packet buffer size advertised as PacketSize: GDB reads up to half of it
-/// per `m` or `x` packet, so a large buffer means few round trips (1 MiB:
-/// 128 round trips for B2's 64 MiB instead of 1,024 at 128 KiB).
-pub const PACKET_SIZE: usize = 0x100000;
+/// per `m` packet, so a large buffer means few round trips.
+pub const PACKET_SIZE: usize = 0x20000;
 
 /// The client-to-stub half of a connection: bytes one at a time, with a
 /// non-blocking look at the next one.
