@@ -14,7 +14,9 @@ Rows (medians of RUNS; a cold row empties the debugger's index cache first):
       threads (examples/task_core.rs)
   L1  LLDB's crash-path `bt` on kdump-zlib (cold: LLDB has no index cache),
       against the same LLDB on the ELF core natively
-Usage: python3 bench/clients.py [--runs N] [--only gdb-16,lldb-22] [--skip B5]
+Usage: python3 bench/clients.py [--runs N] [--only gdb-16,lldb-22] [--skip B0,B5]
+CORESTUB_BENCH_BIN=/path/to/corestub measures that binary (an earlier
+build, for a before/after comparison) instead of building --release.
 Needs the fixtures and, for the Debian 13 columns, the client roots (run
 `cargo test --test clients` once); builds --release first."""
 
@@ -36,7 +38,12 @@ ELF = os.path.join(base.X86, "elf-d31.vmcore")
 KZ = os.path.join(base.X86, "kdump-zlib-d31.kdump")
 # The fixture's KASLR offset comes from the dump itself (corestub info), not
 # from a constant: the native runs need it to place the vmlinux.
-BINDS = ":".join([base.FIX, os.path.dirname(os.path.dirname(base.BIN)), base.ROOT, tempfile.gettempdir()])
+
+
+def binds():
+    """The directories the chroot clients must see: the fixtures, the
+    binary's (GDB runs `corestub serve` from there), the tree, /tmp."""
+    return ":".join([base.FIX, os.path.dirname(os.path.dirname(base.BIN)), base.ROOT, tempfile.gettempdir()])
 
 
 def clients():
@@ -65,7 +72,7 @@ PANIC_PID = 0
 
 
 def run_env():
-    return {"CORESTUB_CLIENT_BINDS": BINDS}
+    return {"CORESTUB_CLIENT_BINDS": binds()}
 
 
 def corestub_gdb(prog, dump, *ex, threads="cpus", cache=None, env=None):
@@ -154,17 +161,10 @@ class Table:
 
 
 def gdb_rows(t, name, prog, tmp, offset, runs, skip):
-    cold = []
-    for i in range(runs):
-        c = os.path.join(tmp, "%s-cold%d" % (name, i))
-        s = time.perf_counter()
-        corestub_gdb(prog, KZ, "dmesg", cache=c)
-        cold.append(time.perf_counter() - s)
-    t.put("B0 dmesg, cold GDB index cache (corestub)", name, statistics.median(cold))
     warm = os.path.join(tmp, name + "-warm")
     corestub_gdb(prog, KZ, "dmesg", cache=warm)
-    t.put("B0 dmesg, warm GDB index cache (corestub)", name,
-          base.median_time(lambda: corestub_gdb(prog, KZ, "dmesg", cache=warm), runs))
+    if "B0" not in skip:
+        b0_rows(t, name, prog, tmp, warm, runs)
     nwarm = os.path.join(tmp, name + "-nwarm")
     native_gdb(prog, ELF, offset, "info threads", cache=nwarm)
     if "B2" not in skip:
@@ -188,6 +188,18 @@ def gdb_rows(t, name, prog, tmp, offset, runs, skip):
         t_core = base.median_time(lambda: native_gdb(prog, tcore, offset, "info threads", cache=nwarm), runs)
         t.put("B5 info threads, %d threads: corestub / native core with %d threads" % (n_many, n_core),
               name, t_many, t_core)
+
+
+def b0_rows(t, name, prog, tmp, warm, runs):
+    cold = []
+    for i in range(runs):
+        c = os.path.join(tmp, "%s-cold%d" % (name, i))
+        s = time.perf_counter()
+        corestub_gdb(prog, KZ, "dmesg", cache=c)
+        cold.append(time.perf_counter() - s)
+    t.put("B0 dmesg, cold GDB index cache (corestub)", name, statistics.median(cold))
+    t.put("B0 dmesg, warm GDB index cache (corestub)", name,
+          base.median_time(lambda: corestub_gdb(prog, KZ, "dmesg", cache=warm), runs))
 
 
 def lldb_time(fn):
@@ -242,7 +254,10 @@ def main():
     ap.add_argument("--lldb-timeout", type=int, default=LLDB_TIMEOUT)
     a = ap.parse_args()
     LLDB_TIMEOUT = a.lldb_timeout
-    subprocess.run(["cargo", "build", "--release", "-q"], cwd=base.ROOT, check=True)
+    if os.environ.get("CORESTUB_BENCH_BIN"):
+        base.BIN = os.path.abspath(os.environ["CORESTUB_BENCH_BIN"])
+    else:
+        subprocess.run(["cargo", "build", "--release", "-q"], cwd=base.ROOT, check=True)
     cl = clients()
     if a.only:
         keep = a.only.split(",")

@@ -10,12 +10,9 @@
 # --json`); the GDB-side reader below is for other targets (native cores,
 # QEMU's gdbstub).
 
-import atexit
 import os
-import shutil
 import struct
 import sys
-import tempfile
 
 import gdb
 
@@ -235,6 +232,13 @@ def gdb_loadable(path):
     if not changed:
         return path
     if _copies_dir is None:
+        # imported here, not when the scripts are sourced: tempfile (with
+        # random, shutil...) cost 0.1 s of every GDB start where the
+        # standard library has no compiled copies (GDB writes none)
+        import atexit
+        import shutil
+        import tempfile
+
         _copies_dir = tempfile.mkdtemp(prefix="corestub-ko-")
         atexit.register(shutil.rmtree, _copies_dir, True)
     out = os.path.join(_copies_dir, os.path.basename(path))

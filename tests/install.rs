@@ -192,11 +192,14 @@ fn cargo_install_gives_a_working_corestub_gdb() {
         "ps lacks {comm}:\n{all}"
     );
 
-    // The scripts GDB ran are the built-in copy, written to the cache.
+    // The scripts GDB ran are the built-in copy, written to the cache
+    // (beside it, `pycache`: corestub.py keeps corestub_common's compiled
+    // copy there).
     let cache = home.0.join(".cache/corestub");
     let dirs: Vec<PathBuf> = std::fs::read_dir(&cache)
         .unwrap_or_else(|e| panic!("no scripts cache {}: {e}", cache.display()))
         .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name() != Some("pycache".as_ref()))
         .collect();
     assert_eq!(dirs.len(), 1, "one cache directory, no leftovers: {dirs:?}");
     let name = dirs[0].file_name().unwrap().to_str().unwrap();
