@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use corestub::addr::Arch;
 use corestub::target::Session;
 
-use super::{CliResult, DumpArgs, handoff, scripts, serve, session};
+use super::{CliResult, DumpArgs, gdb_index, handoff, scripts, serve, session};
 
 #[derive(clap::Args)]
 pub struct GdbArgs {
@@ -96,7 +96,18 @@ pub fn run(a: GdbArgs) -> CliResult {
     // cannot handle.
     let mut args: Vec<String> = vec!["-q".into(), "-iex".into(), "set remotetimeout 30".into()];
     // GDB's own symbol reading dominates start-up; its index cache makes
-    // the second start on the same vmlinux several times faster.
+    // the second start on the same vmlinux several times faster, and
+    // corestub fills that cache for the vmlinux itself so that the first
+    // start is as fast (gdb_index.rs).
+    if let Some(dir) = gdb_index::cache_dir() {
+        if let (Some(_), Some(v)) = (&vmlinux, &k.vmlinux) {
+            gdb_index::prepare(v, &dir);
+        }
+        args.extend([
+            "-iex".into(),
+            format!("set index-cache directory {}", dir.display()),
+        ]);
+    }
     args.extend(["-iex".into(), "set index-cache enabled on".into()]);
     let mut ex = |cmd: String| {
         args.push("-ex".into());

@@ -1,0 +1,610 @@
+//! A `.gdb_index` for a vmlinux, built from its DWARF so GDB need not index
+//! the DWARF itself on its first start (its index cache reads this format:
+//! `BUILD-ID.gdb-index`).
+//!
+//! The format is GDB's documented "Index Section Format", version 8 (GDB
+//! 13 reads versions 7 and 8 only; later GDBs read 8 too): a header of six
+//! little-endian 32-bit offsets, the CU list, an empty type-unit list, the
+//! address area (CU address ranges, for pc lookups), an open-addressing
+//! symbol hash table, and the constant pool (CU vectors, then names).
+//!
+//! What is indexed, as GDB's own index of C: every named top-level
+//! definition (no `DW_AT_declaration`) of a unit (functions, variables,
+//! struct/union/enum tags, typedefs, base types) and the enumerators of
+//! top-level enums. Functions and variables are static unless
+//! `DW_AT_external`; types and enumerators are always static and, as GDB
+//! does for C, listed with the first unit defining the name only (GDB
+//! finds the others after expanding that unit). Compilation units are
+//! scanned in parallel.
+
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use gimli::{AttributeValue, UnitOffset, constants as dw};
+
+use super::dwarf::{
+    DebugInfo, DwarfError, Header, NameAt, TopLevel, malformed, skip_children, top_level,
+};
+use super::symbols::fx_hash;
+
+/// The `.gdb_index` version written.
+const VERSION: u32 = 8;
+
+/// GDB's symbol kinds (bits 28–30 of a CU vector entry).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum SymbolKind {
+    Type = 1,
+    Variable = 2,
+    Function = 3,
+}
+
+/// A name: in the DWARF's strings, or GDB's canonical spelling of a C
+/// base type ([`canonical_base_type`]).
+#[derive(Clone, Copy, Debug)]
+enum Name {
+    At(NameAt),
+    Canonical(&'static str),
+}
+
+impl Name {
+    fn bytes<'a>(&self, di: &'a DebugInfo) -> &'a [u8] {
+        match self {
+            Name::At(at) => di.name_bytes(*at),
+            Name::Canonical(s) => s.as_bytes(),
+        }
+    }
+}
+
+/// One name a unit defines.
+#[derive(Clone, Copy, Debug)]
+struct Entry {
+    name: Name,
+    kind: SymbolKind,
+    is_static: bool,
+    /// Types and enumerators: one unit per name is enough (GDB's own
+    /// index of C lists the first).
+    first_unit_only: bool,
+    /// `fx_hash` of the name (computed on the scanning threads).
+    hash: u64,
+    /// An external variable only declared here: listed (first unit only)
+    /// when no unit defines it, as for the linker's symbols (`__bss_start`);
+    /// GDB then resolves it through the ELF symbol.
+    declaration: bool,
+}
+
+/// What one compilation unit contributes.
+struct UnitNames {
+    entries: Vec<Entry>,
+}
+
+/// Builds the `.gdb_index` of `di`'s DWARF on `threads` threads.
+pub fn build(di: &DebugInfo, threads: usize) -> Result<Vec<u8>, DwarfError> {
+    let headers = unit_headers(di)?;
+    let names = scan_units(di, &headers, threads.max(1))?;
+    let ranges = unit_ranges(di, &headers)?;
+    let symbols = symbol_table(di, &names);
+    Ok(write(&headers, &ranges, &symbols))
+}
+
+/// Every unit header, in `.debug_info` order.
+fn unit_headers(di: &DebugInfo) -> Result<Vec<Header>, DwarfError> {
+    let mut units = di.sections().debug_info.units();
+    let mut v = Vec::new();
+    loop {
+        match units.next() {
+            Ok(Some(h)) => v.push(h),
+            Ok(None) => return Ok(v),
+            Err(e) => {
+                let at = v.last().map_or(0, |h: &Header| unit_end(h));
+                return Err(malformed(at, format!("unit header: {e}")));
+            }
+        }
+    }
+}
+
+/// `.debug_info` offset of the unit's start.
+fn unit_offset(h: &Header) -> u64 {
+    h.offset().as_debug_info_offset().map_or(0, |o| o.0 as u64)
+}
+
+/// `.debug_info` offset just past the unit.
+fn unit_end(h: &Header) -> u64 {
+    unit_offset(h).saturating_add(h.length_including_self() as u64)
+}
+
+/// Scans every unit, `threads` at a time, each taking the next unscanned
+/// unit; the results in unit order.
+fn scan_units(
+    di: &DebugInfo,
+    headers: &[Header],
+    threads: usize,
+) -> Result<Vec<UnitNames>, DwarfError> {
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(h) = headers.get(i) else {
+                return done;
+            };
+            let scanned = scan_unit(di, h)
+                .map_err(|e| malformed(unit_offset(h), format!("scanning unit: {e}")));
+            done.push((i, scanned));
+        }
+    };
+    let mut all: Vec<(usize, Result<UnitNames, DwarfError>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    if all.len() != headers.len() {
+        return Err(malformed(0, "a unit scanner stopped"));
+    }
+    all.sort_by_key(|(i, _)| *i);
+    all.into_iter().map(|(_, r)| r).collect()
+}
+
+/// The index kind of a top-level DIE's tag (`None`: not indexed).
+fn kind_of(tag: gimli::DwTag) -> Option<SymbolKind> {
+    match tag {
+        dw::DW_TAG_subprogram => Some(SymbolKind::Function),
+        dw::DW_TAG_variable => Some(SymbolKind::Variable),
+        dw::DW_TAG_structure_type
+        | dw::DW_TAG_union_type
+        | dw::DW_TAG_enumeration_type
+        | dw::DW_TAG_class_type
+        | dw::DW_TAG_typedef
+        | dw::DW_TAG_base_type => Some(SymbolKind::Type),
+        _ => None,
+    }
+}
+
+/// The attributes of a top-level DIE the index needs.
+#[derive(Default)]
+struct TopDie {
+    name: Option<AttributeValue<super::dwarf::R>>,
+    declaration: bool,
+    external: bool,
+    /// `DW_AT_location` or `DW_AT_const_value`: a variable GDB can show.
+    has_value: bool,
+    specification: Option<UnitOffset>,
+    sibling: Option<UnitOffset>,
+}
+
+/// Reads the attributes [`TopDie`] holds, skipping the others unparsed.
+fn read_top_die(
+    raw: &mut gimli::EntriesRaw<'_, '_, super::dwarf::R>,
+    ab: &gimli::Abbreviation,
+) -> gimli::Result<TopDie> {
+    let mut d = TopDie::default();
+    for spec in ab.attributes() {
+        match spec.name() {
+            dw::DW_AT_name
+            | dw::DW_AT_declaration
+            | dw::DW_AT_external
+            | dw::DW_AT_specification
+            | dw::DW_AT_sibling => {}
+            at => {
+                d.has_value |= at == dw::DW_AT_location || at == dw::DW_AT_const_value;
+                raw.skip_attributes(std::slice::from_ref(spec))?;
+                continue;
+            }
+        }
+        let a = raw.read_attribute(*spec)?;
+        match (a.name(), a.value()) {
+            (dw::DW_AT_name, v) => d.name = Some(v),
+            (dw::DW_AT_declaration, v) => d.declaration = v != AttributeValue::Flag(false),
+            (dw::DW_AT_external, v) => d.external = v != AttributeValue::Flag(false),
+            (dw::DW_AT_specification, AttributeValue::UnitRef(r)) => d.specification = Some(r),
+            (dw::DW_AT_sibling, AttributeValue::UnitRef(r)) => d.sibling = Some(r),
+            _ => {}
+        }
+    }
+    Ok(d)
+}
+
+/// A definition completing an earlier declaration (`DW_AT_specification`)
+/// carries neither name nor `DW_AT_external`: the declaration has them.
+fn complete_from_specification(header: &Header, abbrevs: &gimli::Abbreviations, d: &mut TopDie) {
+    let Some(spec) = d.specification else {
+        return;
+    };
+    let Ok(e) = header.entry(abbrevs, spec) else {
+        return;
+    };
+    if d.name.is_none() {
+        d.name = e.attr_value(dw::DW_AT_name).ok().flatten();
+    }
+    if let Ok(Some(v)) = e.attr_value(dw::DW_AT_external) {
+        d.external |= v != AttributeValue::Flag(false);
+    }
+}
+
+/// The named top-level definitions of one unit, and its enumerators.
+fn scan_unit(di: &DebugInfo, header: &Header) -> gimli::Result<UnitNames> {
+    let abbrevs = Arc::new(header.abbreviations(&di.sections().debug_abbrev)?);
+    let mut entries = Vec::new();
+    let Some(TopLevel {
+        mut raw,
+        ctx,
+        unit_end,
+    }) = top_level(header, &abbrevs)?
+    else {
+        return Ok(UnitNames { entries });
+    };
+    while !raw.is_empty() {
+        let off = raw.next_offset();
+        let Some(ab) = raw.read_abbreviation()? else {
+            break; // end of the unit's children
+        };
+        let kind = kind_of(ab.tag());
+        if kind.is_none() && !ab.has_children() {
+            raw.skip_attributes(ab.attributes())?;
+            continue;
+        }
+        let mut d = read_top_die(&mut raw, ab)?;
+        if let Some(kind) = kind {
+            complete_from_specification(header, &abbrevs, &mut d);
+            if let Some(e) = top_entry(di, &ctx, ab.tag(), kind, &d) {
+                entries.push(e);
+            }
+        }
+        if !ab.has_children() {
+            continue;
+        }
+        let more = if ab.tag() == dw::DW_TAG_enumeration_type && !d.declaration {
+            read_enumerators(di, &ctx, &mut raw, &mut entries)?
+        } else {
+            skip_children(&mut raw, header, &abbrevs, off, d.sibling, unit_end)?
+        };
+        if !more {
+            break;
+        }
+    }
+    Ok(UnitNames { entries })
+}
+
+/// The index entry of a top-level DIE of `kind`, if GDB would list it:
+/// definitions, variables only with a location or constant value, and
+/// external variable declarations (see [`Entry::declaration`]).
+fn top_entry(
+    di: &DebugInfo,
+    ctx: &gimli::Unit<super::dwarf::R>,
+    tag: gimli::DwTag,
+    kind: SymbolKind,
+    d: &TopDie,
+) -> Option<Entry> {
+    let variable = kind == SymbolKind::Variable;
+    let declaration = variable && d.declaration && d.external;
+    let listed = match kind {
+        SymbolKind::Variable => declaration || (!d.declaration && d.has_value),
+        _ => !d.declaration,
+    };
+    if !listed {
+        return None;
+    }
+    let mut name = Name::At(di.name_at(ctx, d.name.clone()?)?);
+    if tag == dw::DW_TAG_base_type
+        && let Some(c) = canonical_base_type(name.bytes(di))
+    {
+        name = Name::Canonical(c);
+    }
+    Some(Entry {
+        name,
+        hash: fx_hash(name.bytes(di)),
+        kind,
+        is_static: kind == SymbolKind::Type || !d.external,
+        first_unit_only: kind == SymbolKind::Type,
+        declaration,
+    })
+}
+
+/// GDB's spellings of C's integer types (what its C name canonicalizer
+/// makes of GCC's `long unsigned int`).
+const CANONICAL_INTEGERS: &[&str] = &[
+    "char",
+    "signed char",
+    "unsigned char",
+    "short",
+    "unsigned short",
+    "int",
+    "unsigned int",
+    "long",
+    "unsigned long",
+    "long long",
+    "unsigned long long",
+];
+
+/// GDB's spelling of a base type named with C's integer keywords in any
+/// order (`long unsigned int` → `unsigned long`); `None`: another name,
+/// or already GDB's.
+fn canonical_base_type(name: &[u8]) -> Option<&'static str> {
+    let name = std::str::from_utf8(name).ok()?;
+    let words: Vec<&str> = name.split(' ').collect();
+    let count = |w: &str| words.iter().filter(|&&x| x == w).count();
+    let known = ["signed", "unsigned", "short", "long", "int", "char"];
+    if words.iter().any(|w| !known.contains(w)) {
+        return None;
+    }
+    let (char_, short, longs) = (count("char") > 0, count("short") > 0, count("long"));
+    let mut parts = Vec::new();
+    if count("unsigned") > 0 {
+        parts.push("unsigned");
+    } else if count("signed") > 0 && char_ {
+        parts.push("signed");
+    }
+    if short {
+        parts.push("short");
+    }
+    parts.extend(std::iter::repeat_n("long", longs));
+    if char_ {
+        parts.push("char");
+    } else if !short && longs == 0 {
+        parts.push("int");
+    }
+    let canonical = parts.join(" ");
+    CANONICAL_INTEGERS
+        .iter()
+        .find(|&&c| c == canonical && c != name)
+        .copied()
+}
+
+/// Reads an enum's children (just after its attributes) up to their end,
+/// recording each named enumerator. `false`: the unit ended.
+fn read_enumerators(
+    di: &DebugInfo,
+    ctx: &gimli::Unit<super::dwarf::R>,
+    raw: &mut gimli::EntriesRaw<'_, '_, super::dwarf::R>,
+    entries: &mut Vec<Entry>,
+) -> gimli::Result<bool> {
+    let mut depth = 1usize;
+    while depth > 0 {
+        if raw.is_empty() {
+            return Ok(false);
+        }
+        let Some(ab) = raw.read_abbreviation()? else {
+            depth -= 1;
+            continue;
+        };
+        let enumerator = depth == 1 && ab.tag() == dw::DW_TAG_enumerator;
+        for spec in ab.attributes() {
+            let a = raw.read_attribute(*spec)?;
+            if enumerator
+                && a.name() == dw::DW_AT_name
+                && let Some(name) = di.name_at(ctx, a.value())
+            {
+                let name = Name::At(name);
+                entries.push(Entry {
+                    name,
+                    hash: fx_hash(name.bytes(di)),
+                    kind: SymbolKind::Variable,
+                    is_static: true,
+                    first_unit_only: true,
+                    declaration: false,
+                });
+            }
+        }
+        if ab.has_children() {
+            depth += 1;
+        }
+    }
+    Ok(true)
+}
+
+/// Each unit's address ranges from `.debug_aranges` (what GDB itself
+/// reads first); units it does not cover get none (GDB then finds their
+/// code through the other units' ranges and the minimal symbols).
+fn unit_ranges(di: &DebugInfo, headers: &[Header]) -> Result<Vec<Vec<Range<u64>>>, DwarfError> {
+    let starts: Vec<u64> = headers.iter().map(unit_offset).collect();
+    let mut ranges = vec![Vec::new(); headers.len()];
+    let mut sets = di.sections().debug_aranges.headers();
+    while let Some(set) = sets
+        .next()
+        .map_err(|e| malformed(0, format!(".debug_aranges: {e}")))?
+    {
+        let Ok(i) = starts.binary_search(&(set.debug_info_offset().0 as u64)) else {
+            continue;
+        };
+        let mut entries = set.entries();
+        while let Some(e) = entries
+            .next()
+            .map_err(|e| malformed(starts[i], format!(".debug_aranges: {e}")))?
+        {
+            let r = e.range();
+            if r.begin != 0 && r.begin < r.end {
+                ranges[i].push(r.begin..r.end);
+            }
+        }
+    }
+    for unit in &mut ranges {
+        merge_ranges(unit);
+    }
+    Ok(ranges)
+}
+
+/// Sorts `ranges` and joins those that touch or overlap (as GDB's own
+/// index lists them).
+fn merge_ranges(ranges: &mut Vec<Range<u64>>) {
+    ranges.sort_unstable_by_key(|r| r.start);
+    let mut merged: Vec<Range<u64>> = Vec::with_capacity(ranges.len());
+    for r in ranges.drain(..) {
+        match merged.last_mut() {
+            Some(last) if r.start <= last.end => last.end = last.end.max(r.end),
+            _ => merged.push(r),
+        }
+    }
+    *ranges = merged;
+}
+
+/// One name of the index and its CU vector (entries: unit index | kind
+/// << 28 | static << 31).
+struct Symbol<'a> {
+    name: &'a [u8],
+    vector: Vec<u32>,
+}
+
+/// The names and their CU vectors, in order of first appearance.
+#[derive(Default)]
+struct Symbols<'a> {
+    list: Vec<Symbol<'a>>,
+    /// Indices into `list`, by `fx_hash` of the name.
+    by_name: hashbrown::HashTable<usize>,
+}
+
+impl<'a> Symbols<'a> {
+    fn vector(&mut self, name: &'a [u8], hash: u64) -> &mut Vec<u32> {
+        let list = &mut self.list;
+        let found = self.by_name.find(hash, |&i| list[i].name == name).copied();
+        let i = found.unwrap_or_else(|| {
+            list.push(Symbol {
+                name,
+                vector: Vec::new(),
+            });
+            let i = list.len() - 1;
+            self.by_name
+                .insert_unique(hash, i, |&j| fx_hash(list[j].name));
+            i
+        });
+        &mut self.list[i].vector
+    }
+}
+
+/// Does `vector` already list a unit for `value`'s kind and staticness?
+fn lists_kind(vector: &[u32], value: u32) -> bool {
+    vector.iter().any(|&v| v >> 28 == value >> 28)
+}
+
+/// Every name with its CU vector (sorted, without duplicates).
+fn symbol_table<'a>(di: &'a DebugInfo, units: &[UnitNames]) -> Vec<Symbol<'a>> {
+    let mut symbols = Symbols::default();
+    let mut declared = Vec::new();
+    for (cu, unit) in units.iter().enumerate() {
+        for e in &unit.entries {
+            let value = cu_vector_entry(cu as u32, e.kind, e.is_static);
+            if e.declaration {
+                declared.push((e, value));
+                continue;
+            }
+            let vector = symbols.vector(e.name.bytes(di), e.hash);
+            if !(e.first_unit_only && lists_kind(vector, value)) {
+                vector.push(value);
+            }
+        }
+    }
+    for (e, value) in declared {
+        let vector = symbols.vector(e.name.bytes(di), e.hash);
+        if !lists_kind(vector, value) {
+            vector.push(value);
+        }
+    }
+    let mut list = symbols.list;
+    for s in &mut list {
+        s.vector.sort_unstable();
+        s.vector.dedup();
+    }
+    list
+}
+
+fn cu_vector_entry(cu: u32, kind: SymbolKind, is_static: bool) -> u32 {
+    (cu & 0x00ff_ffff) | (kind as u32) << 28 | u32::from(is_static) << 31
+}
+
+/// GDB's name hash for index versions ≥ 5 (`mapped_index_string_hash`):
+/// ASCII case folded.
+fn name_hash(name: &[u8]) -> u32 {
+    name.iter().fold(0u32, |r, &c| {
+        r.wrapping_mul(67)
+            .wrapping_add(u32::from(c.to_ascii_lowercase()))
+            .wrapping_sub(113)
+    })
+}
+
+/// The hash table's slots: for each name, its index in `symbols`, placed
+/// by GDB's probe sequence; a power-of-two size at most 3/4 full.
+fn hash_slots(symbols: &[Symbol<'_>]) -> Vec<Option<usize>> {
+    let size = (symbols.len() * 4 / 3 + 1).next_power_of_two().max(1024);
+    let mask = size - 1;
+    let mut slots = vec![None; size];
+    for (i, symbol) in symbols.iter().enumerate() {
+        let hash = name_hash(symbol.name) as usize;
+        let step = ((hash.wrapping_mul(17)) & mask) | 1;
+        let mut at = hash & mask;
+        while slots[at].is_some() {
+            at = (at + step) & mask;
+        }
+        slots[at] = Some(i);
+    }
+    slots
+}
+
+fn put_u32(out: &mut Vec<u8>, v: u32) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+/// Offsets are 32-bit: a larger index cannot be written (GDB's limit too).
+fn offset32(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// The constant pool: every CU vector, then every name (NUL-terminated);
+/// with each symbol's (name offset, vector offset) inside it.
+fn constant_pool(symbols: &[Symbol<'_>]) -> (Vec<u8>, Vec<(u32, u32)>) {
+    let mut pool = Vec::new();
+    let mut vector_at = Vec::with_capacity(symbols.len());
+    for symbol in symbols {
+        vector_at.push(offset32(pool.len()));
+        put_u32(&mut pool, offset32(symbol.vector.len()));
+        for &v in &symbol.vector {
+            put_u32(&mut pool, v);
+        }
+    }
+    let mut at = Vec::with_capacity(symbols.len());
+    for (symbol, vector) in symbols.iter().zip(vector_at) {
+        at.push((offset32(pool.len()), vector));
+        pool.extend_from_slice(symbol.name);
+        pool.push(0);
+    }
+    (pool, at)
+}
+
+/// Lays out the whole index.
+fn write(headers: &[Header], ranges: &[Vec<Range<u64>>], symbols: &[Symbol<'_>]) -> Vec<u8> {
+    let mut out = vec![0u8; 6 * 4];
+    let cu_list = out.len();
+    for h in headers {
+        put_u64(&mut out, unit_offset(h));
+        put_u64(&mut out, h.length_including_self() as u64);
+    }
+    let types = out.len();
+    let address_area = out.len();
+    for (cu, unit) in ranges.iter().enumerate() {
+        for r in unit {
+            put_u64(&mut out, r.start);
+            put_u64(&mut out, r.end);
+            put_u32(&mut out, offset32(cu));
+        }
+    }
+    let symbol_table = out.len();
+    let (pool, at) = constant_pool(symbols);
+    for slot in hash_slots(symbols) {
+        let (name, vector) = slot.map_or((0, 0), |i| at[i]);
+        put_u32(&mut out, name);
+        put_u32(&mut out, vector);
+    }
+    let constant_pool = out.len();
+    out.extend_from_slice(&pool);
+    let header = [VERSION, 0, 0, 0, 0, 0];
+    let offsets = [cu_list, types, address_area, symbol_table, constant_pool];
+    for (i, v) in header.iter().enumerate() {
+        let v = if i == 0 { *v } else { offset32(offsets[i - 1]) };
+        out[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
+    }
+    out
+}
