@@ -3,6 +3,7 @@
 //! Usage: cargo run --release --example gdb_index -- VMLINUX OUT [THREADS]
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    env_logger::init();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [vmlinux, out, rest @ ..] = args.as_slice() else {
         return Err("usage: gdb_index VMLINUX OUT [THREADS]".into());

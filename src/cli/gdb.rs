@@ -99,13 +99,11 @@ pub fn run(a: GdbArgs) -> CliResult {
     // the second start on the same vmlinux several times faster, and
     // corestub fills that cache for the vmlinux itself so that the first
     // start is as fast (gdb_index.rs).
-    if let Some(dir) = gdb_index::cache_dir() {
-        if let (Some(_), Some(v)) = (&vmlinux, &k.vmlinux) {
-            gdb_index::prepare(v, &dir);
-        }
+    let index = gdb_index::start(vmlinux.as_ref().and(k.vmlinux.as_ref()));
+    if let Some(p) = &index {
         args.extend([
             "-iex".into(),
-            format!("set index-cache directory {}", dir.display()),
+            format!("set index-cache directory {}", p.dir.display()),
         ]);
     }
     args.extend(["-iex".into(), "set index-cache enabled on".into()]);
@@ -114,6 +112,9 @@ pub fn run(a: GdbArgs) -> CliResult {
         args.push(cmd);
     };
     ex("set confirm off".into());
+    if let Some(wait) = index.as_ref().and_then(|p| p.wait_command(sh_quote)) {
+        ex(wait);
+    }
     match &vmlinux {
         Some(v) => {
             let v = std::fs::canonicalize(v)?;
@@ -182,6 +183,9 @@ pub fn run(a: GdbArgs) -> CliResult {
         std::thread::spawn(move || serve_handoffs(session, ours));
     }
     let status = child.wait()?;
+    if let Some(p) = &index {
+        p.finish();
+    }
     serve::report_stats();
     let code = match FORWARDED.load(Ordering::SeqCst) {
         0 => status.code().unwrap_or(1),

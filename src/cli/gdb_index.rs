@@ -6,9 +6,15 @@
 //! GDB's first start skips indexing the DWARF. GDB reads that file as its
 //! own cache entry; should a GDB not accept it, it indexes the DWARF and
 //! replaces the file with its own, as with any cache entry.
+//!
+//! GDB starts while the index is built: its first command waits on a FIFO
+//! (`shell : < FIFO`) that corestub opens and closes once the file is in
+//! place, so GDB's own start-up (exec, Python) overlaps the build.
 
+use std::ffi::CString;
 use std::fs;
 use std::io::Write as _;
+use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
 
 use corestub::kernel::gdb_index;
@@ -35,10 +41,97 @@ fn has_own_index(v: &Vmlinux) -> bool {
     v.section(".gdb_index").is_some() || v.section(".debug_names").is_some()
 }
 
-/// Makes sure `dir` holds the index of `v` when GDB will want one from the
-/// cache (no index in the file, a build-id to name it by). Failures are
+/// The index cache GDB is to use, and how it waits for the index.
+pub struct Prepared {
+    /// For `set index-cache directory`.
+    pub dir: PathBuf,
+    /// The FIFO GDB's `shell : < FIFO` waits on while corestub builds the
+    /// index (removed by [`Prepared::finish`]).
+    pub ready: Option<PathBuf>,
+}
+
+impl Prepared {
+    /// The GDB command to run before loading the vmlinux, if any.
+    pub fn wait_command(&self, quote: impl Fn(&str) -> String) -> Option<String> {
+        let fifo = self.ready.as_ref()?;
+        Some(format!("shell : < {}", quote(&fifo.to_string_lossy())))
+    }
+
+    /// After GDB has exited: the FIFO, if GDB never came to open it.
+    pub fn finish(&self) {
+        if let Some(fifo) = &self.ready {
+            let _ = fs::remove_file(fifo);
+        }
+    }
+}
+
+/// Where GDB should find `v`'s index, starting its build on another thread
+/// when the cache lacks it (`ready` then names the FIFO to wait on).
+pub fn start(v: Option<&Vmlinux>) -> Option<Prepared> {
+    let dir = cache_dir()?;
+    let mut prepared = Prepared {
+        dir: dir.clone(),
+        ready: None,
+    };
+    let Some(v) = v.filter(|v| needs_index(v, &dir)) else {
+        return Some(prepared);
+    };
+    let fifo = dir.join(format!(".ready-{}", std::process::id()));
+    if let Err(e) = fs::create_dir_all(&dir).and_then(|()| make_fifo(&fifo)) {
+        log::debug!(
+            "no FIFO at {} ({e}): the index is built first",
+            fifo.display()
+        );
+        prepare(v, &dir);
+        return Some(prepared);
+    }
+    let v = v.clone();
+    let release = Release(fifo.clone());
+    std::thread::spawn(move || {
+        let _release = release;
+        prepare(&v, &dir);
+    });
+    prepared.ready = Some(fifo);
+    Some(prepared)
+}
+
+/// Opens and closes the FIFO when dropped (the index written, or its build
+/// failed): GDB's `shell : < FIFO` then returns. Blocks until GDB opens it.
+struct Release(PathBuf);
+
+impl Drop for Release {
+    fn drop(&mut self) {
+        match fs::OpenOptions::new().write(true).open(&self.0) {
+            Ok(f) => drop(f),
+            Err(e) => log::warn!("cannot open {}: {e}", self.0.display()),
+        }
+        let _ = fs::remove_file(&self.0);
+    }
+}
+
+fn make_fifo(path: &Path) -> std::io::Result<()> {
+    let _ = fs::remove_file(path);
+    let c = CString::new(path.as_os_str().as_bytes())?;
+    // SAFETY: `c` is a NUL-terminated path that outlives the call.
+    if unsafe { libc::mkfifo(c.as_ptr(), 0o600) } == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Does GDB want `v`'s index from a cache that lacks it (no index in the
+/// file, a build-id to name it by)?
+fn needs_index(v: &Vmlinux, dir: &Path) -> bool {
+    match v.build_id() {
+        Some(id) => !has_own_index(v) && !dir.join(file_name(id)).exists(),
+        None => false,
+    }
+}
+
+/// Writes the index of `v` into `dir` unless it is there. Failures are
 /// logged: GDB then indexes the DWARF itself, only slower.
-pub fn prepare(v: &Vmlinux, dir: &Path) {
+fn prepare(v: &Vmlinux, dir: &Path) {
     let Some(build_id) = v.build_id() else {
         return;
     };

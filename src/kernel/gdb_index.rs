@@ -80,11 +80,22 @@ struct UnitNames {
 
 /// Builds the `.gdb_index` of `di`'s DWARF on `threads` threads.
 pub fn build(di: &DebugInfo, threads: usize) -> Result<Vec<u8>, DwarfError> {
+    let t = std::time::Instant::now();
     let headers = unit_headers(di)?;
     let names = scan_units(di, &headers, threads.max(1))?;
+    let scanned = t.elapsed();
     let ranges = unit_ranges(di, &headers)?;
     let symbols = symbol_table(di, &names);
-    Ok(write(&headers, &ranges, &symbols))
+    let tabled = t.elapsed();
+    let index = write(&headers, &ranges, &symbols);
+    log::debug!(
+        "gdb index: {} units scanned on {threads} threads in {scanned:?}, \
+         {} names tabled at {tabled:?}, written at {:?}",
+        headers.len(),
+        symbols.len(),
+        t.elapsed()
+    );
+    Ok(index)
 }
 
 /// Every unit header, in `.debug_info` order.
@@ -447,7 +458,6 @@ struct Symbol<'a> {
 }
 
 /// The names and their CU vectors, in order of first appearance.
-#[derive(Default)]
 struct Symbols<'a> {
     list: Vec<Symbol<'a>>,
     /// Indices into `list`, by `fx_hash` of the name.
@@ -479,7 +489,13 @@ fn lists_kind(vector: &[u32], value: u32) -> bool {
 
 /// Every name with its CU vector (sorted, without duplicates).
 fn symbol_table<'a>(di: &'a DebugInfo, units: &[UnitNames]) -> Vec<Symbol<'a>> {
-    let mut symbols = Symbols::default();
+    // About two entries a name (functions and variables of header files
+    // repeat across units): sized once instead of regrown.
+    let entries: usize = units.iter().map(|u| u.entries.len()).sum();
+    let mut symbols = Symbols {
+        list: Vec::with_capacity(entries / 2),
+        by_name: hashbrown::HashTable::with_capacity(entries / 2),
+    };
     let mut declared = Vec::new();
     for (cu, unit) in units.iter().enumerate() {
         for e in &unit.entries {
@@ -607,4 +623,340 @@ fn write(headers: &[Header], ranges: &[Vec<Range<u64>>], symbols: &[Symbol<'_>])
         out[i * 4..i * 4 + 4].copy_from_slice(&v.to_le_bytes());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::dwarf::SectionBytes;
+    use gimli::write::{self, Address, Expression, LineProgram, Sections, UnitEntryId};
+    use gimli::{Encoding, Format, LittleEndian};
+
+    /// A test unit being built: DIEs under the root.
+    struct TestUnit<'a>(&'a mut write::Unit);
+
+    impl TestUnit<'_> {
+        fn die(&mut self, tag: gimli::DwTag, name: &str) -> UnitEntryId {
+            let root = self.0.root();
+            self.child(root, tag, name)
+        }
+
+        fn child(&mut self, parent: UnitEntryId, tag: gimli::DwTag, name: &str) -> UnitEntryId {
+            let id = self.0.add(parent, tag);
+            if !name.is_empty() {
+                self.set(
+                    id,
+                    dw::DW_AT_name,
+                    write::AttributeValue::String(name.into()),
+                );
+            }
+            id
+        }
+
+        fn set(&mut self, id: UnitEntryId, at: gimli::DwAt, v: write::AttributeValue) {
+            self.0.get_mut(id).set(at, v);
+        }
+
+        fn flag(&mut self, id: UnitEntryId, at: gimli::DwAt) {
+            self.set(id, at, write::AttributeValue::Flag(true));
+        }
+
+        fn located(&mut self, id: UnitEntryId) {
+            let mut loc = Expression::new();
+            loc.op_addr(Address::Constant(0xffff_ffff_8200_0000));
+            self.set(id, dw::DW_AT_location, write::AttributeValue::Exprloc(loc));
+        }
+
+        /// `enum NAME { ENUMERATORS }`.
+        fn enumeration(&mut self, name: &str, enumerators: &[&str]) {
+            let e = self.die(dw::DW_TAG_enumeration_type, name);
+            for (i, n) in enumerators.iter().enumerate() {
+                let id = self.child(e, dw::DW_TAG_enumerator, n);
+                self.set(
+                    id,
+                    dw::DW_AT_const_value,
+                    write::AttributeValue::Udata(i as u64),
+                );
+            }
+        }
+
+        /// `struct NAME { int member; }`.
+        fn structure(&mut self, name: &str) {
+            let s = self.die(dw::DW_TAG_structure_type, name);
+            self.child(s, dw::DW_TAG_member, "member");
+        }
+    }
+
+    /// Unit 0: what GDB lists and what it leaves out.
+    fn first_unit(u: &mut TestUnit) {
+        let f = u.die(dw::DW_TAG_subprogram, "start_kernel");
+        u.flag(f, dw::DW_AT_external);
+        u.die(dw::DW_TAG_subprogram, "helper");
+        let decl = u.die(dw::DW_TAG_subprogram, "declared_only");
+        u.flag(decl, dw::DW_AT_declaration);
+        let v = u.die(dw::DW_TAG_variable, "init_task");
+        u.flag(v, dw::DW_AT_external);
+        u.located(v);
+        u.die(dw::DW_TAG_variable, "optimized_out");
+        for name in ["__bss_start", "jiffies_64"] {
+            let d = u.die(dw::DW_TAG_variable, name);
+            u.flag(d, dw::DW_AT_external);
+            u.flag(d, dw::DW_AT_declaration);
+        }
+        u.structure("task_struct");
+        let fwd = u.die(dw::DW_TAG_structure_type, "forward");
+        u.flag(fwd, dw::DW_AT_declaration);
+        u.structure("");
+        u.die(dw::DW_TAG_base_type, "long unsigned int");
+        u.die(dw::DW_TAG_typedef, "pid_t");
+        u.enumeration("pid_type", &["PIDTYPE_PID", "PIDTYPE_TGID"]);
+    }
+
+    /// Unit 1: repeats of unit 0's names, and a definition completing a
+    /// declaration.
+    fn second_unit(u: &mut TestUnit) {
+        u.structure("task_struct");
+        u.enumeration("pid_type", &["PIDTYPE_PID", "PIDTYPE_TGID"]);
+        u.die(dw::DW_TAG_subprogram, "helper");
+        let d = u.die(dw::DW_TAG_variable, "__bss_start");
+        u.flag(d, dw::DW_AT_external);
+        u.flag(d, dw::DW_AT_declaration);
+        let decl = u.die(dw::DW_TAG_variable, "jiffies_64");
+        u.flag(decl, dw::DW_AT_external);
+        u.flag(decl, dw::DW_AT_declaration);
+        let def = u.die(dw::DW_TAG_variable, "");
+        u.set(
+            def,
+            dw::DW_AT_specification,
+            write::AttributeValue::UnitRef(decl),
+        );
+        u.located(def);
+    }
+
+    /// `.debug_aranges` with one set per `(unit offset, ranges)`.
+    fn aranges(sets: &[(u32, &[(u64, u64)])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (unit, ranges) in sets {
+            let mut body = Vec::new();
+            body.extend_from_slice(&2u16.to_le_bytes());
+            body.extend_from_slice(&unit.to_le_bytes());
+            body.extend([8, 0, 0, 0, 0, 0]); // address size, segment size, padding to 16
+            for &(start, len) in ranges.iter().chain(&[(0, 0)]) {
+                body.extend_from_slice(&start.to_le_bytes());
+                body.extend_from_slice(&len.to_le_bytes());
+            }
+            out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            out.extend_from_slice(&body);
+        }
+        out
+    }
+
+    fn test_dwarf() -> DebugInfo {
+        let encoding = Encoding {
+            format: Format::Dwarf32,
+            version: 4,
+            address_size: 8,
+        };
+        let mut dwarf = write::Dwarf::new();
+        for fill in [first_unit, second_unit] {
+            let id = dwarf
+                .units
+                .add(write::Unit::new(encoding, LineProgram::none()));
+            fill(&mut TestUnit(dwarf.units.get_mut(id)));
+        }
+        let mut sections = Sections::new(write::EndianVec::new(LittleEndian));
+        dwarf.write(&mut sections).unwrap();
+        let mut map = std::collections::HashMap::new();
+        sections
+            .for_each(|id, data| {
+                map.insert(id.name(), data.slice().to_vec());
+                Ok::<(), ()>(())
+            })
+            .unwrap();
+        let second = {
+            let di = DebugInfo::new(true, |n| section(&map, n), None).unwrap();
+            unit_offset(&unit_headers(&di).unwrap()[1]) as u32
+        };
+        let ranges: &[(u64, u64)] = &[(0x2000, 0x100), (0x1000, 0x100), (0x1100, 0x80)];
+        map.insert(
+            ".debug_aranges",
+            aranges(&[(0, ranges), (second, &[(0x3000, 0x10)])]),
+        );
+        DebugInfo::new(true, |n| section(&map, n), None).unwrap()
+    }
+
+    fn section(map: &std::collections::HashMap<&str, Vec<u8>>, name: &str) -> Option<SectionBytes> {
+        map.get(name).map(|b| SectionBytes::Owned(b.clone().into()))
+    }
+
+    fn u32_at(index: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(index[at..at + 4].try_into().unwrap())
+    }
+
+    fn u64_at(index: &[u8], at: usize) -> u64 {
+        u64::from_le_bytes(index[at..at + 8].try_into().unwrap())
+    }
+
+    /// GDB's reading of a name: probe the hash table, then the CU vector
+    /// as (unit, kind, static).
+    fn lookup(index: &[u8], name: &str) -> Vec<(u32, u32, bool)> {
+        let (table, pool) = (u32_at(index, 16) as usize, u32_at(index, 20) as usize);
+        let size = (pool - table) / 8;
+        let hash = name_hash(name.as_bytes()) as usize;
+        let step = (hash.wrapping_mul(17) & (size - 1)) | 1;
+        let mut slot = hash & (size - 1);
+        loop {
+            let (n, v) = (
+                u32_at(index, table + slot * 8),
+                u32_at(index, table + slot * 8 + 4),
+            );
+            if n == 0 && v == 0 {
+                return Vec::new();
+            }
+            let start = pool + n as usize;
+            let end = start + index[start..].iter().position(|&b| b == 0).unwrap();
+            if &index[start..end] == name.as_bytes() {
+                let at = pool + v as usize;
+                return (0..u32_at(index, at) as usize)
+                    .map(|i| u32_at(index, at + 4 + 4 * i))
+                    .map(|e| (e & 0xff_ffff, (e >> 28) & 7, e >> 31 == 1))
+                    .collect();
+            }
+            slot = (slot + step) & (size - 1);
+        }
+    }
+
+    const TYPE: u32 = SymbolKind::Type as u32;
+    const VARIABLE: u32 = SymbolKind::Variable as u32;
+    const FUNCTION: u32 = SymbolKind::Function as u32;
+
+    #[test]
+    fn lists_what_gdb_lists_of_c() {
+        let di = test_dwarf();
+        let index = build(&di, 2).unwrap();
+        assert_eq!(u32_at(&index, 0), 8, "version");
+        let found = |name| lookup(&index, name);
+        assert_eq!(found("start_kernel"), [(0, FUNCTION, false)]);
+        assert_eq!(found("helper"), [(0, FUNCTION, true), (1, FUNCTION, true)]);
+        assert_eq!(found("init_task"), [(0, VARIABLE, false)]);
+        assert_eq!(found("task_struct"), [(0, TYPE, true)], "types: first unit");
+        assert_eq!(found("PIDTYPE_TGID"), [(0, VARIABLE, true)]);
+        assert_eq!(found("pid_type"), [(0, TYPE, true)]);
+        assert_eq!(found("pid_t"), [(0, TYPE, true)]);
+        assert_eq!(found("unsigned long"), [(0, TYPE, true)], "GDB's spelling");
+        assert_eq!(
+            found("__bss_start"),
+            [(0, VARIABLE, false)],
+            "declared only"
+        );
+        assert_eq!(
+            found("jiffies_64"),
+            [(1, VARIABLE, false)],
+            "the definition"
+        );
+        for absent in [
+            "declared_only",
+            "optimized_out",
+            "forward",
+            "member",
+            "long unsigned int",
+        ] {
+            assert_eq!(found(absent), [], "{absent}");
+        }
+    }
+
+    #[test]
+    fn lists_every_unit_and_its_merged_ranges() {
+        let di = test_dwarf();
+        let headers = unit_headers(&di).unwrap();
+        let index = build(&di, 1).unwrap();
+        let at = |i: usize| u32_at(&index, 4 * i) as usize;
+        let (cus, types, area, table) = (at(1), at(2), at(3), at(4));
+        assert_eq!((cus, types), (24, 24 + 16 * headers.len()));
+        assert_eq!(u64_at(&index, cus + 16), unit_offset(&headers[1]));
+        assert_eq!(
+            u64_at(&index, cus + 24),
+            headers[1].length_including_self() as u64
+        );
+        assert_eq!(types, area, "no type units");
+        let ranges: Vec<(u64, u64, u32)> = (area..table)
+            .step_by(20)
+            .map(|at| {
+                (
+                    u64_at(&index, at),
+                    u64_at(&index, at + 8),
+                    u32_at(&index, at + 16),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ranges,
+            [
+                (0x1000, 0x1180, 0),
+                (0x2000, 0x2100, 0),
+                (0x3000, 0x3010, 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn the_same_index_on_any_number_of_threads() {
+        let di = test_dwarf();
+        assert_eq!(build(&di, 1).unwrap(), build(&di, 3).unwrap());
+    }
+
+    #[test]
+    fn name_hash_is_gdbs() {
+        // r = r * 67 + c - 113 over the lower-cased bytes.
+        assert_eq!(name_hash(b"a"), 97u32.wrapping_sub(113));
+        assert_eq!(
+            name_hash(b"ab"),
+            (97u32.wrapping_sub(113))
+                .wrapping_mul(67)
+                .wrapping_add(98u32.wrapping_sub(113))
+        );
+        assert_eq!(name_hash(b"Task_Struct"), name_hash(b"task_struct"));
+    }
+
+    #[test]
+    fn base_types_take_gdbs_spelling() {
+        for (gcc, gdb) in [
+            ("long unsigned int", Some("unsigned long")),
+            ("long long int", Some("long long")),
+            ("long long unsigned int", Some("unsigned long long")),
+            ("short unsigned int", Some("unsigned short")),
+            ("short int", Some("short")),
+            ("long int", Some("long")),
+            ("unsigned int", None),
+            ("signed char", None),
+            ("char", None),
+            ("_Bool", None),
+            ("__int128 unsigned", None),
+        ] {
+            assert_eq!(canonical_base_type(gcc.as_bytes()), gdb, "{gcc}");
+        }
+    }
+
+    #[test]
+    fn merge_joins_touching_and_overlapping_ranges() {
+        let mut r = vec![10..20, 0..5, 20..25, 22..30, 40..41];
+        merge_ranges(&mut r);
+        assert_eq!(r, [0..5, 10..30, 40..41]);
+    }
+
+    #[test]
+    fn hash_table_is_a_power_of_two_at_most_three_quarters_full() {
+        let names: Vec<Vec<u8>> = (0..2000).map(|i| format!("n{i}").into_bytes()).collect();
+        let symbols: Vec<Symbol> = names
+            .iter()
+            .map(|n| Symbol {
+                name: n,
+                vector: vec![0],
+            })
+            .collect();
+        let slots = hash_slots(&symbols);
+        assert!(slots.len().is_power_of_two());
+        assert!(symbols.len() * 4 <= slots.len() * 3);
+        assert_eq!(slots.iter().flatten().count(), symbols.len());
+    }
 }
