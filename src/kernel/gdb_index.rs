@@ -85,7 +85,7 @@ pub fn build(di: &DebugInfo, threads: usize) -> Result<Vec<u8>, DwarfError> {
     let names = scan_units(di, &headers, threads.max(1))?;
     let scanned = t.elapsed();
     let ranges = unit_ranges(di, &headers)?;
-    let symbols = symbol_table(di, &names);
+    let symbols = symbol_table(di, &names, threads.max(1));
     let tabled = t.elapsed();
     let index = write(&headers, &ranges, &symbols);
     log::debug!(
@@ -487,18 +487,53 @@ fn lists_kind(vector: &[u32], value: u32) -> bool {
     vector.iter().any(|&v| v >> 28 == value >> 28)
 }
 
-/// Every name with its CU vector (sorted, without duplicates).
-fn symbol_table<'a>(di: &'a DebugInfo, units: &[UnitNames]) -> Vec<Symbol<'a>> {
+/// Names are tabled in this many shards (by hash), whatever the number of
+/// threads, so the file does not depend on it.
+const SHARDS: u64 = 16;
+
+/// Every name with its CU vector (sorted, without duplicates), tabled on
+/// `threads` threads, each taking the next shard of names.
+fn symbol_table<'a>(di: &'a DebugInfo, units: &[UnitNames], threads: usize) -> Vec<Symbol<'a>> {
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut done = Vec::new();
+        loop {
+            let shard = next.fetch_add(1, Ordering::Relaxed) as u64;
+            if shard >= SHARDS {
+                return done;
+            }
+            let table = shard_table(di, units, |h| (h >> 32) % SHARDS == shard);
+            done.push((shard, table));
+        }
+    };
+    let mut shards: Vec<(u64, Vec<Symbol>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap_or_default())
+            .collect()
+    });
+    shards.sort_by_key(|(shard, _)| *shard);
+    shards.into_iter().flat_map(|(_, t)| t).collect()
+}
+
+/// The symbols of the names whose `fx_hash` `mine` accepts, in order of
+/// first appearance.
+fn shard_table<'a>(
+    di: &'a DebugInfo,
+    units: &[UnitNames],
+    mine: impl Fn(u64) -> bool,
+) -> Vec<Symbol<'a>> {
     // About two entries a name (functions and variables of header files
     // repeat across units): sized once instead of regrown.
     let entries: usize = units.iter().map(|u| u.entries.len()).sum();
     let mut symbols = Symbols {
-        list: Vec::with_capacity(entries / 2),
-        by_name: hashbrown::HashTable::with_capacity(entries / 2),
+        list: Vec::with_capacity(entries / 2 / SHARDS as usize),
+        by_name: hashbrown::HashTable::with_capacity(entries / 2 / SHARDS as usize),
     };
     let mut declared = Vec::new();
     for (cu, unit) in units.iter().enumerate() {
-        for e in &unit.entries {
+        for e in unit.entries.iter().filter(|e| mine(e.hash)) {
             let value = cu_vector_entry(cu as u32, e.kind, e.is_static);
             if e.declaration {
                 declared.push((e, value));
