@@ -99,14 +99,17 @@ pub fn run(a: GdbArgs) -> CliResult {
     // the second start on the same vmlinux several times faster, and
     // corestub fills that cache for the vmlinux itself so that the first
     // start is as fast (gdb_index.rs).
-    let index = gdb_index::start(vmlinux.as_ref().and(k.vmlinux.as_ref()));
+    let loaded = vmlinux.as_ref().and(k.vmlinux.as_ref());
+    let index = gdb_index::start(loaded);
     if let Some(p) = &index {
         args.extend([
             "-iex".into(),
             format!("set index-cache directory {}", p.dir.display()),
         ]);
     }
-    args.extend(["-iex".into(), "set index-cache enabled on".into()]);
+    if gdb_index::wanted(loaded) {
+        args.extend(["-iex".into(), "set index-cache enabled on".into()]);
+    }
     let mut ex = |cmd: String| {
         args.push("-ex".into());
         args.push(cmd);

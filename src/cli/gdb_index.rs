@@ -65,9 +65,20 @@ impl Prepared {
     }
 }
 
+/// Should GDB use an index cache for `v` at all? Not for a symbol file
+/// corestub built from the dump (nodebug.rs): it carries the kernel's
+/// build-id, so an index of it, cached under that build-id, would later be
+/// taken for the debug vmlinux's (and it is indexed in no time).
+pub fn wanted(v: Option<&Vmlinux>) -> bool {
+    !v.is_some_and(|v| v.sizes_are_bounds())
+}
+
 /// Where GDB should find `v`'s index, starting its build on another thread
 /// when the cache lacks it (`ready` then names the FIFO to wait on).
 pub fn start(v: Option<&Vmlinux>) -> Option<Prepared> {
+    if !wanted(v) {
+        return None;
+    }
     let dir = cache_dir()?;
     let mut prepared = Prepared {
         dir: dir.clone(),

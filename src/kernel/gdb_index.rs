@@ -73,9 +73,27 @@ struct Entry {
     declaration: bool,
 }
 
-/// What one compilation unit contributes.
+/// What one compilation unit contributes: its entries, by shard of their
+/// name's hash ([`SHARDS`]).
 struct UnitNames {
-    entries: Vec<Entry>,
+    shards: Vec<Vec<Entry>>,
+}
+
+impl UnitNames {
+    fn new() -> Self {
+        UnitNames {
+            shards: (0..SHARDS).map(|_| Vec::new()).collect(),
+        }
+    }
+
+    fn push(&mut self, e: Entry) {
+        self.shards[shard_of(e.hash)].push(e);
+    }
+}
+
+/// The shard of a name with this `fx_hash`.
+fn shard_of(hash: u64) -> usize {
+    ((hash >> 32) % SHARDS as u64) as usize
 }
 
 /// Builds the `.gdb_index` of `di`'s DWARF on `threads` threads.
@@ -237,14 +255,14 @@ fn complete_from_specification(header: &Header, abbrevs: &gimli::Abbreviations, 
 /// The named top-level definitions of one unit, and its enumerators.
 fn scan_unit(di: &DebugInfo, header: &Header) -> gimli::Result<UnitNames> {
     let abbrevs = Arc::new(header.abbreviations(&di.sections().debug_abbrev)?);
-    let mut entries = Vec::new();
+    let mut names = UnitNames::new();
     let Some(TopLevel {
         mut raw,
         ctx,
         unit_end,
     }) = top_level(header, &abbrevs)?
     else {
-        return Ok(UnitNames { entries });
+        return Ok(names);
     };
     while !raw.is_empty() {
         let off = raw.next_offset();
@@ -260,14 +278,14 @@ fn scan_unit(di: &DebugInfo, header: &Header) -> gimli::Result<UnitNames> {
         if let Some(kind) = kind {
             complete_from_specification(header, &abbrevs, &mut d);
             if let Some(e) = top_entry(di, &ctx, ab.tag(), kind, &d) {
-                entries.push(e);
+                names.push(e);
             }
         }
         if !ab.has_children() {
             continue;
         }
         let more = if ab.tag() == dw::DW_TAG_enumeration_type && !d.declaration {
-            read_enumerators(di, &ctx, &mut raw, &mut entries)?
+            read_enumerators(di, &ctx, &mut raw, &mut names)?
         } else {
             skip_children(&mut raw, header, &abbrevs, off, d.sibling, unit_end)?
         };
@@ -275,7 +293,7 @@ fn scan_unit(di: &DebugInfo, header: &Header) -> gimli::Result<UnitNames> {
             break;
         }
     }
-    Ok(UnitNames { entries })
+    Ok(names)
 }
 
 /// The index entry of a top-level DIE of `kind`, if GDB would list it:
@@ -369,7 +387,7 @@ fn read_enumerators(
     di: &DebugInfo,
     ctx: &gimli::Unit<super::dwarf::R>,
     raw: &mut gimli::EntriesRaw<'_, '_, super::dwarf::R>,
-    entries: &mut Vec<Entry>,
+    names: &mut UnitNames,
 ) -> gimli::Result<bool> {
     let mut depth = 1usize;
     while depth > 0 {
@@ -388,7 +406,7 @@ fn read_enumerators(
                 && let Some(name) = di.name_at(ctx, a.value())
             {
                 let name = Name::At(name);
-                entries.push(Entry {
+                names.push(Entry {
                     name,
                     hash: fx_hash(name.bytes(di)),
                     kind: SymbolKind::Variable,
@@ -489,7 +507,7 @@ fn lists_kind(vector: &[u32], value: u32) -> bool {
 
 /// Names are tabled in this many shards (by hash), whatever the number of
 /// threads, so the file does not depend on it.
-const SHARDS: u64 = 16;
+const SHARDS: usize = 16;
 
 /// Every name with its CU vector (sorted, without duplicates), tabled on
 /// `threads` threads, each taking the next shard of names.
@@ -498,15 +516,15 @@ fn symbol_table<'a>(di: &'a DebugInfo, units: &[UnitNames], threads: usize) -> V
     let work = || {
         let mut done = Vec::new();
         loop {
-            let shard = next.fetch_add(1, Ordering::Relaxed) as u64;
+            let shard = next.fetch_add(1, Ordering::Relaxed);
             if shard >= SHARDS {
                 return done;
             }
-            let table = shard_table(di, units, |h| (h >> 32) % SHARDS == shard);
+            let table = shard_table(di, units, shard);
             done.push((shard, table));
         }
     };
-    let mut shards: Vec<(u64, Vec<Symbol>)> = std::thread::scope(|s| {
+    let mut shards: Vec<(usize, Vec<Symbol>)> = std::thread::scope(|s| {
         let workers: Vec<_> = (0..threads).map(|_| s.spawn(work)).collect();
         workers
             .into_iter()
@@ -517,23 +535,18 @@ fn symbol_table<'a>(di: &'a DebugInfo, units: &[UnitNames], threads: usize) -> V
     shards.into_iter().flat_map(|(_, t)| t).collect()
 }
 
-/// The symbols of the names whose `fx_hash` `mine` accepts, in order of
-/// first appearance.
-fn shard_table<'a>(
-    di: &'a DebugInfo,
-    units: &[UnitNames],
-    mine: impl Fn(u64) -> bool,
-) -> Vec<Symbol<'a>> {
+/// The symbols of the names in `shard`, in order of first appearance.
+fn shard_table<'a>(di: &'a DebugInfo, units: &[UnitNames], shard: usize) -> Vec<Symbol<'a>> {
     // About two entries a name (functions and variables of header files
     // repeat across units): sized once instead of regrown.
-    let entries: usize = units.iter().map(|u| u.entries.len()).sum();
+    let entries: usize = units.iter().map(|u| u.shards[shard].len()).sum();
     let mut symbols = Symbols {
-        list: Vec::with_capacity(entries / 2 / SHARDS as usize),
-        by_name: hashbrown::HashTable::with_capacity(entries / 2 / SHARDS as usize),
+        list: Vec::with_capacity(entries / 2),
+        by_name: hashbrown::HashTable::with_capacity(entries / 2),
     };
     let mut declared = Vec::new();
     for (cu, unit) in units.iter().enumerate() {
-        for e in unit.entries.iter().filter(|e| mine(e.hash)) {
+        for e in &unit.shards[shard] {
             let value = cu_vector_entry(cu as u32, e.kind, e.is_static);
             if e.declaration {
                 declared.push((e, value));
