@@ -256,14 +256,14 @@ fn complete_from_specification(header: &Header, abbrevs: &gimli::Abbreviations, 
 fn scan_unit(di: &DebugInfo, header: &Header) -> gimli::Result<UnitNames> {
     let abbrevs = Arc::new(header.abbreviations(&di.sections().debug_abbrev)?);
     let mut names = UnitNames::new();
-    let Some(TopLevel {
+    let Some(top) = top_level(header, &abbrevs)? else {
+        return Ok(names);
+    };
+    let TopLevel {
         mut raw,
         ctx,
         unit_end,
-    }) = top_level(header, &abbrevs)?
-    else {
-        return Ok(names);
-    };
+    } = top;
     while !raw.is_empty() {
         let off = raw.next_offset();
         let Some(ab) = raw.read_abbreviation()? else {
