@@ -26,7 +26,7 @@ use gimli::{AttributeValue, UnitOffset, constants as dw};
 use super::dwarf::{
     DebugInfo, DwarfError, Header, NameAt, TopLevel, malformed, skip_children, top_level,
 };
-use super::symbols::fx_hash;
+use super::symbols::{FxHasher, fx_hash};
 
 /// The `.gdb_index` version written.
 const VERSION: u32 = 8;
@@ -91,6 +91,28 @@ impl UnitNames {
     }
 }
 
+/// The types and enumerators one scanning thread has listed already, by
+/// where their name lies in `.debug_str` / `.debug_line_str` (the linker
+/// merges equal strings there). A thread takes units in increasing order,
+/// so a later unit's copy of a name it listed can never be the first unit's
+/// and is dropped before it costs anything; the first units of the other
+/// threads' copies are compared when names are tabled.
+#[derive(Default)]
+struct Listed(std::collections::HashSet<u64, std::hash::BuildHasherDefault<FxHasher>>);
+
+impl Listed {
+    /// Is this the first `name` (of an enumerator, or a type) this thread
+    /// meets? Names elsewhere than in the string sections always are.
+    fn first(&mut self, name: &AttributeValue<super::dwarf::R>, enumerator: bool) -> bool {
+        let at = match name {
+            AttributeValue::DebugStrRef(o) => o.0 as u64 * 4,
+            AttributeValue::DebugLineStrRef(o) => o.0 as u64 * 4 + 2,
+            _ => return true,
+        };
+        self.0.insert(at + u64::from(enumerator))
+    }
+}
+
 /// The shard of a name with this `fx_hash`.
 fn shard_of(hash: u64) -> usize {
     ((hash >> 32) % SHARDS as u64) as usize
@@ -106,9 +128,16 @@ pub fn build(di: &DebugInfo, threads: usize) -> Result<Vec<u8>, DwarfError> {
     let symbols = symbol_table(di, &names, threads.max(1));
     let tabled = t.elapsed();
     let index = write(&headers, &ranges, &symbols);
+    let entries: usize = names.iter().flat_map(|u| &u.shards).map(Vec::len).sum();
+    let once: usize = names
+        .iter()
+        .flat_map(|u| &u.shards)
+        .flatten()
+        .filter(|e| e.first_unit_only)
+        .count();
     log::debug!(
-        "gdb index: {} units scanned on {threads} threads in {scanned:?}, \
-         {} names tabled at {tabled:?}, written at {:?}",
+        "gdb index: {} units scanned on {threads} threads in {scanned:?} ({entries} entries, \
+         {once} of types and enumerators), {} names tabled at {tabled:?}, written at {:?}",
         headers.len(),
         symbols.len(),
         t.elapsed()
@@ -152,12 +181,13 @@ fn scan_units(
     let next = AtomicUsize::new(0);
     let work = || {
         let mut done = Vec::new();
+        let mut listed = Listed::default();
         loop {
             let i = next.fetch_add(1, Ordering::Relaxed);
             let Some(h) = headers.get(i) else {
                 return done;
             };
-            let scanned = scan_unit(di, h)
+            let scanned = scan_unit(di, h, &mut listed)
                 .map_err(|e| malformed(unit_offset(h), format!("scanning unit: {e}")));
             done.push((i, scanned));
         }
@@ -253,7 +283,7 @@ fn complete_from_specification(header: &Header, abbrevs: &gimli::Abbreviations, 
 }
 
 /// The named top-level definitions of one unit, and its enumerators.
-fn scan_unit(di: &DebugInfo, header: &Header) -> gimli::Result<UnitNames> {
+fn scan_unit(di: &DebugInfo, header: &Header, listed: &mut Listed) -> gimli::Result<UnitNames> {
     let abbrevs = Arc::new(header.abbreviations(&di.sections().debug_abbrev)?);
     let mut names = UnitNames::new();
     let Some(top) = top_level(header, &abbrevs)? else {
@@ -277,7 +307,7 @@ fn scan_unit(di: &DebugInfo, header: &Header) -> gimli::Result<UnitNames> {
         let mut d = read_top_die(&mut raw, ab)?;
         if let Some(kind) = kind {
             complete_from_specification(header, &abbrevs, &mut d);
-            if let Some(e) = top_entry(di, &ctx, ab.tag(), kind, &d) {
+            if let Some(e) = top_entry(di, &ctx, ab.tag(), kind, &d, listed) {
                 names.push(e);
             }
         }
@@ -285,7 +315,7 @@ fn scan_unit(di: &DebugInfo, header: &Header) -> gimli::Result<UnitNames> {
             continue;
         }
         let more = if ab.tag() == dw::DW_TAG_enumeration_type && !d.declaration {
-            read_enumerators(di, &ctx, &mut raw, &mut names)?
+            read_enumerators(di, &ctx, &mut raw, &mut names, listed)?
         } else {
             skip_children(&mut raw, header, &abbrevs, off, d.sibling, unit_end)?
         };
@@ -305,17 +335,19 @@ fn top_entry(
     tag: gimli::DwTag,
     kind: SymbolKind,
     d: &TopDie,
+    listed: &mut Listed,
 ) -> Option<Entry> {
     let variable = kind == SymbolKind::Variable;
     let declaration = variable && d.declaration && d.external;
-    let listed = match kind {
+    let wanted = match kind {
         SymbolKind::Variable => declaration || (!d.declaration && d.has_value),
         _ => !d.declaration,
     };
-    if !listed {
+    let raw_name = d.name.clone()?;
+    if !wanted || kind == SymbolKind::Type && !listed.first(&raw_name, false) {
         return None;
     }
-    let mut name = Name::At(di.name_at(ctx, d.name.clone()?)?);
+    let mut name = Name::At(di.name_at(ctx, raw_name)?);
     if tag == dw::DW_TAG_base_type
         && let Some(c) = canonical_base_type(name.bytes(di))
     {
@@ -388,6 +420,7 @@ fn read_enumerators(
     ctx: &gimli::Unit<super::dwarf::R>,
     raw: &mut gimli::EntriesRaw<'_, '_, super::dwarf::R>,
     names: &mut UnitNames,
+    listed: &mut Listed,
 ) -> gimli::Result<bool> {
     let mut depth = 1usize;
     while depth > 0 {
@@ -403,6 +436,7 @@ fn read_enumerators(
             let a = raw.read_attribute(*spec)?;
             if enumerator
                 && a.name() == dw::DW_AT_name
+                && listed.first(&a.value(), true)
                 && let Some(name) = di.name_at(ctx, a.value())
             {
                 let name = Name::At(name);
