@@ -24,7 +24,7 @@ use super::scripts;
 
 /// Bumped whenever the written index's content changes, so that files
 /// written by an older corestub are not reused.
-const FORMAT: &str = "v1";
+const FORMAT: &str = "v2";
 
 /// The directory GDB's index cache should use.
 pub fn cache_dir() -> Option<PathBuf> {

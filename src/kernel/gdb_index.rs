@@ -227,8 +227,6 @@ struct TopDie {
     name: Option<AttributeValue<super::dwarf::R>>,
     declaration: bool,
     external: bool,
-    /// `DW_AT_location` or `DW_AT_const_value`: a variable GDB can show.
-    has_value: bool,
     specification: Option<UnitOffset>,
     sibling: Option<UnitOffset>,
 }
@@ -246,8 +244,7 @@ fn read_top_die(
             | dw::DW_AT_external
             | dw::DW_AT_specification
             | dw::DW_AT_sibling => {}
-            at => {
-                d.has_value |= at == dw::DW_AT_location || at == dw::DW_AT_const_value;
+            _ => {
                 raw.skip_attributes(std::slice::from_ref(spec))?;
                 continue;
             }
@@ -327,8 +324,9 @@ fn scan_unit(di: &DebugInfo, header: &Header, listed: &mut Listed) -> gimli::Res
 }
 
 /// The index entry of a top-level DIE of `kind`, if GDB would list it:
-/// definitions, variables only with a location or constant value, and
-/// external variable declarations (see [`Entry::declaration`]).
+/// definitions (variables also without a location or value, optimized out:
+/// GDB 16 lists them, GDB 13 not) and external variable declarations (see
+/// [`Entry::declaration`]).
 fn top_entry(
     di: &DebugInfo,
     ctx: &gimli::Unit<super::dwarf::R>,
@@ -340,7 +338,7 @@ fn top_entry(
     let variable = kind == SymbolKind::Variable;
     let declaration = variable && d.declaration && d.external;
     let wanted = match kind {
-        SymbolKind::Variable => declaration || (!d.declaration && d.has_value),
+        SymbolKind::Variable => declaration || !d.declaration,
         _ => !d.declaration,
     };
     let raw_name = d.name.clone()?;
@@ -936,13 +934,8 @@ mod tests {
             [(1, VARIABLE, false)],
             "the definition"
         );
-        for absent in [
-            "declared_only",
-            "optimized_out",
-            "forward",
-            "member",
-            "long unsigned int",
-        ] {
+        assert_eq!(found("optimized_out"), [(0, VARIABLE, true)], "as GDB 16");
+        for absent in ["declared_only", "forward", "member", "long unsigned int"] {
             assert_eq!(found(absent), [], "{absent}");
         }
     }
