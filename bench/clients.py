@@ -14,7 +14,8 @@ Rows (medians of RUNS; a cold row empties the debugger's index cache first):
       threads (examples/task_core.rs)
   L1  LLDB's crash-path `bt` on kdump-zlib (cold: LLDB has no index cache),
       against the same LLDB on the ELF core natively
-Usage: python3 bench/clients.py [--runs N] [--only gdb-16,lldb-22] [--skip B0,B5]
+Usage: python3 bench/clients.py [--runs N] [--only gdb-16,lldb-22] [--skip B0,B2,B5]
+[--out clients-B0.md] (a partial run's table beside the full one)
 CORESTUB_BENCH_BIN=/path/to/corestub measures that binary (an earlier
 build, for a before/after comparison) instead of building --release.
 Needs the fixtures and, for the Debian 13 columns, the client roots (run
@@ -76,12 +77,15 @@ def run_env():
 
 
 def corestub_gdb(prog, dump, *ex, threads="cpus", cache=None, env=None):
+    """`cache`: the run's XDG_CACHE_HOME (corestub's GDB index cache, see
+    run.py's corestub_gdb)."""
     cmd = [base.BIN, "gdb", "--gdb", prog, "--threads", threads, "--vmlinux", VML, dump, "--", "-nx", "-batch"]
-    if cache:
-        cmd += ["-iex", "set index-cache directory " + cache]
     for e in ex:
         cmd += ["-ex", e]
-    return base.run(cmd, env=dict(run_env(), **(env or {})))
+    e = dict(run_env(), **(env or {}))
+    if cache:
+        e["XDG_CACHE_HOME"] = cache
+    return base.run(cmd, env=e)
 
 
 def native_gdb(prog, core, offset, *ex, cache=None):
@@ -160,6 +164,10 @@ class Table:
         return "\n".join(lines)
 
 
+def drgn_log():
+    return base.run(["drgn", "-c", KZ, "-s", VML, "-e", base.DRGN_LOG])
+
+
 def gdb_rows(t, name, prog, tmp, offset, runs, skip):
     warm = os.path.join(tmp, name + "-warm")
     corestub_gdb(prog, KZ, "dmesg", cache=warm)
@@ -191,13 +199,17 @@ def gdb_rows(t, name, prog, tmp, offset, runs, skip):
 
 
 def b0_rows(t, name, prog, tmp, warm, runs):
-    cold = []
+    # Cold runs alternate with drgn's, so both see the same machine load.
+    cold, drgn = [], []
     for i in range(runs):
+        if shutil.which("drgn"):
+            drgn.append(base.median_time(drgn_log, 1))
         c = os.path.join(tmp, "%s-cold%d" % (name, i))
         s = time.perf_counter()
         corestub_gdb(prog, KZ, "dmesg", cache=c)
         cold.append(time.perf_counter() - s)
-    t.put("B0 dmesg, cold GDB index cache (corestub)", name, statistics.median(cold))
+    t.put("B0 dmesg, cold (no index, GDB cache empty): corestub / drgn alternating (target 1.5)", name,
+          statistics.median(cold), statistics.median(drgn) if drgn else None)
     t.put("B0 dmesg, warm GDB index cache (corestub)", name,
           base.median_time(lambda: corestub_gdb(prog, KZ, "dmesg", cache=warm), runs))
 
@@ -251,6 +263,7 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--only", default="")
     ap.add_argument("--skip", default="")
+    ap.add_argument("--out", default="clients.md")
     ap.add_argument("--lldb-timeout", type=int, default=LLDB_TIMEOUT)
     a = ap.parse_args()
     LLDB_TIMEOUT = a.lldb_timeout
@@ -270,26 +283,23 @@ def main():
     if "B5" not in a.skip:
         MANY = make_many(tmp)
     t = Table([c[0] for c in cl])
+    if shutil.which("drgn"):
+        drgn_note = "drgn open + debug info + log, same run: %.2f s" % base.median_time(drgn_log, a.runs)
+    else:
+        drgn_note = "drgn not installed (pip install drgn)"
     for name, kind, prog, _ in cl:
         sys.stderr.write("bench: %s\n" % name)
         if kind == "gdb":
             gdb_rows(t, name, prog, tmp, offset, a.runs, a.skip)
         else:
             lldb_rows(t, name, prog, offset, a.runs)
-    if shutil.which("drgn"):
-        d = base.median_time(lambda: base.run(["drgn", "-c", KZ, "-s", VML, "-e",
-                                               "from drgn.helpers.linux.printk import get_printk_records; "
-                                               "list(get_printk_records(prog))"]), a.runs)
-        drgn_note = "drgn open + debug info + log, same run: %.2f s" % d
-    else:
-        drgn_note = "drgn not installed (pip install drgn)"
     host = "%s, %d cores, load %.1f" % (os.uname().machine, os.cpu_count(), os.getloadavg()[0])
     text = "## corestub per-client benchmark (%s, %s)\n\n%s\n\n%s\n\nClients: %s\n" % (
         time.strftime("%Y-%m-%d"), host, t.markdown(), drgn_note,
         "; ".join("%s = %s" % (c[0], c[3]) for c in cl))
     print(text)
     os.makedirs(os.path.join(base.ROOT, "bench", "results"), exist_ok=True)
-    with open(os.path.join(base.ROOT, "bench", "results", "clients.md"), "w") as f:
+    with open(os.path.join(base.ROOT, "bench", "results", a.out), "w") as f:
         f.write(text)
     shutil.rmtree(tmp, ignore_errors=True)
 

@@ -113,15 +113,6 @@ fn truth(set: &str) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
 
-/// GDB's index cache of the user running the tests: the fresh HOME must
-/// not make GDB index the 590 MB vmlinux again on every run.
-fn gdb_index_cache() -> PathBuf {
-    match std::env::var_os("XDG_CACHE_HOME").filter(|x| Path::new(x).is_absolute()) {
-        Some(x) => PathBuf::from(x).join("gdb"),
-        None => PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache/gdb"),
-    }
-}
-
 #[test]
 fn cargo_install_gives_a_working_corestub_gdb() {
     let test = "cargo_install_gives_a_working_corestub_gdb";
@@ -163,11 +154,6 @@ fn cargo_install_gives_a_working_corestub_gdb() {
         .arg(&dump)
         .arg("--")
         .args(common::GDB_BATCH)
-        .arg("-iex")
-        .arg(format!(
-            "set index-cache directory {}",
-            gdb_index_cache().display()
-        ))
         .args(["-ex", "echo @@STEP dmesg\\n", "-ex", "dmesg"])
         .args(["-ex", "echo @@STEP ps\\n", "-ex", "ps"])
         .args(["-ex", "echo @@STEP end\\n"]));
@@ -193,15 +179,26 @@ fn cargo_install_gives_a_working_corestub_gdb() {
     );
 
     // The scripts GDB ran are the built-in copy, written to the cache
-    // (beside it, `pycache`: corestub.py keeps corestub_common's compiled
-    // copy there).
+    // beside the GDB index corestub wrote for the vmlinux and `pycache`
+    // (corestub.py keeps corestub_common's compiled copy there).
     let cache = home.0.join(".cache/corestub");
-    let dirs: Vec<PathBuf> = std::fs::read_dir(&cache)
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&cache)
         .unwrap_or_else(|e| panic!("no scripts cache {}: {e}", cache.display()))
         .map(|e| e.unwrap().path())
         .filter(|p| p.file_name() != Some("pycache".as_ref()))
         .collect();
-    assert_eq!(dirs.len(), 1, "one cache directory, no leftovers: {dirs:?}");
+    dirs.sort();
+    assert_eq!(
+        dirs.first(),
+        Some(&cache.join("gdb-index")),
+        "the GDB index cache: {dirs:?}"
+    );
+    dirs.remove(0);
+    assert_eq!(
+        dirs.len(),
+        1,
+        "one scripts directory, no leftovers: {dirs:?}"
+    );
     let name = dirs[0].file_name().unwrap().to_str().unwrap();
     assert!(
         name.starts_with(&format!("scripts-{}-", env!("CARGO_PKG_VERSION"))),

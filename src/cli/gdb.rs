@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 use corestub::addr::Arch;
 use corestub::target::Session;
 
-use super::{CliResult, DumpArgs, handoff, scripts, serve, session};
+use super::{CliResult, DumpArgs, gdb_index, handoff, scripts, serve, session};
 
 #[derive(clap::Args)]
 pub struct GdbArgs {
@@ -96,13 +96,28 @@ pub fn run(a: GdbArgs) -> CliResult {
     // cannot handle.
     let mut args: Vec<String> = vec!["-q".into(), "-iex".into(), "set remotetimeout 30".into()];
     // GDB's own symbol reading dominates start-up; its index cache makes
-    // the second start on the same vmlinux several times faster.
-    args.extend(["-iex".into(), "set index-cache enabled on".into()]);
+    // the second start on the same vmlinux several times faster, and
+    // corestub fills that cache for the vmlinux itself so that the first
+    // start is as fast (gdb_index.rs).
+    let loaded = vmlinux.as_ref().and(k.vmlinux.as_ref());
+    let index = gdb_index::start(loaded);
+    if let Some(p) = &index {
+        args.extend([
+            "-iex".into(),
+            format!("set index-cache directory {}", p.dir.display()),
+        ]);
+    }
+    if gdb_index::wanted(loaded) {
+        args.extend(["-iex".into(), "set index-cache enabled on".into()]);
+    }
     let mut ex = |cmd: String| {
         args.push("-ex".into());
         args.push(cmd);
     };
     ex("set confirm off".into());
+    if let Some(wait) = index.as_ref().and_then(|p| p.wait_command(sh_quote)) {
+        ex(wait);
+    }
     match &vmlinux {
         Some(v) => {
             let v = std::fs::canonicalize(v)?;
@@ -171,6 +186,9 @@ pub fn run(a: GdbArgs) -> CliResult {
         std::thread::spawn(move || serve_handoffs(session, ours));
     }
     let status = child.wait()?;
+    if let Some(p) = &index {
+        p.finish();
+    }
     serve::report_stats();
     let code = match FORWARDED.load(Ordering::SeqCst) {
         0 => status.code().unwrap_or(1),

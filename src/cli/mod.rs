@@ -4,6 +4,7 @@
 
 mod debuginfod;
 mod gdb;
+mod gdb_index;
 mod handoff;
 mod info;
 mod live;

@@ -94,7 +94,7 @@ fn running_from_build_dir(exe: &Path) -> bool {
 
 /// `$XDG_CACHE_HOME/corestub`, else `~/.cache/corestub` (a relative
 /// XDG_CACHE_HOME is ignored, as the XDG spec asks).
-fn cache_root() -> Option<PathBuf> {
+pub(super) fn cache_root() -> Option<PathBuf> {
     let xdg = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .filter(|p| p.is_absolute());

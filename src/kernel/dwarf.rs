@@ -28,7 +28,7 @@ use gimli::{
 /// decompressed copy of an SHF_COMPRESSED section. Readers hold a clone, so
 /// the bytes live as long as any reader (or name found through one) does.
 #[derive(Clone, Debug)]
-enum Buffer {
+pub(crate) enum Buffer {
     Mapped(Arc<memmap2::Mmap>),
     Owned(Arc<[u8]>),
 }
@@ -83,8 +83,8 @@ impl SectionBytes {
     }
 }
 
-type R = gimli::EndianReader<RunTimeEndian, Buffer>;
-type Header = gimli::UnitHeader<R>;
+pub(crate) type R = gimli::EndianReader<RunTimeEndian, Buffer>;
+pub(crate) type Header = gimli::UnitHeader<R>;
 type Unit = gimli::Unit<R>;
 
 /// Why a type or member could not be resolved.
@@ -218,7 +218,7 @@ pub struct Field {
 
 /// Which section a name found by the scan lies in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum NameSection {
+pub(crate) enum NameSection {
     Info,
     Str,
     LineStr,
@@ -226,7 +226,7 @@ enum NameSection {
 
 /// Where a name lies, so the index needs no copy of it.
 #[derive(Clone, Copy, Debug)]
-struct NameAt {
+pub(crate) struct NameAt {
     section: NameSection,
     start: usize,
     len: usize,
@@ -269,7 +269,7 @@ impl std::fmt::Debug for DebugInfo {
     }
 }
 
-fn malformed(offset: u64, reason: impl std::fmt::Display) -> DwarfError {
+pub(crate) fn malformed(offset: u64, reason: impl std::fmt::Display) -> DwarfError {
     DwarfError::Malformed {
         offset,
         reason: reason.to_string(),
@@ -319,6 +319,11 @@ impl DebugInfo {
             .map(|(n, d)| (n.to_string(), SectionBytes::Owned(Arc::from(*d))))
             .collect();
         Self::new(true, |n| map.get(n).cloned(), None)
+    }
+
+    /// The sections, for readers beside this one (the `.gdb_index` writer).
+    pub(crate) fn sections(&self) -> &gimli::Dwarf<R> {
+        &self.dwarf
     }
 
     /// How many compilation units the scan has read so far (diagnostics).
@@ -392,7 +397,26 @@ impl DebugInfo {
     }
 
     /// Where a string attribute's text lies (for the scan's index).
-    fn name_at(&self, u: &Unit, v: AttributeValue<R>) -> Option<NameAt> {
+    pub(crate) fn name_at(&self, u: &Unit, v: AttributeValue<R>) -> Option<NameAt> {
+        // The common forms directly (memchr for the end: the index writer
+        // reads a few hundred thousand names).
+        let section = match v {
+            AttributeValue::DebugStrRef(o) => Some((NameSection::Str, o.0)),
+            AttributeValue::DebugLineStrRef(o) => Some((NameSection::LineStr, o.0)),
+            _ => None,
+        };
+        if let Some((section, start)) = section {
+            let base = match section {
+                NameSection::Str => self.dwarf.debug_str.reader(),
+                _ => self.dwarf.debug_line_str.reader(),
+            };
+            let len = memchr::memchr(0, base.bytes().get(start..)?)?;
+            return Some(NameAt {
+                section,
+                start,
+                len,
+            });
+        }
         let s = self.dwarf.attr_string(u, v).ok()?;
         [
             (NameSection::Str, self.dwarf.debug_str.reader()),
@@ -410,7 +434,7 @@ impl DebugInfo {
         })
     }
 
-    fn name_bytes(&self, at: NameAt) -> &[u8] {
+    pub(crate) fn name_bytes(&self, at: NameAt) -> &[u8] {
         let base = match at.section {
             NameSection::Info => self.dwarf.debug_info.reader(),
             NameSection::Str => self.dwarf.debug_str.reader(),
@@ -472,22 +496,14 @@ impl DebugInfo {
         index: &mut hashbrown::HashTable<Definition>,
     ) -> gimli::Result<()> {
         let abbrevs = Arc::new(header.abbreviations(&self.dwarf.debug_abbrev)?);
-        let mut raw = header.entries_raw(&abbrevs, None)?;
-        let Some(root) = raw.read_abbreviation()? else {
+        let Some(TopLevel {
+            mut raw,
+            ctx,
+            unit_end,
+        }) = top_level(header, &abbrevs)?
+        else {
             return Ok(());
         };
-        let mut str_offsets_base = gimli::DebugStrOffsetsBase(0);
-        for spec in root.attributes() {
-            let a = raw.read_attribute(*spec)?;
-            if let AttributeValue::DebugStrOffsetsBase(b) = a.value() {
-                str_offsets_base = b;
-            }
-        }
-        let ctx = bare_unit(header.clone(), abbrevs.clone(), str_offsets_base);
-        if !root.has_children() {
-            return Ok(());
-        }
-        let unit_end = header.unit_length() + header.size_of_header();
         while !raw.is_empty() {
             let off = raw.next_offset();
             let Some(ab) = raw.read_abbreviation()? else {
@@ -557,30 +573,10 @@ impl DebugInfo {
                     });
                 }
             }
-            if ab.has_children() {
-                match sibling {
-                    Some(s) if s.0 > off.0 && s.0 < unit_end => {
-                        raw = header.entries_raw(&abbrevs, Some(s))?;
-                    }
-                    _ => {
-                        // No usable DW_AT_sibling: walk the subtree.
-                        let mut depth = 1usize;
-                        while depth > 0 {
-                            match raw.read_abbreviation()? {
-                                None => depth -= 1,
-                                Some(a) => {
-                                    raw.skip_attributes(a.attributes())?;
-                                    if a.has_children() {
-                                        depth += 1;
-                                    }
-                                }
-                            }
-                            if raw.is_empty() {
-                                return Ok(());
-                            }
-                        }
-                    }
-                }
+            if ab.has_children()
+                && !skip_children(&mut raw, header, &abbrevs, off, sibling, unit_end)?
+            {
+                return Ok(());
             }
         }
         Ok(())
@@ -1159,6 +1155,73 @@ impl DebugInfo {
         }
         self.type_name(d.ty, 0)
     }
+}
+
+/// A unit's entries positioned after its root DIE, with what string
+/// attributes need and where the unit ends (unit offset).
+pub(crate) struct TopLevel<'a> {
+    pub raw: gimli::EntriesRaw<'a, 'a, R>,
+    pub ctx: Unit,
+    pub unit_end: usize,
+}
+
+/// Reads `header`'s root DIE; `None` when it has no children.
+pub(crate) fn top_level<'a>(
+    header: &'a Header,
+    abbrevs: &'a Arc<gimli::Abbreviations>,
+) -> gimli::Result<Option<TopLevel<'a>>> {
+    let mut raw = header.entries_raw(abbrevs, None)?;
+    let Some(root) = raw.read_abbreviation()? else {
+        return Ok(None);
+    };
+    let mut str_offsets_base = gimli::DebugStrOffsetsBase(0);
+    for spec in root.attributes() {
+        let a = raw.read_attribute(*spec)?;
+        if let AttributeValue::DebugStrOffsetsBase(b) = a.value() {
+            str_offsets_base = b;
+        }
+    }
+    if !root.has_children() {
+        return Ok(None);
+    }
+    Ok(Some(TopLevel {
+        raw,
+        ctx: bare_unit(header.clone(), abbrevs.clone(), str_offsets_base),
+        unit_end: header.unit_length() + header.size_of_header(),
+    }))
+}
+
+/// Moves `raw` past the children of the DIE at `off` (just read, and
+/// having children): to its `DW_AT_sibling` when that lies ahead inside
+/// the unit, else by walking the subtree. `false`: the unit ended.
+pub(crate) fn skip_children<'a>(
+    raw: &mut gimli::EntriesRaw<'a, 'a, R>,
+    header: &'a Header,
+    abbrevs: &'a gimli::Abbreviations,
+    off: UnitOffset,
+    sibling: Option<UnitOffset>,
+    unit_end: usize,
+) -> gimli::Result<bool> {
+    if let Some(s) = sibling.filter(|s| s.0 > off.0 && s.0 < unit_end) {
+        *raw = header.entries_raw(abbrevs, Some(s))?;
+        return Ok(true);
+    }
+    let mut depth = 1usize;
+    while depth > 0 {
+        match raw.read_abbreviation()? {
+            None => depth -= 1,
+            Some(a) => {
+                raw.skip_attributes(a.attributes())?;
+                if a.has_children() {
+                    depth += 1;
+                }
+            }
+        }
+        if raw.is_empty() {
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 /// A unit with only what string and reference attributes need.

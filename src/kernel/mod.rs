@@ -4,6 +4,7 @@
 pub mod btf;
 pub mod btf_dwarf;
 pub mod dwarf;
+pub mod gdb_index;
 pub mod init_task_search;
 pub mod kallsyms;
 pub mod kallsyms_search;
