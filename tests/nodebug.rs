@@ -23,6 +23,8 @@ fn dump_sets(test: &str) -> Vec<(PathBuf, PathBuf)> {
     for (set, rel) in [
         // 5.10: no kallsyms in VMCOREINFO, the tables found by their shape
         ("x86_64-5.10", "5.10.0-32-cloud-amd64"),
+        // arm64 5.10: text symbols only (no KALLSYMS_ALL), base-relative
+        ("arm64-5.10", "5.10.0-32-cloud-arm64"),
         ("x86_64-7", "7.3.4+deb13-cloud-amd64"),
         ("arm64-7", "7.3.4+deb13-cloud-arm64"),
     ] {
@@ -560,6 +562,67 @@ fn x86_64_510_guest_dump_kallsyms_by_shape() {
         out["dmesg"].contains("Linux version 5.10"),
         "{}",
         out["dmesg"]
+    );
+}
+
+/// The arm64 5.10 guest dump (no VMCOREINFO note; the kernel's own page
+/// has `_stext` but no kallsyms tables; kallsyms lists text only, so the
+/// tables found by their shape cannot show `init_uts_ns`) when
+/// qemu_other_kernel has cached it: `ps` and the panic CPU's `bt` equal
+/// the debug session's. The panic CPU is selected by the debug session's
+/// thread number: without a `panic_cpu` symbol the no-debug session does
+/// not mark it.
+#[test]
+fn arm64_510_guest_dump_kallsyms_by_shape() {
+    let dir = corestub::fixtures::root().join("arm64-5.10/5.10.0-32-cloud-arm64");
+    let (dump, vmlinux) = (dir.join("guest-v3/qemu.elf"), dir.join("vmlinux"));
+    if !dump.is_file() || !vmlinux.is_file() {
+        eprintln!(
+            "SKIP arm64_510_guest_dump_kallsyms_by_shape: {} not cached (qemu_other_kernel makes it)",
+            dump.display()
+        );
+        return;
+    }
+    let (theirs, _) = common::gdb_steps(
+        &dump,
+        &vmlinux,
+        &[("ps", "ps"), ("threads", "info threads")],
+    );
+    let panic_thread = theirs["threads"]
+        .lines()
+        .find(|l| l.contains(" (CPU ") && l.contains("[panic]"))
+        .and_then(|l| l.trim_start_matches(['*', ' ']).split(' ').next())
+        .unwrap_or_else(|| panic!("no panic CPU thread: {}", theirs["threads"]))
+        .to_string();
+    let select = format!("thread {panic_thread}");
+    let (ours, all, built) = nodebug_steps(
+        &dump,
+        "arm64-510",
+        &[
+            ("ps", "ps"),
+            ("t", &select),
+            ("bt", "bt"),
+            ("dmesg", "dmesg"),
+        ],
+    );
+    eprintln!("arm64-5.10: symbol file built in {built:?}");
+    assert!(all.contains("using symbols built from the dump"), "{all}");
+    let (ps, debug_ps) = (ps_states(&ours["ps"]), ps_states(&theirs["ps"]));
+    assert!(ps.len() > 50, "{}", ours["ps"]);
+    assert_eq!(ps, debug_ps);
+    let bt = frame_functions(&ours["bt"]);
+    let debug = debug_bt(&dump, &vmlinux, &select);
+    eprintln!("arm64-5.10 panic CPU: {bt:?}\n debug: {debug:?}");
+    assert!(
+        bt.contains(&"sysrq_handle_crash".to_string()),
+        "{}",
+        ours["bt"]
+    );
+    same_functions(&bt, &debug);
+    assert!(
+        ours["dmesg"].contains("Linux version 5.10"),
+        "{}",
+        ours["dmesg"]
     );
 }
 
