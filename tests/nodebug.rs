@@ -256,7 +256,11 @@ fn arm64_session_without_any_debug_file() {
     let (theirs, _) = common::gdb_steps(
         &dump,
         &vmlinux,
-        &[("ps", "ps"), ("threads", "info threads")],
+        &[
+            ("ps", "ps"),
+            ("threads", "info threads"),
+            ("init", "p init_task.comm"),
+        ],
     );
     let (pid1, comm1) = task_of_pid(&theirs["ps"], "1");
     let cast = format!("p ((struct task_struct *)0x{pid1})->comm");
@@ -270,9 +274,13 @@ fn arm64_session_without_any_debug_file() {
             ("ptype", "ptype struct task_struct"),
             ("ps", "ps"),
             ("comm", &cast),
+            ("init", "p init_task.comm"),
         ],
     );
     eprintln!("arm64-6.1: symbol file built in {built:?}");
+    // init_task is not in kallsyms (functions only): the symbol file has it
+    // from the kernel layer's search, typed from BTF
+    same_value(&out["init"], &theirs["init"]);
     assert!(all.contains("using symbols built from the dump"), "{all}");
     // types from the BTF found by its header (kallsyms has no __start_BTF)
     assert!(out["ptype"].contains("char comm[16];"), "{}", out["ptype"]);
@@ -297,6 +305,16 @@ fn arm64_session_without_any_debug_file() {
     eprintln!("panic CPU: {ours:?}\n debug: {theirs:?}");
     assert!(ours.len() > 10, "{ours:?}");
     same_functions(&ours, &theirs);
+}
+
+/// A `print` step's value (after `$N = `) equals the debug session's.
+fn same_value(ours: &str, theirs: &str) {
+    let value = |s: &str| {
+        s.lines()
+            .find_map(|l| l.split_once(" = ").map(|(_, v)| v.to_string()))
+    };
+    assert!(value(theirs).is_some(), "debug session: {theirs}");
+    assert_eq!(value(ours), value(theirs), "{ours}");
 }
 
 /// The TASK address and COMM of the `ps` row of `pid`.
@@ -586,7 +604,11 @@ fn arm64_510_guest_dump_kallsyms_by_shape() {
     let (theirs, _) = common::gdb_steps(
         &dump,
         &vmlinux,
-        &[("ps", "ps"), ("threads", "info threads")],
+        &[
+            ("ps", "ps"),
+            ("threads", "info threads"),
+            ("init", "p init_task.comm"),
+        ],
     );
     let panic_thread = theirs["threads"]
         .lines()
@@ -603,10 +625,12 @@ fn arm64_510_guest_dump_kallsyms_by_shape() {
             ("t", &select),
             ("bt", "bt"),
             ("dmesg", "dmesg"),
+            ("init", "p init_task.comm"),
         ],
     );
     eprintln!("arm64-5.10: symbol file built in {built:?}");
     assert!(all.contains("using symbols built from the dump"), "{all}");
+    same_value(&ours["init"], &theirs["init"]);
     let (ps, debug_ps) = (ps_states(&ours["ps"]), ps_states(&theirs["ps"]));
     assert!(ps.len() > 50, "{}", ours["ps"]);
     assert_eq!(ps, debug_ps);

@@ -54,6 +54,28 @@ impl IdleTaskLayout {
             tasks: m("tasks")?,
         })
     }
+
+    /// The members from the kernel's BTF, for the symbol file built from
+    /// the dump (its DWARF is made from this BTF): `None` when
+    /// `task_struct` or a member is missing or not byte-aligned.
+    pub fn from_btf(btf: &super::btf::Btf) -> Option<IdleTaskLayout> {
+        let members = btf.struct_members("task_struct")?;
+        let m = |name: &str| {
+            members
+                .iter()
+                .find(|(n, off, bits)| *n == name && *bits == 0 && off % 8 == 0)
+                .map(|(_, off, _)| u64::from(off / 8))
+        };
+        Some(IdleTaskLayout {
+            comm: m("comm")?,
+            pid: m("pid")?,
+            tgid: m("tgid")?,
+            real_parent: m("real_parent")?,
+            parent: m("parent")?,
+            group_leader: m("group_leader")?,
+            tasks: m("tasks")?,
+        })
+    }
 }
 
 /// Where the search found `init_task`, and how many bytes it read.
@@ -223,6 +245,26 @@ impl Kernel {
         self.init_task_found()
     }
 
+    /// `init_task` found by its structure ([`search`], members at `l`)
+    /// in [`Kernel::image_scan_range`], logged; no symbol consulted.
+    pub fn search_init_task(&self, l: &IdleTaskLayout) -> Option<Found> {
+        if self.arch.pointer_size() != 8 {
+            return None;
+        }
+        let (stext, hi) = self.image_scan_range()?;
+        let t0 = std::time::Instant::now();
+        let f = search(self, l, stext, hi, self.paging.page_size())?;
+        log::info!(
+            "init_task not among the symbols: found by its structure at {:#x} \
+             (idle task named swapper, its own parent and leader, its task list \
+             closing) after {} KiB of the image from _stext, in {:?}",
+            f.addr,
+            f.scanned >> 10,
+            t0.elapsed()
+        );
+        Some(f)
+    }
+
     fn init_task_found(&self) -> Result<VirtAddr> {
         self.layouts
             .init_task
@@ -234,20 +276,8 @@ impl Kernel {
                     .image_scan_range()
                     .ok_or(KernelError::NoSymbol("init_task"))?;
                 let l = IdleTaskLayout::resolve(self)?;
-                let t0 = std::time::Instant::now();
-                let page = self.paging.page_size();
-                match search(self, &l, stext, hi, page) {
-                    Some(f) => {
-                        log::info!(
-                            "init_task not among the symbols: found by its structure at {:#x} \
-                             (idle task named swapper, its own parent and leader, its task list \
-                             closing) after {} KiB of the image from _stext, in {:?}",
-                            f.addr,
-                            f.scanned >> 10,
-                            t0.elapsed()
-                        );
-                        Ok(VirtAddr(f.addr))
-                    }
+                match self.search_init_task(&l) {
+                    Some(f) => Ok(VirtAddr(f.addr)),
                     None => Err(KernelError::Layout {
                         what: "init_task".into(),
                         reason: format!(
