@@ -723,7 +723,36 @@ impl Kernel {
         {
             return ((v as usize) < self.cpus.len()).then_some(v as usize);
         }
-        self.guess_panic_cpu()
+        self.panic_cpu_from_log().or_else(|| self.guess_panic_cpu())
+    }
+
+    /// Without a `panic_cpu` symbol (kallsyms of functions only): the CPU
+    /// that logged the last "Kernel panic - not syncing" record, told by the
+    /// record's caller id (5.10+): the CPU itself outside task context,
+    /// else the CPU whose runqueue was running the task of that PID (not
+    /// PID 0: every CPU runs an idle task).
+    fn panic_cpu_from_log(&self) -> Option<usize> {
+        const CPU_CALLER: u32 = 0x8000_0000;
+        let log = printk::read_log(self).ok()?;
+        let caller = log
+            .iter()
+            .rev()
+            .find(|r| r.text.starts_with("Kernel panic - not syncing"))?
+            .caller?;
+        let cpu = if caller & CPU_CALLER != 0 {
+            let cpu = (caller & !CPU_CALLER) as usize;
+            (cpu < self.cpus.len()).then_some(cpu)?
+        } else {
+            let pid = i32::try_from(caller).ok().filter(|&p| p != 0)?;
+            let tasks = objects::task::TaskView::new(self).ok()?;
+            let rqs = objects::runqueue::runqueues(self).ok()?;
+            rqs.iter().find_map(|rq| {
+                let curr = tasks.read(*rq.curr.as_ref().ok()?).ok()?;
+                (curr.pid == pid).then_some(rq.cpu)
+            })?
+        };
+        log::info!("panic CPU {cpu}: it logged the kernel's panic message (caller id {caller:#x})");
+        Some(cpu)
     }
 
     /// True when NT_PRSTATUS pr_pid fields are Linux PIDs (kdump), false
