@@ -43,16 +43,7 @@ pub struct IdleTaskLayout {
 
 impl IdleTaskLayout {
     pub fn resolve(k: &Kernel) -> Result<IdleTaskLayout> {
-        let m = |path| member(k, "task_struct", path).map(|m| m.offset);
-        Ok(IdleTaskLayout {
-            comm: m("comm")?,
-            pid: m("pid")?,
-            tgid: m("tgid")?,
-            real_parent: m("real_parent")?,
-            parent: m("parent")?,
-            group_leader: m("group_leader")?,
-            tasks: m("tasks")?,
-        })
+        Self::from_offsets(|path| member(k, "task_struct", path).map(|m| m.offset))
     }
 
     /// The members from the kernel's BTF, for the symbol file built from
@@ -60,20 +51,28 @@ impl IdleTaskLayout {
     /// `task_struct` or a member is missing or not byte-aligned.
     pub fn from_btf(btf: &super::btf::Btf) -> Option<IdleTaskLayout> {
         let members = btf.struct_members("task_struct")?;
-        let m = |name: &str| {
+        Self::from_offsets(|name| {
             members
                 .iter()
                 .find(|(n, off, bits)| *n == name && *bits == 0 && off % 8 == 0)
                 .map(|(_, off, _)| u64::from(off / 8))
-        };
-        Some(IdleTaskLayout {
-            comm: m("comm")?,
-            pid: m("pid")?,
-            tgid: m("tgid")?,
-            real_parent: m("real_parent")?,
-            parent: m("parent")?,
-            group_leader: m("group_leader")?,
-            tasks: m("tasks")?,
+                .ok_or(())
+        })
+        .ok()
+    }
+
+    /// Each member's offset as `offset(name)` gives it.
+    fn from_offsets<E>(
+        offset: impl Fn(&'static str) -> std::result::Result<u64, E>,
+    ) -> std::result::Result<IdleTaskLayout, E> {
+        Ok(IdleTaskLayout {
+            comm: offset("comm")?,
+            pid: offset("pid")?,
+            tgid: offset("tgid")?,
+            real_parent: offset("real_parent")?,
+            parent: offset("parent")?,
+            group_leader: offset("group_leader")?,
+            tasks: offset("tasks")?,
         })
     }
 }
