@@ -9,14 +9,16 @@ use std::path::{Path, PathBuf};
 
 use corestub::kernel::Kernel;
 use corestub::kernel::btf::Btf;
-use corestub::kernel::kallsyms::{Kallsyms, KernelMemory as _};
+use corestub::kernel::btf_dwarf::{self, DebugSections, FoundVariable};
+use corestub::kernel::init_task_search::IdleTaskLayout;
+use corestub::kernel::kallsyms::{KSym, Kallsyms, KernelMemory as _};
 use corestub::kernel::orc;
 use corestub::kernel::symbols::Vmlinux;
 use corestub::kernel::symfile::{self, SymbolFileParts};
 
 /// Bumped whenever the generated file's content changes, so that older
 /// cached files are not reused.
-const FORMAT: &str = "v6";
+const FORMAT: &str = "v7";
 
 fn cache_root() -> Option<PathBuf> {
     let env = |k| std::env::var_os(k).filter(|v| !v.is_empty());
@@ -95,20 +97,21 @@ pub fn symbol_file(k: &Kernel, host: &HostFiles) -> Result<(PathBuf, Vmlinux), S
     let t0 = std::time::Instant::now();
     let kallsyms = symbol_table(k, host)?;
     let t_syms = t0.elapsed();
-    let debug_sections = match types_from_btf(k, kallsyms, host.btf.as_ref()) {
+    let (debug_sections, found) = match types_from_btf(k, kallsyms, host.btf.as_ref()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("corestub: no types for the symbol file: {e}");
-            Vec::new()
+            (Vec::new(), Vec::new())
         }
     };
     let t_types = t0.elapsed();
+    let with_found = with_found_symbols(kallsyms, &found, k.kaslr_offset);
     let bytes = symfile::write(&SymbolFileParts {
         arch: k.arch,
         build_id: build_id.as_deref().and_then(hex_bytes),
         kaslr_offset: k.kaslr_offset,
         debug_sections,
-        kallsyms,
+        kallsyms: with_found.as_ref().unwrap_or(kallsyms),
     })?;
     log::info!("kallsyms read in {t_syms:?}, BTF to DWARF by {t_types:?}");
     write_atomically(&path, &bytes)?;
@@ -125,13 +128,56 @@ pub fn symbol_file(k: &Kernel, host: &HostFiles) -> Result<(PathBuf, Vmlinux), S
 /// Largest table read (a distribution kernel's BTF is ~5 MiB, ORC ~3 MiB).
 const MAX_TABLE: u64 = 256 << 20;
 
+/// `kallsyms` plus the data symbols found by their structure (global
+/// `D` symbols at their runtime addresses), or `None` when none were.
+fn with_found_symbols(
+    kallsyms: &Kallsyms,
+    found: &[FoundVariable],
+    kaslr: u64,
+) -> Option<Kallsyms> {
+    if found.is_empty() {
+        return None;
+    }
+    let mut syms = kallsyms.syms.clone();
+    syms.extend(found.iter().filter_map(|v| {
+        Some(KSym {
+            name: v.name.clone(),
+            addr: v.link_addr.checked_add(kaslr)?,
+            kind: b'D',
+        })
+    }));
+    Some(Kallsyms::from_symbols(syms, kallsyms.percpu_absolute))
+}
+
+/// Variables the kernel layer finds by their structure when kallsyms
+/// does not name them (no CONFIG_KALLSYMS_ALL): `init_task`, with the
+/// member offsets of `btf`'s `task_struct`. Not `task_state_array`, whose
+/// entry count the kernel layer would then take from the symbol's size,
+/// which a symbol file without sizes cannot give.
+fn found_variables(k: &Kernel, kallsyms: &Kallsyms, btf: &Btf) -> Vec<FoundVariable> {
+    if kallsyms.addr("init_task").is_some() {
+        return Vec::new();
+    }
+    let found = IdleTaskLayout::from_btf(btf).and_then(|l| k.search_init_task(&l));
+    found
+        .and_then(|f| f.addr.checked_sub(k.kaslr_offset))
+        .map(|link_addr| FoundVariable {
+            name: "init_task".into(),
+            link_addr,
+            struct_name: "task_struct",
+        })
+        .into_iter()
+        .collect()
+}
+
 /// The kernel's BTF (the host's file, else `__start_BTF`..`__stop_BTF`)
-/// as DWARF sections, plus (x86_64) its ORC tables as `.debug_frame`.
+/// as DWARF sections, plus (x86_64) its ORC tables as `.debug_frame`, and
+/// the variables found by their structure that the DWARF types.
 fn types_from_btf(
     k: &Kernel,
     kallsyms: &Kallsyms,
     file: Option<&PathBuf>,
-) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+) -> Result<(DebugSections, Vec<FoundVariable>), String> {
     let from_file = file.and_then(|path| read_btf_file(path).map(|b| (path, b)));
     let in_memory;
     let btf = match from_file
@@ -146,16 +192,19 @@ fn types_from_btf(
         }
     };
     let kaslr = k.kaslr_offset;
-    let mut sections = corestub::kernel::btf_dwarf::write(&btf, &|name| {
-        symfile::link_address(kallsyms, name, kaslr)
-    })?;
+    let found = found_variables(k, kallsyms, &btf);
+    let mut sections = btf_dwarf::write(
+        &btf,
+        &|name| symfile::link_address(kallsyms, name, kaslr),
+        &found,
+    )?;
     if k.arch == corestub::addr::Arch::X86_64 {
         match frames_from_orc(k, kallsyms, &btf) {
             Ok(f) => sections.push((".debug_frame", f)),
             Err(e) => eprintln!("corestub: no unwind tables for the symbol file: {e}"),
         }
     }
-    Ok(sections)
+    Ok((sections, found))
 }
 
 /// The host's BTF file's bytes, or None (said in the log) if unreadable.

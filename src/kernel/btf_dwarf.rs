@@ -6,7 +6,10 @@
 //!
 //! Variables: BTF VARs (per-CPU ones always; all globals when pahole was
 //! asked for them) become DW_TAG_variable with DW_OP_addr of the symbol's
-//! link-time address, given by the caller (from kallsyms).
+//! link-time address, given by the caller (from kallsyms). Variables BTF
+//! does not list (5.10 and 6.1's pahole writes per-CPU ones only) but the
+//! kernel layer found by their structure (`init_task` without
+//! CONFIG_KALLSYMS_ALL) are added as [`FoundVariable`]s, typed by name.
 
 use std::collections::HashMap;
 
@@ -20,9 +23,24 @@ use super::btf::{Btf, Type, kind};
 /// Sections named as in an ELF file (`.debug_info`, ...), with their bytes.
 pub type DebugSections = Vec<(&'static str, Vec<u8>)>;
 
+/// A variable BTF does not list, found in memory by its structure: its
+/// name, link-time address, and the name of its struct type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FoundVariable {
+    pub name: String,
+    pub link_addr: u64,
+    pub struct_name: &'static str,
+}
+
 /// Converts `btf` to DWARF; `addr_of(name)` gives a variable's link-time
 /// address (variables without one are left out: GDB could not place them).
-pub fn write(btf: &Btf, addr_of: &dyn Fn(&str) -> Option<u64>) -> Result<DebugSections, String> {
+/// `found` adds variables BTF lacks, each typed by its struct when BTF
+/// has that struct (left out otherwise).
+pub fn write(
+    btf: &Btf,
+    addr_of: &dyn Fn(&str) -> Option<u64>,
+    found: &[FoundVariable],
+) -> Result<DebugSections, String> {
     let encoding = Encoding {
         format: Format::Dwarf32,
         version: 4,
@@ -52,6 +70,9 @@ pub fn write(btf: &Btf, addr_of: &dyn Fn(&str) -> Option<u64>) -> Result<DebugSe
     };
     w.declare_all();
     w.fill_all(addr_of);
+    for v in found {
+        w.add_found(v);
+    }
 
     let mut sections = Sections::new(EndianVec::new(LittleEndian));
     dwarf
@@ -147,6 +168,30 @@ impl Writer<'_, '_> {
 
     fn set(&mut self, die: UnitEntryId, at: dw::DwAt, v: AttributeValue) {
         self.dwarf.unit.get_mut(die).set(at, v);
+    }
+
+    /// A DW_TAG_variable for `v`, typed by its struct's DIE.
+    fn add_found(&mut self, v: &FoundVariable) {
+        let Some(ty) = self.struct_id(v.struct_name) else {
+            return;
+        };
+        let die = self.dwarf.unit.add(self.root, dw::DW_TAG_variable);
+        let name = self.dwarf.strings.add(v.name.as_bytes());
+        self.set(die, dw::DW_AT_name, AttributeValue::StringRef(name));
+        self.set_type(die, ty);
+        self.set(die, dw::DW_AT_external, AttributeValue::Flag(true));
+        let mut loc = Expression::new();
+        loc.op_addr(Address::Constant(v.link_addr));
+        self.set(die, dw::DW_AT_location, AttributeValue::Exprloc(loc));
+    }
+
+    /// The BTF ID of the struct named `name` (a full definition).
+    fn struct_id(&self, name: &str) -> Option<u32> {
+        (1..self.btf.count() as u32).find(|&id| {
+            self.btf
+                .get(id)
+                .is_some_and(|t| t.kind == kind::STRUCT && self.btf.str(t.name_off) == name)
+        })
     }
 
     fn fill_all(&mut self, addr_of: &dyn Fn(&str) -> Option<u64>) {
@@ -320,7 +365,24 @@ mod tests {
             ],
         );
         let btf = Btf::parse(&b).unwrap();
-        let secs = write(&btf, &|n| (n == "pid_max").then_some(0xffff_ffff_8200_0000)).unwrap();
+        let secs = write(
+            &btf,
+            &|n| (n == "pid_max").then_some(0xffff_ffff_8200_0000),
+            &[
+                FoundVariable {
+                    name: "init_task".into(),
+                    link_addr: 0xffff_ffff_8300_0000,
+                    struct_name: "task",
+                },
+                // no such struct in BTF: left out
+                FoundVariable {
+                    name: "runqueues".into(),
+                    link_addr: 0xffff_ffff_8400_0000,
+                    struct_name: "rq",
+                },
+            ],
+        )
+        .unwrap();
         let map: HashMap<&str, Vec<u8>> = secs.into_iter().collect();
         let di = DebugInfo::new(
             true,
@@ -332,5 +394,7 @@ mod tests {
         assert_eq!(di.offset_of("struct task", "comm").unwrap(), 8);
         assert_eq!(di.offset_of("struct task", "pid").unwrap(), 0);
         assert_eq!(di.variable_type("pid_max").unwrap(), "int");
+        assert_eq!(di.variable_type("init_task").unwrap(), "struct task");
+        assert!(di.variable_type("runqueues").is_err());
     }
 }

@@ -43,15 +43,36 @@ pub struct IdleTaskLayout {
 
 impl IdleTaskLayout {
     pub fn resolve(k: &Kernel) -> Result<IdleTaskLayout> {
-        let m = |path| member(k, "task_struct", path).map(|m| m.offset);
+        Self::from_offsets(|path| member(k, "task_struct", path).map(|m| m.offset))
+    }
+
+    /// The members from the kernel's BTF, for the symbol file built from
+    /// the dump (its DWARF is made from this BTF): `None` when
+    /// `task_struct` or a member is missing or not byte-aligned.
+    pub fn from_btf(btf: &super::btf::Btf) -> Option<IdleTaskLayout> {
+        let members = btf.struct_members("task_struct")?;
+        Self::from_offsets(|name| {
+            members
+                .iter()
+                .find(|(n, off, bits)| *n == name && *bits == 0 && off % 8 == 0)
+                .map(|(_, off, _)| u64::from(off / 8))
+                .ok_or(())
+        })
+        .ok()
+    }
+
+    /// Each member's offset as `offset(name)` gives it.
+    fn from_offsets<E>(
+        offset: impl Fn(&'static str) -> std::result::Result<u64, E>,
+    ) -> std::result::Result<IdleTaskLayout, E> {
         Ok(IdleTaskLayout {
-            comm: m("comm")?,
-            pid: m("pid")?,
-            tgid: m("tgid")?,
-            real_parent: m("real_parent")?,
-            parent: m("parent")?,
-            group_leader: m("group_leader")?,
-            tasks: m("tasks")?,
+            comm: offset("comm")?,
+            pid: offset("pid")?,
+            tgid: offset("tgid")?,
+            real_parent: offset("real_parent")?,
+            parent: offset("parent")?,
+            group_leader: offset("group_leader")?,
+            tasks: offset("tasks")?,
         })
     }
 }
@@ -223,6 +244,26 @@ impl Kernel {
         self.init_task_found()
     }
 
+    /// `init_task` found by its structure ([`search`], members at `l`)
+    /// in [`Kernel::image_scan_range`], logged; no symbol consulted.
+    pub fn search_init_task(&self, l: &IdleTaskLayout) -> Option<Found> {
+        if self.arch.pointer_size() != 8 {
+            return None;
+        }
+        let (stext, hi) = self.image_scan_range()?;
+        let t0 = std::time::Instant::now();
+        let f = search(self, l, stext, hi, self.paging.page_size())?;
+        log::info!(
+            "init_task not among the symbols: found by its structure at {:#x} \
+             (idle task named swapper, its own parent and leader, its task list \
+             closing) after {} KiB of the image from _stext, in {:?}",
+            f.addr,
+            f.scanned >> 10,
+            t0.elapsed()
+        );
+        Some(f)
+    }
+
     fn init_task_found(&self) -> Result<VirtAddr> {
         self.layouts
             .init_task
@@ -234,20 +275,8 @@ impl Kernel {
                     .image_scan_range()
                     .ok_or(KernelError::NoSymbol("init_task"))?;
                 let l = IdleTaskLayout::resolve(self)?;
-                let t0 = std::time::Instant::now();
-                let page = self.paging.page_size();
-                match search(self, &l, stext, hi, page) {
-                    Some(f) => {
-                        log::info!(
-                            "init_task not among the symbols: found by its structure at {:#x} \
-                             (idle task named swapper, its own parent and leader, its task list \
-                             closing) after {} KiB of the image from _stext, in {:?}",
-                            f.addr,
-                            f.scanned >> 10,
-                            t0.elapsed()
-                        );
-                        Ok(VirtAddr(f.addr))
-                    }
+                match self.search_init_task(&l) {
+                    Some(f) => Ok(VirtAddr(f.addr)),
                     None => Err(KernelError::Layout {
                         what: "init_task".into(),
                         reason: format!(

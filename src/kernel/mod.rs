@@ -189,6 +189,30 @@ pub struct Kernel {
     kallsyms: std::sync::OnceLock<Result<kallsyms::Kallsyms, kallsyms::KallsymsError>>,
 }
 
+/// `table` (found by its shape at `at`) if it places `_stext`, and
+/// `init_uts_ns` when it lists it, where `vi` does. Without
+/// CONFIG_KALLSYMS_ALL (arm64 cloud kernels) kallsyms lists text only, so
+/// a data symbol's absence says nothing.
+fn placed_as_in(
+    table: kallsyms::Kallsyms,
+    vi: &VmcoreInfo,
+    at: &kallsyms::TableAddrs,
+) -> Result<kallsyms::Kallsyms, kallsyms::KallsymsError> {
+    let agrees = |name: &str, required: bool| match (vi.symbol(name), table.addr(name)) {
+        (Some(a), Some(t)) => a == t,
+        (Some(_), None) => !required,
+        (None, _) => true,
+    };
+    if agrees("_stext", true) && agrees("init_uts_ns", false) {
+        return Ok(table);
+    }
+    Err(kallsyms::KallsymsError::Malformed {
+        what: "kallsyms tables",
+        va: at.names,
+        reason: "they place _stext or init_uts_ns elsewhere than VMCOREINFO".into(),
+    })
+}
+
 /// The error of a kallsyms search that followed `first`: `first`, the
 /// search's logged.
 fn searched(
@@ -575,31 +599,25 @@ impl Kernel {
             .symbol("_stext")
             .ok_or(kallsyms::KallsymsError::NotExported("_stext"))?;
         let layouts = kallsyms_search::search(self, stext, stext.saturating_add(SEARCHED))?;
-        let mut last = None;
-        for at in layouts {
-            let table = match kallsyms::Kallsyms::read(self, &at) {
-                Ok(t) => t,
-                Err(e) => {
-                    last = Some(e);
-                    continue;
+        let mut why = Vec::new();
+        for (at, layout) in layouts.iter().zip(["relative", "absolute"]) {
+            match kallsyms::Kallsyms::read(self, at).and_then(|t| placed_as_in(t, vi, at)) {
+                Ok(table) => {
+                    log::info!(
+                        "kallsyms found by their shape: {} symbols ({layout} addresses), names at {:#x}",
+                        table.syms.len(),
+                        at.names
+                    );
+                    return Ok(table);
                 }
-            };
-            let agrees = |name: &str| vi.symbol(name).is_none_or(|a| table.addr(name) == Some(a));
-            if table.addr("_stext") == Some(stext) && agrees("init_uts_ns") {
-                log::info!(
-                    "kallsyms found by their shape: {} symbols, names at {:#x}",
-                    table.syms.len(),
-                    at.names
-                );
-                return Ok(table);
+                Err(e) => why.push(format!("as {layout} addresses: {e}")),
             }
-            last = Some(kallsyms::KallsymsError::Malformed {
-                what: "kallsyms tables",
-                va: at.names,
-                reason: "found by their shape, but they place _stext or init_uts_ns elsewhere than VMCOREINFO".into(),
-            });
         }
-        Err(last.unwrap_or(kallsyms::KallsymsError::NotExported("kallsyms_names")))
+        Err(kallsyms::KallsymsError::Malformed {
+            what: "kallsyms tables found by their shape",
+            va: layouts[0].names,
+            reason: why.join("; "),
+        })
     }
 
     /// `NUMBER(name)` from VMCOREINFO, else as detection derived it (arm64
@@ -706,7 +724,36 @@ impl Kernel {
         {
             return ((v as usize) < self.cpus.len()).then_some(v as usize);
         }
-        self.guess_panic_cpu()
+        self.panic_cpu_from_log().or_else(|| self.guess_panic_cpu())
+    }
+
+    /// Without a `panic_cpu` symbol (kallsyms of functions only): the CPU
+    /// that logged the last "Kernel panic - not syncing" record, told by the
+    /// record's caller id (5.10+): the CPU itself outside task context,
+    /// else the CPU whose runqueue was running the task of that PID (not
+    /// PID 0: every CPU runs an idle task).
+    fn panic_cpu_from_log(&self) -> Option<usize> {
+        const CPU_CALLER: u32 = 0x8000_0000;
+        let log = printk::read_log(self).ok()?;
+        let caller = log
+            .iter()
+            .rev()
+            .find(|r| r.text.starts_with("Kernel panic - not syncing"))?
+            .caller?;
+        let cpu = if caller & CPU_CALLER != 0 {
+            let cpu = (caller & !CPU_CALLER) as usize;
+            (cpu < self.cpus.len()).then_some(cpu)?
+        } else {
+            let pid = i32::try_from(caller).ok().filter(|&p| p != 0)?;
+            let tasks = objects::task::TaskView::new(self).ok()?;
+            let rqs = objects::runqueue::runqueues(self).ok()?;
+            rqs.iter().find_map(|rq| {
+                let curr = tasks.read(*rq.curr.as_ref().ok()?).ok()?;
+                (curr.pid == pid).then_some(rq.cpu)
+            })?
+        };
+        log::info!("panic CPU {cpu}: it logged the kernel's panic message (caller id {caller:#x})");
+        Some(cpu)
     }
 
     /// True when NT_PRSTATUS pr_pid fields are Linux PIDs (kdump), false

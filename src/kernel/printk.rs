@@ -13,6 +13,10 @@ pub struct LogRecord {
     pub ts_nsec: u64,
     pub level: u8,
     pub text: String,
+    /// Who logged it (`printk_info.caller_id`, 5.10+ ring buffer): a PID,
+    /// or `0x80000000 | CPU` outside task context; `None` for the older
+    /// `log_buf`.
+    pub caller: Option<u32>,
 }
 
 impl LogRecord {

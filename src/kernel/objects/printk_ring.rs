@@ -2,7 +2,7 @@
 //! text, each read in one piece, with the layout VMCOREINFO exports (the
 //! vmlinux's DWARF when there is none).
 
-use super::{KernelError, Member, Result, member, size_of, symbol};
+use super::{KernelError, Member, Result, member, optional_member, size_of, symbol};
 use crate::addr::VirtAddr;
 use crate::kernel::Kernel;
 use crate::kernel::printk::{LogRecord, MAX_RING_BYTES};
@@ -37,6 +37,7 @@ struct RingLayout {
     lpos_next: Member,
     ts_nsec: Member,
     text_len: Member,
+    caller_id: Option<Member>,
 }
 
 impl RingLayout {
@@ -60,6 +61,7 @@ impl RingLayout {
             lpos_next: member(k, "prb_data_blk_lpos", "next")?,
             ts_nsec: member(k, "printk_info", "ts_nsec")?,
             text_len: member(k, "printk_info", "text_len")?,
+            caller_id: optional_member(k, "printk_info", "caller_id")?,
         })
     }
 }
@@ -190,6 +192,10 @@ pub fn read(k: &Kernel) -> Result<Vec<LogRecord>> {
                 ts_nsec: infos.le(ib + l.ts_nsec.offset, 8, &l.ts_nsec)?,
                 level: (infos.le(ib + level_off, 1, &l.text_len)? >> 5) as u8,
                 text: s,
+                caller: match &l.caller_id {
+                    Some(m) => Some(infos.le(ib + m.offset, 4, m)? as u32),
+                    None => None,
+                },
             });
         }
         if id == head_id {

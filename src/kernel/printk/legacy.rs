@@ -175,6 +175,7 @@ pub(super) fn parse(
             ts_nsec: le(buf, idx + l.ts_nsec, 8),
             level: (le(buf, idx + l.level, 1) >> 5) as u8,
             text: String::from_utf8_lossy(text).into_owned(),
+            caller: None,
         });
         idx += reclen;
     }
@@ -294,6 +295,7 @@ mod tests {
                 ts_nsec: *ts,
                 level: *level,
                 text: text.clone(),
+                caller: None,
             })
             .collect()
     }
