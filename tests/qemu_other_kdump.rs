@@ -49,7 +49,7 @@ use common::guest::{
 };
 use other_kernels::boot::{Console, SMP, init_script};
 use other_kernels::fetch::{self, Kernel, S7, S510, S612, Series, Target, remove_stale};
-use other_kernels::kdump;
+use other_kernels::kdump::{self, KdumpCase};
 
 const TEST: &str = "qemu_other_kdump";
 const GUEST: &str = "guest-kdump";
@@ -78,12 +78,15 @@ struct Case {
     makedumpfile: Makedumpfile,
 }
 
-impl Case {
+impl KdumpCase for Case {
     fn label(&self) -> String {
         format!("{TEST} x86_64 {}", self.series.name)
     }
-    fn skip(&self, why: &str) {
-        common::guest::skip(&self.label(), why)
+    fn kernel(&self) -> Option<Kernel> {
+        kernel(self)
+    }
+    fn guest_kdump(&self, k: &Kernel) -> Option<PathBuf> {
+        guest_kdump(self, k)
     }
 }
 
@@ -230,19 +233,11 @@ fn guest_kdump(c: &Case, k: &Kernel) -> Option<PathBuf> {
 }
 
 fn check(c: &Case) {
-    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let label = c.label();
     let t0 = Instant::now();
-    if !have("gdb", "--version") {
-        return c.skip("gdb is not installed");
-    }
-    let Some(k) = kernel(c) else { return };
-    let Some(g) = guest_kdump(c, &k) else { return };
-    eprintln!(
-        "{label}: {} kdump ready after {:.1?}",
-        k.release,
-        t0.elapsed()
-    );
+    let Some((_one, k, g)) = kdump::ready(&ONE_GUEST, c) else {
+        return;
+    };
     let rc = std::fs::read_to_string(g.join("rc")).unwrap();
     let log = std::fs::read_to_string(g.join("makedumpfile.log")).unwrap_or_default();
     let dump = g.join("vmcore.kdump");

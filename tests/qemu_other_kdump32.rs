@@ -62,7 +62,7 @@ use std::time::Instant;
 use common::guest::{INIT_PREAMBLE, TempDir, cmd_ok, have, initramfs_with};
 use other_kernels::boot::{Console, SMP, init_script};
 use other_kernels::fetch::{self, Kernel, S61, Target, remove_stale};
-use other_kernels::kdump::{self, tree_file, tree_libraries, unpacked_packages};
+use other_kernels::kdump::{self, KdumpCase, tree_file, tree_libraries, unpacked_packages};
 
 const TEST: &str = "qemu_other_kdump32";
 const GUEST: &str = "guest-kdump";
@@ -228,12 +228,15 @@ struct Case {
     marker: &'static str,
 }
 
-impl Case {
+impl KdumpCase for Case {
     fn label(&self) -> String {
         format!("{TEST} {} 6.1", self.arch.name)
     }
-    fn skip(&self, why: &str) {
-        common::guest::skip(&self.label(), why)
+    fn kernel(&self) -> Option<Kernel> {
+        kernel(self)
+    }
+    fn guest_kdump(&self, k: &Kernel) -> Option<PathBuf> {
+        guest_kdump(self, k)
     }
 }
 
@@ -462,19 +465,11 @@ fn guest_kdump(c: &Case, k: &Kernel) -> Option<PathBuf> {
 }
 
 fn check(c: &Case) {
-    let _one = ONE_GUEST.lock().unwrap_or_else(|e| e.into_inner());
     let label = c.label();
     let t0 = Instant::now();
-    if !have("gdb", "--version") {
-        return c.skip("gdb is not installed");
-    }
-    let Some(k) = kernel(c) else { return };
-    let Some(g) = guest_kdump(c, &k) else { return };
-    eprintln!(
-        "{label}: {} kdump ready after {:.1?}",
-        k.release,
-        t0.elapsed()
-    );
+    let Some((_one, k, g)) = kdump::ready(&ONE_GUEST, c) else {
+        return;
+    };
     let text = std::fs::read_to_string(g.join("console.log")).unwrap();
     let con = Console::parse(&text, false);
     assert_eq!(

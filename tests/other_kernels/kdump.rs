@@ -5,10 +5,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use super::boot::Console;
-use super::fetch::{private_apt, remove_stale};
+use super::fetch::{Kernel, private_apt, remove_stale};
 use crate::common;
 use common::guest::{Proc, TempDir, cmd_ok, downloaded, extract, have};
 use common::{corestub_bin, run};
@@ -315,4 +316,42 @@ pub fn check_gdb(
         "{label}: ps {sleeper}:\n{all}"
     );
     steps
+}
+
+/// An in-guest kdump test case: what [`ready`] needs of it.
+pub trait KdumpCase {
+    fn label(&self) -> String;
+    /// Says loudly why the case did not run (`common::guest::skip`).
+    fn skip(&self, why: &str) {
+        common::guest::skip(&self.label(), why)
+    }
+    /// The case's kernel, fetched; `None` when skipped.
+    fn kernel(&self) -> Option<Kernel>;
+    /// The guest directory holding the capture kernel's dumps, cached or
+    /// made now; `None` when skipped.
+    fn guest_kdump(&self, k: &Kernel) -> Option<PathBuf>;
+}
+
+/// The start every in-guest kdump case shares: one guest at a time (the
+/// guard, held for the whole check), GDB present, the case's kernel and
+/// its kdump guest directory; `None` when the case was skipped.
+pub fn ready<'g>(
+    one_guest: &'g Mutex<()>,
+    c: &impl KdumpCase,
+) -> Option<(MutexGuard<'g, ()>, Kernel, PathBuf)> {
+    let one = one_guest.lock().unwrap_or_else(|e| e.into_inner());
+    let t0 = Instant::now();
+    if !have("gdb", "--version") {
+        c.skip("gdb is not installed");
+        return None;
+    }
+    let k = c.kernel()?;
+    let g = c.guest_kdump(&k)?;
+    let label = c.label();
+    eprintln!(
+        "{label}: {} kdump ready after {:.1?}",
+        k.release,
+        t0.elapsed()
+    );
+    Some((one, k, g))
 }
