@@ -715,7 +715,8 @@ impl Kernel {
 
 impl Kernel {
     /// The CPU that called panic(): the kernel's `panic_cpu` variable when
-    /// the symbol is known, else [`Kernel::guess_panic_cpu`].
+    /// the symbol is known, else the log's panic record
+    /// ([`Kernel::panic_cpu_from_log`]), else [`Kernel::guess_panic_cpu`].
     /// `None` when the kernel had not panicked (e.g. a QEMU dump of a
     /// running guest: panic_cpu is still PANIC_CPU_INVALID, -1).
     pub fn panic_cpu(&self) -> Option<usize> {

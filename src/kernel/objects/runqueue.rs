@@ -104,17 +104,20 @@ pub fn runqueues_from_tasks(k: &Kernel) -> Result<Vec<Option<VirtAddr>>> {
     let m = TaskToRq::resolve(k)?;
     let view = TaskView::new(k)?;
     let tasks = view.list(k.init_task()?)?.tasks;
-    let on = |cpu: usize, task: VirtAddr| {
-        view.read(task)
-            .is_ok_and(|t| t.cpu == Some(cpu as u32) && t.addr.0 != 0)
+    // the task at `va`, if it sits on `cpu`
+    let on = |cpu: usize, va: VirtAddr| {
+        view.read(va)
+            .ok()
+            .filter(|t| t.cpu == Some(cpu as u32) && t.addr.0 != 0)
     };
     let names_cpu = |rq: VirtAddr, cpu: usize| {
-        let idle_ok = l.idle.ptr(k, rq).is_ok_and(|idle| {
-            on(cpu, idle) && view.read(idle).is_ok_and(|t| t.pid == 0 && t.tgid == 0)
-        });
+        let idle_ok = l
+            .idle
+            .ptr(k, rq)
+            .is_ok_and(|idle| on(cpu, idle).is_some_and(|t| t.pid == 0 && t.tgid == 0));
         m.rq_cpu.u32(k, rq).ok() == Some(cpu as u32)
             && idle_ok
-            && l.curr.ptr(k, rq).is_ok_and(|curr| on(cpu, curr))
+            && l.curr.ptr(k, rq).is_ok_and(|curr| on(cpu, curr).is_some())
     };
     Ok((0..k.cpus.len())
         .map(|cpu| {
