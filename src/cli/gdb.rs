@@ -251,7 +251,7 @@ fn serve_handoffs(session: Arc<Session>, sock: OwnedFd) {
                     serve::serve_one(
                         s,
                         serve::Served::Dump,
-                        Box::new(std::fs::File::from(r)),
+                        serve::debugger_reader(r.into()),
                         Box::new(std::fs::File::from(w)),
                     )
                 });

@@ -11,6 +11,7 @@ use corestub::addr::Arch;
 use corestub::target::Session;
 use corestub::target::aarch64::Aarch64;
 use corestub::target::arm::Arm;
+use corestub::target::colocate::Colocated;
 use corestub::target::conn::{BufConn, serve_connection};
 use corestub::target::i386::I386;
 use corestub::target::kcore::{RunningKernel, serve_kcore_connection};
@@ -47,6 +48,20 @@ pub struct ServeArgs {
 
 type Reader = Box<dyn io::Read + Send>;
 type Writer = Box<dyn io::Write + Send>;
+
+/// The reader of a connection whose other end is the debugger that started
+/// us (stdio, or the pipes `corestub gdb` is handed): packets are then
+/// served on the debugger's CPU (target/colocate.rs), unless
+/// CORESTUB_NO_PIN is set.
+pub(super) fn debugger_reader(f: std::fs::File) -> Reader {
+    if std::env::var_os("CORESTUB_NO_PIN").is_some() {
+        return Box::new(f);
+    }
+    match Colocated::wrap(f) {
+        Ok(c) => Box::new(c),
+        Err(f) => Box::new(f),
+    }
+}
 
 /// What a connection is served from: a dump's shared session, a live
 /// guest, or the running kernel (first snapshot `session`).
@@ -192,10 +207,12 @@ pub fn run(a: ServeArgs) -> CliResult {
     }
     if a.stdio {
         // stdout belongs to the protocol; everything else goes to stderr.
+        use std::os::fd::AsFd as _;
+        let stdin = io::stdin().as_fd().try_clone_to_owned()?;
         serve_one(
             session,
             served,
-            Box::new(io::stdin()),
+            debugger_reader(stdin.into()),
             Box::new(io::stdout()),
         );
         report_stats();

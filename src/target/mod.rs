@@ -6,6 +6,7 @@
 
 pub mod aarch64;
 pub mod arm;
+pub mod colocate;
 pub mod conn;
 pub mod i386;
 pub mod kcore;

@@ -1,0 +1,234 @@
+//! Keeps the debugger's main thread and the thread serving it on one CPU
+//! while packets flow.
+//!
+//! The remote protocol is strict request/response: GDB sends a packet and
+//! sleeps until the reply, then the server sleeps until the next packet. When
+//! the two sleepers sit on different CPUs, every packet wakes an idle CPU; on
+//! a virtual machine that is an inter-processor interrupt and a VM exit each
+//! way. `info threads` over 10,000 tasks (40,000 round trips) took 6.4-7.9 s
+//! that way on a 2-vCPU VM and 3.8-4.2 s with both on one CPU, where each
+//! wakeup is a plain context switch (README, B5).
+//!
+//! Only the peer's main thread is pinned (GDB's worker threads keep their
+//! CPUs) and only during a burst of packets ([`BURST`]): once the link has
+//! been quiet for [`QUIET`], both masks are restored, so what GDB runs
+//! meanwhile (`shell`, its own indexing) is not confined. A program GDB
+//! starts in the middle of a burst inherits the one CPU.
+
+use std::io::{self, Read};
+use std::os::fd::{AsRawFd, RawFd};
+use std::time::Duration;
+
+/// Quiet time after which the peer and this thread are released.
+const QUIET: Duration = Duration::from_millis(50);
+
+/// Reads without a quiet period before pinning: a few packets (a `bt`, a
+/// `p`) are not worth it, and a program GDB starts while pinned (`shell`)
+/// would inherit the one CPU.
+const BURST: u32 = 64;
+
+/// A reader on a unix socket whose peer is the debugger (`target remote |
+/// corestub serve --stdio`, or the pipes `corestub gdb` is handed).
+pub struct Colocated<R> {
+    inner: R,
+    fd: RawFd,
+    peer: libc::pid_t,
+    pinned: Option<Saved>,
+    /// Reads since the link was last quiet.
+    reads: u32,
+}
+
+/// The affinity masks to restore.
+struct Saved {
+    peer: libc::cpu_set_t,
+    own: libc::cpu_set_t,
+}
+
+impl<R: Read + AsRawFd> Colocated<R> {
+    /// `inner` itself when its peer cannot be named (not a unix socket, a
+    /// peer in another PID namespace) or the machine has one CPU.
+    pub fn wrap(inner: R) -> Result<Self, R> {
+        let fd = inner.as_raw_fd();
+        let several = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
+        match peer_pid(fd) {
+            Some(peer) if several && peer != std::process::id() as libc::pid_t => Ok(Colocated {
+                inner,
+                fd,
+                peer,
+                pinned: None,
+                reads: 0,
+            }),
+            _ => Err(inner),
+        }
+    }
+}
+
+impl<R> Colocated<R> {
+    fn pin(&mut self) {
+        if self.pinned.is_some() {
+            return;
+        }
+        // SAFETY: plain syscalls on stack-allocated CPU sets.
+        let cpu = unsafe { libc::sched_getcpu() };
+        let (Some(peer), Some(own), Ok(cpu)) =
+            (affinity(self.peer), affinity(0), usize::try_from(cpu))
+        else {
+            return;
+        };
+        // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET checks `cpu`
+        // against the set's size.
+        let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(cpu, &mut one) };
+        if set_affinity(self.peer, &one) && set_affinity(0, &one) {
+            self.pinned = Some(Saved { peer, own });
+        } else {
+            set_affinity(self.peer, &peer);
+            set_affinity(0, &own);
+        }
+    }
+
+    fn release(&mut self) {
+        if let Some(s) = self.pinned.take() {
+            set_affinity(self.peer, &s.peer);
+            set_affinity(0, &s.own);
+        }
+    }
+}
+
+impl<R: Read> Read for Colocated<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if !readable_within(self.fd, QUIET) {
+            self.release();
+            self.reads = 0;
+            readable_within(self.fd, Duration::MAX);
+        }
+        self.reads = self.reads.saturating_add(1);
+        if self.reads >= BURST {
+            self.pin();
+        }
+        self.inner.read(buf)
+    }
+}
+
+impl<R> Drop for Colocated<R> {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Waits until `fd` has data or hangs up (`Duration::MAX`: forever).
+fn readable_within(fd: RawFd, wait: Duration) -> bool {
+    let ms = if wait == Duration::MAX {
+        -1
+    } else {
+        i32::try_from(wait.as_millis()).unwrap_or(i32::MAX)
+    };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: one pollfd on the stack.
+        let n = unsafe { libc::poll(&mut p, 1, ms) };
+        if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return n != 0;
+        }
+    }
+}
+
+/// The process at the other end of a unix socket (SO_PEERCRED).
+fn peer_pid(fd: RawFd) -> Option<libc::pid_t> {
+    // SAFETY: a zeroed ucred is valid; getsockopt writes at most `len` bytes.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    let r = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    (r == 0 && cred.pid > 0).then_some(cred.pid)
+}
+
+/// The affinity of thread `tid` (0: the calling thread).
+fn affinity(tid: libc::pid_t) -> Option<libc::cpu_set_t> {
+    // SAFETY: the kernel fills the set; its size is passed.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let r =
+        unsafe { libc::sched_getaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    (r == 0).then_some(set)
+}
+
+fn set_affinity(tid: libc::pid_t, set: &libc::cpu_set_t) -> bool {
+    // SAFETY: `set` is a valid cpu_set_t of the size passed.
+    unsafe { libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), set) == 0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+    use std::os::unix::net::UnixStream;
+
+    #[test]
+    fn a_socketpair_names_its_creator_and_reads_through() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        // Both ends were made by this process: nothing to pin against.
+        assert_eq!(
+            peer_pid(a.as_raw_fd()),
+            Some(std::process::id() as libc::pid_t)
+        );
+        let mut a = match Colocated::wrap(a) {
+            Ok(_) => panic!("own process taken as a peer"),
+            Err(a) => a,
+        };
+        b.write_all(b"$g#67").unwrap();
+        let mut got = [0u8; 5];
+        a.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"$g#67");
+    }
+
+    #[test]
+    fn pinning_restores_both_masks() {
+        // A child process as the peer: it only sleeps.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let (a, mut b) = UnixStream::pair().unwrap();
+        let before = (affinity(child.id() as i32).unwrap(), affinity(0).unwrap());
+        let mut c = Colocated {
+            inner: a,
+            fd: -1,
+            peer: child.id() as libc::pid_t,
+            pinned: None,
+            reads: 0,
+        };
+        c.fd = c.inner.as_raw_fd();
+        let mut one = [0u8; 1];
+        for i in 0..BURST {
+            // A few packets pin nothing.
+            assert_eq!(c.pinned.is_some(), i > 0 && i >= BURST, "read {i}");
+            b.write_all(b"+").unwrap();
+            c.read_exact(&mut one).unwrap();
+        }
+        let count = |s: &libc::cpu_set_t| unsafe { libc::CPU_COUNT(s) };
+        if count(&before.1) > 1 {
+            assert!(c.pinned.is_some());
+            assert_eq!(count(&affinity(0).unwrap()), 1);
+            assert_eq!(count(&affinity(child.id() as i32).unwrap()), 1);
+        }
+        c.release();
+        assert_eq!(count(&affinity(0).unwrap()), count(&before.1));
+        assert_eq!(
+            count(&affinity(child.id() as i32).unwrap()),
+            count(&before.0)
+        );
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
