@@ -16,6 +16,7 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::ffi::OsStrExt as _;
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::Receiver;
 
 use corestub::kernel::gdb_index;
 use corestub::kernel::symbols::Vmlinux;
@@ -48,6 +49,9 @@ pub struct Prepared {
     /// The FIFO GDB's `shell : < FIFO` waits on while corestub builds the
     /// index (removed by [`Prepared::finish`]).
     pub ready: Option<PathBuf>,
+    /// Told when the index build has ended, for work that should not
+    /// compete with it for CPUs ([`Prepared::take_built`]).
+    built: Option<Receiver<()>>,
 }
 
 impl Prepared {
@@ -55,6 +59,12 @@ impl Prepared {
     pub fn wait_command(&self, quote: impl Fn(&str) -> String) -> Option<String> {
         let fifo = self.ready.as_ref()?;
         Some(format!("shell : < {}", quote(&fifo.to_string_lossy())))
+    }
+
+    /// If an index is being built: a receiver that hears (or sees hung
+    /// up) when it is written or given up.
+    pub fn take_built(&mut self) -> Option<Receiver<()>> {
+        self.built.take()
     }
 
     /// After GDB has exited: the FIFO, if GDB never came to open it.
@@ -83,6 +93,7 @@ pub fn start(v: Option<&Vmlinux>) -> Option<Prepared> {
     let mut prepared = Prepared {
         dir: dir.clone(),
         ready: None,
+        built: None,
     };
     let Some(v) = v.filter(|v| needs_index(v, &dir)) else {
         return Some(prepared);
@@ -98,10 +109,13 @@ pub fn start(v: Option<&Vmlinux>) -> Option<Prepared> {
     }
     let v = v.clone();
     let release = Release(fifo.clone());
+    let (built, heard) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let _release = release;
         prepare(&v, &dir);
+        let _ = built.send(());
     });
+    prepared.built = Some(heard);
     prepared.ready = Some(fifo);
     Some(prepared)
 }
