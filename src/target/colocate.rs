@@ -64,17 +64,23 @@ impl<R: Read + AsRawFd> Colocated<R> {
 }
 
 impl<R> Colocated<R> {
+    /// Pins the peer and this thread to the CPU this thread runs on, if
+    /// both may run there (a mask the user set is narrowed, never left).
     fn pin(&mut self) {
         if self.pinned.is_some() {
             return;
         }
-        // SAFETY: plain syscalls on stack-allocated CPU sets.
+        // SAFETY: sched_getcpu takes no arguments.
         let cpu = unsafe { libc::sched_getcpu() };
         let (Some(peer), Some(own), Ok(cpu)) =
             (affinity(self.peer), affinity(0), usize::try_from(cpu))
         else {
             return;
         };
+        // SAFETY: CPU_ISSET checks `cpu` against the set's size.
+        if !unsafe { libc::CPU_ISSET(cpu, &peer) && libc::CPU_ISSET(cpu, &own) } {
+            return;
+        }
         // SAFETY: a zeroed cpu_set_t is the empty set; CPU_SET checks `cpu`
         // against the set's size.
         let mut one: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -190,6 +196,59 @@ mod tests {
         let mut got = [0u8; 5];
         a.read_exact(&mut got).unwrap();
         assert_eq!(&got, b"$g#67");
+    }
+
+    /// Allowed CPUs of thread `tid` as a list.
+    fn cpus(tid: libc::pid_t) -> Vec<usize> {
+        let set = affinity(tid).unwrap();
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| unsafe { libc::CPU_ISSET(c, &set) })
+            .collect()
+    }
+
+    fn only(cpu: usize) -> libc::cpu_set_t {
+        let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+        unsafe { libc::CPU_SET(cpu, &mut set) };
+        set
+    }
+
+    #[test]
+    fn a_peer_kept_off_this_cpu_is_not_moved() {
+        let mine = cpus(0);
+        let [a, b, ..] = mine[..] else {
+            return; // one CPU: nothing to test
+        };
+        // The peer may only run on `a`, this thread only on `b`.
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let peer = child.id() as libc::pid_t;
+        assert!(set_affinity(peer, &only(a)));
+        let test_thread = std::thread::spawn(move || {
+            assert!(set_affinity(0, &only(b)));
+            let (r, mut w) = UnixStream::pair().unwrap();
+            let fd = r.as_raw_fd();
+            let mut c = Colocated {
+                inner: r,
+                fd,
+                peer,
+                pinned: None,
+                reads: 0,
+            };
+            let mut one = [0u8; 1];
+            for _ in 0..BURST + 1 {
+                w.write_all(b"+").unwrap();
+                c.read_exact(&mut one).unwrap();
+            }
+            assert!(c.pinned.is_none());
+            assert_eq!(cpus(peer), vec![a]);
+            assert_eq!(cpus(0), vec![b]);
+        });
+        let r = test_thread.join();
+        let _ = child.kill();
+        let _ = child.wait();
+        r.unwrap();
     }
 
     #[test]
