@@ -440,6 +440,12 @@ fn lldb_session(client: &Client, boot: &Boot) {
             || selected.contains(&format!("tid = {tid:#06x},")),
         "selected thread is not the panicking CPU:\n{all}"
     );
+    // every LLDB names the threads from the stop replies (gdbstub patch 12)
+    assert!(
+        selected.contains(&format!("name = 'CPU {} ", boot.panic_cpu()))
+            && selected.contains("[panic]'"),
+        "the panicking CPU's thread is not named:\n{all}"
+    );
     // LLDB shows frames as vmlinux`NAME; `bt 1` shows the first
     let frames = if bt == "bt" { 3 } else { 1 };
     let mut pos = 0;

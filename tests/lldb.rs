@@ -150,6 +150,17 @@ fn check(
             || selected.contains(&format!("tid = {want_tid:#06x},")),
         "selected thread is not CPU {panic_cpu}:\n{threads}"
     );
+    // thread names from qThreadStopInfo / the stop reply (gdbstub patch 12)
+    assert!(
+        selected.contains(&format!("name = 'CPU {panic_cpu} ")) && selected.contains("[panic]'"),
+        "the panicking CPU's thread is not named:\n{threads}"
+    );
+    for cpu in 0..4 {
+        assert!(
+            threads.contains(&format!("name = 'CPU {cpu} ")),
+            "CPU {cpu} not named:\n{threads}"
+        );
+    }
 
     // the saved program counter, as the dump's note holds it
     let regs = step(&reg_cmd);

@@ -295,6 +295,11 @@ impl<A: ArchSupport> MultiThreadBase for DumpTarget<A> {
         true
     }
 
+    // LLDB names threads only from stop replies (vendor patch 12).
+    fn use_thread_stop_info(&self) -> bool {
+        true
+    }
+
     fn initial_stop_thread(&mut self) -> Result<Option<Tid>, Self::Error> {
         Ok(self.session.panic_cpu.map(|c| tid(c + 1)))
     }

@@ -221,6 +221,11 @@ impl<M: Machine, A: ArchSupport> MultiThreadBase for RefreshTarget<M, A> {
         true
     }
 
+    // LLDB names threads only from stop replies (vendor patch 12).
+    fn use_thread_stop_info(&self) -> bool {
+        true
+    }
+
     fn initial_stop_thread(&mut self) -> Result<Option<Tid>, Self::Error> {
         Ok(Some(self.machine.stop_thread(&self.session)))
     }

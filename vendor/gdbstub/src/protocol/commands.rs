@@ -98,6 +98,7 @@ macro_rules! commands {
                     fn support_x_upcase_packet(&mut self) -> Option<()>;
                     fn support_thread_extra_info(&mut self) -> Option<()>;
                     fn support_threads_xml(&mut self) -> Option<()>;
+                    fn support_thread_stop_info(&mut self) -> Option<()>;
                 }
 
                 impl<T: Target> Hack for T {
@@ -192,6 +193,15 @@ macro_rules! commands {
                         match self.base_ops() {
                             BaseOps::SingleThread(_) => None,
                             BaseOps::MultiThread(ops) => ops.use_threads_xml().then_some(()),
+                        }
+                    }
+
+                    // corestub patch (PATCHES.md, 12)
+                    fn support_thread_stop_info(&mut self) -> Option<()> {
+                        use crate::target::ext::base::BaseOps;
+                        match self.base_ops() {
+                            BaseOps::SingleThread(_) => None,
+                            BaseOps::MultiThread(ops) => ops.use_thread_stop_info().then_some(()),
                         }
                     }
                 }
@@ -358,6 +368,10 @@ commands! {
 
     threads_xml use 'a {
         "qXfer:threads:read" => _qXfer_threads_read::qXferThreadsRead<'a>,
+    }
+
+    thread_stop_info {
+        "qThreadStopInfo" => _qThreadStopInfo::qThreadStopInfo,
     }
 
     lldb_register_info {

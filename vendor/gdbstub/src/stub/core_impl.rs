@@ -44,6 +44,7 @@ mod section_offsets;
 mod single_register_access;
 mod target_xml;
 mod thread_extra_info;
+mod thread_stop_info;
 mod threads_xml;
 mod tracepoints;
 mod wasm;
@@ -114,6 +115,9 @@ pub(crate) struct GdbStubImpl<T: Target, C: Connection> {
     /// built when GDB asks for offset 0 and served from here for the rest
     /// (GDB 13 reads it 4 KiB at a time).
     threads_xml: alloc::vec::Vec<u8>,
+    /// corestub patch (PATCHES.md, 12): the thread the last stop reply
+    /// named, which `qThreadStopInfo` reports stopped by that signal.
+    stop_thread: Option<(Tid, u8)>,
 }
 
 pub enum HandlerStatus {
@@ -141,6 +145,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             current_resume_tid: SpecificIdKind::WithId(SINGLE_THREAD_TID),
             features: ProtocolFeatures::empty(),
             threads_xml: alloc::vec::Vec::new(),
+            stop_thread: None,
         }
     }
 
@@ -244,6 +249,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             Command::Auxv(cmd) => self.handle_auxv(res, target, cmd),
             Command::ThreadExtraInfo(cmd) => self.handle_thread_extra_info(res, target, cmd),
             Command::ThreadsXml(cmd) => self.handle_threads_xml(res, target, cmd),
+            Command::ThreadStopInfo(cmd) => self.handle_thread_stop_info(res, target, cmd),
             Command::LldbRegisterInfo(cmd) => self.handle_lldb_register_info(res, target, cmd),
             Command::LibrariesSvr4(cmd) => self.handle_libraries_svr4(res, target, cmd),
             Command::Libraries(cmd) => self.handle_libraries(res, target, cmd),

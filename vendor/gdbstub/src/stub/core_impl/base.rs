@@ -101,10 +101,12 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                     .then_some(SpecificIdKind::WithId(self.get_current_pid(target)?)),
                 tid: SpecificIdKind::WithId(tid),
             })?;
+            res.write_str(";")?;
+            self.stop_thread = Some((tid, 5));
+            self.write_thread_name(res, target, tid)?;
         } else {
-            res.write_str("W00")?;
+            res.write_str("W00;")?;
         }
-        res.write_str(";")?;
         Ok(HandlerStatus::Handled)
     }
 
@@ -618,6 +620,23 @@ mod tests {
         fn initial_stop_thread(&mut self) -> Result<Option<Tid>, ()> {
             Ok(Tid::new(3))
         }
+        fn use_thread_stop_info(&self) -> bool {
+            true
+        }
+        fn support_thread_extra_info(
+            &mut self,
+        ) -> Option<crate::target::ext::thread_extra_info::ThreadExtraInfoOps<'_, Self>> {
+            Some(self)
+        }
+    }
+
+    /// Thread N is called `cpu N` (patch 12's `hexname:`).
+    impl crate::target::ext::thread_extra_info::ThreadExtraInfo for Cpus {
+        fn thread_extra_info(&self, tid: Tid, buf: &mut [u8]) -> Result<usize, ()> {
+            let name = alloc::format!("cpu {}", tid.get());
+            buf[..name.len()].copy_from_slice(name.as_bytes());
+            Ok(name.len())
+        }
     }
 
     struct Wire(Vec<u8>);
@@ -683,6 +702,27 @@ mod tests {
             .map(|p| u8::from_str_radix(core::str::from_utf8(p).unwrap(), 16).unwrap())
             .collect();
         u64::from_le_bytes(core::convert::TryInto::try_into(bytes).unwrap())
+    }
+
+    /// `hexname:` with `cpu N` hex-encoded.
+    fn hexname(n: u8) -> Vec<u8> {
+        alloc::format!("hexname:63707520{:x};", 0x30 + n).into_bytes()
+    }
+
+    #[test]
+    fn lldb_thread_stop_info_names_each_thread() {
+        // patch 12: the stop reply and qThreadStopInfo carry the name; only
+        // the thread the stop reply named is stopped by a signal
+        let r = exchange(&[
+            b"?",
+            b"qThreadStopInfo1",
+            b"qThreadStopInfo3",
+            b"qThreadStopInfo9",
+        ]);
+        assert_eq!(r[0], [b"T05thread:03;".as_slice(), &hexname(3)].concat());
+        assert_eq!(r[1], [b"T00thread:01;".as_slice(), &hexname(1)].concat());
+        assert_eq!(r[2], [b"T05thread:03;".as_slice(), &hexname(3)].concat());
+        assert_eq!(r[3], b"E01");
     }
 
     #[test]

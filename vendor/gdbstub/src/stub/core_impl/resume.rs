@@ -307,6 +307,8 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
                 tid: SpecificIdKind::WithId(tid),
             })?;
             res.write_str(";")?;
+            self.stop_thread = Some((tid, signal.0));
+            self.write_thread_name(res, target, tid)?;
         }
 
         Ok(())

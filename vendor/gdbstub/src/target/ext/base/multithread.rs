@@ -134,6 +134,19 @@ pub trait MultiThreadBase: Target {
         false
     }
 
+    /// corestub patch (PATCHES.md, 12): answer LLDB's `qThreadStopInfo`
+    /// with a stop reply for the thread (`T05` for the thread the stub
+    /// reports stopped, `T00` for the others), and name threads in stop
+    /// replies with `hexname:` (LLDB's key; GDB skips keys it does not
+    /// know), the name being [`thread_extra_info`] if supported. LLDB shows
+    /// no thread names otherwise. Off by default (upstream behaviour).
+    ///
+    /// [`thread_extra_info`]: crate::target::ext::thread_extra_info::ThreadExtraInfo::thread_extra_info
+    #[inline(always)]
+    fn use_thread_stop_info(&self) -> bool {
+        false
+    }
+
     /// Support for providing thread extra information.
     #[inline(always)]
     fn support_thread_extra_info(
