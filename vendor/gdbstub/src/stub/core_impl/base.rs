@@ -93,15 +93,8 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             None => self.get_sane_any_tid(target)?,
         };
         if let Some(tid) = tid {
-            res.write_str("T05thread:")?;
-            res.write_specific_thread_id(SpecificThreadId {
-                pid: self
-                    .features
-                    .multiprocess()
-                    .then_some(SpecificIdKind::WithId(self.get_current_pid(target)?)),
-                tid: SpecificIdKind::WithId(tid),
-            })?;
-            res.write_str(";")?;
+            res.write_str("T05")?;
+            self.write_stop_thread_id(res, target, tid)?;
             self.stop_thread = Some((tid, 5));
             self.write_thread_name(res, target, tid)?;
         } else {

@@ -298,15 +298,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             self.current_mem_tid = tid;
             self.current_resume_tid = SpecificIdKind::WithId(tid);
 
-            res.write_str("thread:")?;
-            res.write_specific_thread_id(SpecificThreadId {
-                pid: self
-                    .features
-                    .multiprocess()
-                    .then_some(SpecificIdKind::WithId(self.get_current_pid(target)?)),
-                tid: SpecificIdKind::WithId(tid),
-            })?;
-            res.write_str(";")?;
+            self.write_stop_thread_id(res, target, tid)?;
             self.stop_thread = Some((tid, signal.0));
             self.write_thread_name(res, target, tid)?;
         }

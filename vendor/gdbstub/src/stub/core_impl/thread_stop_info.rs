@@ -9,6 +9,26 @@ use crate::protocol::SpecificThreadId;
 use crate::target::ext::base::BaseOps;
 
 impl<T: Target, C: Connection> GdbStubImpl<T, C> {
+    /// Writes a stop reply's `thread:ID;` pair (with the pid when
+    /// multiprocess was negotiated).
+    pub(crate) fn write_stop_thread_id(
+        &mut self,
+        res: &mut ResponseWriter<'_, C>,
+        target: &mut T,
+        tid: Tid,
+    ) -> Result<(), Error<T::Error, C::Error>> {
+        res.write_str("thread:")?;
+        res.write_specific_thread_id(SpecificThreadId {
+            pid: self
+                .features
+                .multiprocess()
+                .then_some(SpecificIdKind::WithId(self.get_current_pid(target)?)),
+            tid: SpecificIdKind::WithId(tid),
+        })?;
+        res.write_str(";")?;
+        Ok(())
+    }
+
     /// Appends `hexname:NAME;` for `tid` when the target opted in and names
     /// its threads (its `thread_extra_info`).
     pub(crate) fn write_thread_name(
@@ -60,15 +80,7 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
         };
         res.write_str("T")?;
         res.write_num(signal)?;
-        res.write_str("thread:")?;
-        res.write_specific_thread_id(SpecificThreadId {
-            pid: self
-                .features
-                .multiprocess()
-                .then_some(SpecificIdKind::WithId(self.get_current_pid(target)?)),
-            tid: SpecificIdKind::WithId(tid),
-        })?;
-        res.write_str(";")?;
+        self.write_stop_thread_id(res, target, tid)?;
         self.write_thread_name(res, target, tid)?;
         Ok(HandlerStatus::Handled)
     }
