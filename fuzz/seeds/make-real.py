@@ -40,7 +40,7 @@ def rsp_tail(arch):
              b"qXfer:features:read:target.xml:0,ffb", b"qTStatus", b"?",
              b"qXfer:threads:read::0,fff", b"qAttached:1", b"g", b"Hg2", b"g",
              b"p10", b"Hg" + b"%x" % 1000001, b"g", b"m" + pc + b",40",
-             b"qThreadExtraInfo,1", b"T1", b"qC", b"qOffsets", b"qSymbol::",
+             b"qThreadExtraInfo,1", b"qThreadStopInfo1", b"T1", b"qC", b"qOffsets", b"qSymbol::",
              b"qRcmd," + hexs("ps"), b"qRcmd," + hexs("sys"), b"qRcmd," + hexs("log -l"),
              b"qRcmd," + hexs("vtop -c 0 " + pc.decode()), b"qRcmd," + hexs("rd -64 init_task 8"),
              b"M0,1:00", b"vCont;c", b"D"]
