@@ -1,8 +1,8 @@
 //! `corestub gdb` runs GDB's main thread and the thread serving it on one
 //! CPU during a burst of packets, and gives GDB its own CPUs back once the
-//! link is quiet (src/target/colocate.rs). Checked from inside GDB: a
-//! `shell` reads GDB's `Cpus_allowed_list` right after a burst and after a
-//! pause.
+//! link is quiet or closed (src/target/colocate.rs). Checked from inside
+//! GDB: a `shell` reads GDB's `Cpus_allowed_list` right after a burst, right
+//! after `disconnect`, and after a pause.
 
 mod common;
 
@@ -42,6 +42,10 @@ fn masks(no_pin: bool) -> Option<(Vec<String>, String)> {
         args.extend(step_args(&format!("burst{i}"), "thread apply all bt 1"));
         args.extend(step_args(&format!("during{i}"), GREP));
     }
+    // `disconnect` closes the pipe: GDB's CPUs come back at once
+    args.extend(step_args("burst3", "thread apply all bt 1"));
+    args.extend(step_args("disconnect", "disconnect"));
+    args.extend(step_args("disconnected", GREP));
     args.extend(step_args(
         "after",
         &format!("shell sleep 0.3; {}", &GREP[6..]),
@@ -63,6 +67,11 @@ fn masks(no_pin: bool) -> Option<(Vec<String>, String)> {
         })
     };
     let during = (0..3).map(|i| get(&format!("during{i}"))).collect();
+    assert_eq!(
+        get("disconnected"),
+        own_list(),
+        "GDB's CPUs not given back at disconnect"
+    );
     Some((during, get("after")))
 }
 

@@ -33,6 +33,9 @@ pub struct Colocated<R> {
     inner: R,
     fd: RawFd,
     peer: libc::pid_t,
+    /// The peer's start time (/proc/PID/stat), to know that its pid still
+    /// names it when its mask is restored.
+    peer_start: Option<u64>,
     pinned: Option<Saved>,
     /// Reads since the link was last quiet.
     reads: u32,
@@ -55,6 +58,7 @@ impl<R: Read + AsRawFd> Colocated<R> {
                 inner,
                 fd,
                 peer,
+                peer_start: start_time(peer),
                 pinned: None,
                 reads: 0,
             }),
@@ -93,9 +97,14 @@ impl<R> Colocated<R> {
         }
     }
 
+    /// Restores both masks; the peer's only if its pid still names the
+    /// process that was pinned (a peer that exited may have left its pid to
+    /// another one).
     fn release(&mut self) {
         if let Some(s) = self.pinned.take() {
-            set_affinity(self.peer, &s.peer);
+            if self.peer_start.is_some() && start_time(self.peer) == self.peer_start {
+                set_affinity(self.peer, &s.peer);
+            }
             set_affinity(0, &s.own);
         }
     }
@@ -109,10 +118,16 @@ impl<R: Read> Read for Colocated<R> {
             readable_within(self.fd, Duration::MAX);
         }
         self.reads = self.reads.saturating_add(1);
-        if self.reads >= BURST {
+        // Once per burst: a pin the masks refuse is not retried per packet.
+        if self.reads == BURST {
             self.pin();
         }
-        self.inner.read(buf)
+        let n = self.inner.read(buf)?;
+        if n == 0 {
+            // hang-up: GDB `disconnect`ed and goes on, or is exiting
+            self.release();
+        }
+        Ok(n)
     }
 }
 
@@ -120,6 +135,15 @@ impl<R> Drop for Colocated<R> {
     fn drop(&mut self) {
         self.release();
     }
+}
+
+/// A process's start time in clock ticks since boot (/proc/PID/stat field
+/// 22), which a reused pid does not share.
+fn start_time(pid: libc::pid_t) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // fields after the parenthesised command name, which may hold spaces
+    let rest = stat.rsplit_once(") ")?.1;
+    rest.split_whitespace().nth(19)?.parse().ok()
 }
 
 /// Waits until `fd` has data or hangs up (`Duration::MAX`: forever).
@@ -233,6 +257,7 @@ mod tests {
                 inner: r,
                 fd,
                 peer,
+                peer_start: start_time(peer),
                 pinned: None,
                 reads: 0,
             };
@@ -252,6 +277,52 @@ mod tests {
     }
 
     #[test]
+    fn a_hang_up_restores_both_masks_while_the_peer_lives() {
+        if cpus(0).len() < 2 {
+            return;
+        }
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let peer = child.id() as libc::pid_t;
+        let own_before = cpus(0);
+        let (r, mut w) = UnixStream::pair().unwrap();
+        let fd = r.as_raw_fd();
+        let peer_before = cpus(peer);
+        let mut c = Colocated {
+            inner: r,
+            fd,
+            peer,
+            peer_start: start_time(peer),
+            pinned: None,
+            reads: 0,
+        };
+        let mut one = [0u8; 1];
+        for _ in 0..BURST {
+            w.write_all(b"+").unwrap();
+            c.read_exact(&mut one).unwrap();
+        }
+        assert!(c.pinned.is_some());
+        // GDB's `disconnect`: the socket closes, GDB goes on
+        drop(w);
+        assert_eq!(c.read(&mut one).unwrap(), 0);
+        assert!(c.pinned.is_none());
+        assert_eq!(cpus(0), own_before);
+        assert_eq!(cpus(peer), peer_before);
+        // a pid whose start time differs is not the peer: left alone
+        c.peer_start = c.peer_start.map(|t| t + 1);
+        c.pinned = Some(Saved {
+            peer: only(own_before[0]),
+            own: affinity(0).unwrap(),
+        });
+        c.release();
+        assert_eq!(cpus(peer), peer_before);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+
+    #[test]
     fn pinning_restores_both_masks() {
         // A child process as the peer: it only sleeps.
         let mut child = std::process::Command::new("sleep")
@@ -264,6 +335,7 @@ mod tests {
             inner: a,
             fd: -1,
             peer: child.id() as libc::pid_t,
+            peer_start: start_time(child.id() as libc::pid_t),
             pinned: None,
             reads: 0,
         };
