@@ -236,44 +236,92 @@ mod tests {
         set
     }
 
+    /// A sleeping child process standing in for GDB, killed when dropped.
+    struct Peer(std::process::Child);
+
+    impl Peer {
+        fn start() -> Peer {
+            Peer(
+                std::process::Command::new("sleep")
+                    .arg("5")
+                    .spawn()
+                    .unwrap(),
+            )
+        }
+
+        fn pid(&self) -> libc::pid_t {
+            self.0.id() as libc::pid_t
+        }
+    }
+
+    impl Drop for Peer {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    /// A link whose peer is `peer` (the socketpair's real peer is this
+    /// process), and the end that plays GDB.
+    fn link(peer: &Peer) -> (Colocated<UnixStream>, UnixStream) {
+        let (r, w) = UnixStream::pair().unwrap();
+        let c = Colocated {
+            fd: r.as_raw_fd(),
+            inner: r,
+            peer: peer.pid(),
+            peer_start: start_time(peer.pid()),
+            pinned: None,
+            reads: 0,
+        };
+        (c, w)
+    }
+
+    /// `n` one-byte packets through the link.
+    fn packets(c: &mut Colocated<UnixStream>, gdb: &mut UnixStream, n: u32) {
+        let mut one = [0u8; 1];
+        for _ in 0..n {
+            gdb.write_all(b"+").unwrap();
+            c.read_exact(&mut one).unwrap();
+        }
+    }
+
+    #[test]
+    fn pinning_restores_both_masks() {
+        let peer = Peer::start();
+        let before = (cpus(peer.pid()), cpus(0));
+        let (mut c, mut gdb) = link(&peer);
+        // A few packets pin nothing.
+        packets(&mut c, &mut gdb, BURST - 1);
+        assert!(c.pinned.is_none());
+        packets(&mut c, &mut gdb, 1);
+        if before.1.len() > 1 {
+            assert!(c.pinned.is_some());
+            assert_eq!(cpus(0).len(), 1);
+            assert_eq!(cpus(peer.pid()), cpus(0));
+        }
+        c.release();
+        assert_eq!((cpus(peer.pid()), cpus(0)), before);
+    }
+
     #[test]
     fn a_peer_kept_off_this_cpu_is_not_moved() {
-        let mine = cpus(0);
-        let [a, b, ..] = mine[..] else {
+        let [a, b, ..] = cpus(0)[..] else {
             return; // one CPU: nothing to test
         };
         // The peer may only run on `a`, this thread only on `b`.
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        let peer = child.id() as libc::pid_t;
-        assert!(set_affinity(peer, &only(a)));
-        let test_thread = std::thread::spawn(move || {
+        let peer = Peer::start();
+        assert!(set_affinity(peer.pid(), &only(a)));
+        let (mut c, mut gdb) = link(&peer);
+        let pid = peer.pid();
+        std::thread::spawn(move || {
             assert!(set_affinity(0, &only(b)));
-            let (r, mut w) = UnixStream::pair().unwrap();
-            let fd = r.as_raw_fd();
-            let mut c = Colocated {
-                inner: r,
-                fd,
-                peer,
-                peer_start: start_time(peer),
-                pinned: None,
-                reads: 0,
-            };
-            let mut one = [0u8; 1];
-            for _ in 0..BURST + 1 {
-                w.write_all(b"+").unwrap();
-                c.read_exact(&mut one).unwrap();
-            }
+            packets(&mut c, &mut gdb, BURST + 1);
             assert!(c.pinned.is_none());
-            assert_eq!(cpus(peer), vec![a]);
+            assert_eq!(cpus(pid), vec![a]);
             assert_eq!(cpus(0), vec![b]);
-        });
-        let r = test_thread.join();
-        let _ = child.kill();
-        let _ = child.wait();
-        r.unwrap();
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
@@ -281,85 +329,23 @@ mod tests {
         if cpus(0).len() < 2 {
             return;
         }
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        let peer = child.id() as libc::pid_t;
-        let own_before = cpus(0);
-        let (r, mut w) = UnixStream::pair().unwrap();
-        let fd = r.as_raw_fd();
-        let peer_before = cpus(peer);
-        let mut c = Colocated {
-            inner: r,
-            fd,
-            peer,
-            peer_start: start_time(peer),
-            pinned: None,
-            reads: 0,
-        };
-        let mut one = [0u8; 1];
-        for _ in 0..BURST {
-            w.write_all(b"+").unwrap();
-            c.read_exact(&mut one).unwrap();
-        }
+        let peer = Peer::start();
+        let before = (cpus(peer.pid()), cpus(0));
+        let (mut c, mut gdb) = link(&peer);
+        packets(&mut c, &mut gdb, BURST);
         assert!(c.pinned.is_some());
         // GDB's `disconnect`: the socket closes, GDB goes on
-        drop(w);
-        assert_eq!(c.read(&mut one).unwrap(), 0);
+        drop(gdb);
+        assert_eq!(c.read(&mut [0u8; 1]).unwrap(), 0);
         assert!(c.pinned.is_none());
-        assert_eq!(cpus(0), own_before);
-        assert_eq!(cpus(peer), peer_before);
+        assert_eq!((cpus(peer.pid()), cpus(0)), before);
         // a pid whose start time differs is not the peer: left alone
         c.peer_start = c.peer_start.map(|t| t + 1);
         c.pinned = Some(Saved {
-            peer: only(own_before[0]),
+            peer: only(before.1[0]),
             own: affinity(0).unwrap(),
         });
         c.release();
-        assert_eq!(cpus(peer), peer_before);
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-
-    #[test]
-    fn pinning_restores_both_masks() {
-        // A child process as the peer: it only sleeps.
-        let mut child = std::process::Command::new("sleep")
-            .arg("5")
-            .spawn()
-            .unwrap();
-        let (a, mut b) = UnixStream::pair().unwrap();
-        let before = (affinity(child.id() as i32).unwrap(), affinity(0).unwrap());
-        let mut c = Colocated {
-            inner: a,
-            fd: -1,
-            peer: child.id() as libc::pid_t,
-            peer_start: start_time(child.id() as libc::pid_t),
-            pinned: None,
-            reads: 0,
-        };
-        c.fd = c.inner.as_raw_fd();
-        let mut one = [0u8; 1];
-        for i in 0..BURST {
-            // A few packets pin nothing.
-            assert!(c.pinned.is_none(), "pinned before read {i}");
-            b.write_all(b"+").unwrap();
-            c.read_exact(&mut one).unwrap();
-        }
-        let count = |s: &libc::cpu_set_t| unsafe { libc::CPU_COUNT(s) };
-        if count(&before.1) > 1 {
-            assert!(c.pinned.is_some());
-            assert_eq!(count(&affinity(0).unwrap()), 1);
-            assert_eq!(count(&affinity(child.id() as i32).unwrap()), 1);
-        }
-        c.release();
-        assert_eq!(count(&affinity(0).unwrap()), count(&before.1));
-        assert_eq!(
-            count(&affinity(child.id() as i32).unwrap()),
-            count(&before.0)
-        );
-        let _ = child.kill();
-        let _ = child.wait();
+        assert_eq!(cpus(peer.pid()), before.0);
     }
 }
