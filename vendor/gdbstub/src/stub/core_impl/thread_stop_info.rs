@@ -45,9 +45,11 @@ impl<T: Target, C: Connection> GdbStubImpl<T, C> {
             return Ok(());
         };
         let mut name = [0u8; 256];
-        let n = info
-            .thread_extra_info(tid, &mut name)
-            .map_err(Error::TargetError)?;
+        // A name is cosmetic: a target that cannot give one (a damaged
+        // thread) must not end the session over a stop reply.
+        let Ok(n) = info.thread_extra_info(tid, &mut name) else {
+            return Ok(());
+        };
         let name = name.get(..n).unwrap_or(&name);
         if !name.is_empty() {
             res.write_str("hexname:")?;
