@@ -31,7 +31,6 @@ const BURST: u32 = 64;
 /// corestub serve --stdio`, or the pipes `corestub gdb` is handed).
 pub struct Colocated<R> {
     inner: R,
-    fd: RawFd,
     peer: libc::pid_t,
     /// The peer's start time (/proc/PID/stat), to know that its pid still
     /// names it when its mask is restored.
@@ -51,12 +50,10 @@ impl<R: Read + AsRawFd> Colocated<R> {
     /// `inner` itself when its peer cannot be named (not a unix socket, a
     /// peer in another PID namespace) or the machine has one CPU.
     pub fn wrap(inner: R) -> Result<Self, R> {
-        let fd = inner.as_raw_fd();
         let several = std::thread::available_parallelism().is_ok_and(|n| n.get() > 1);
-        match peer_pid(fd) {
+        match peer_pid(inner.as_raw_fd()) {
             Some(peer) if several && peer != std::process::id() as libc::pid_t => Ok(Colocated {
                 inner,
-                fd,
                 peer,
                 peer_start: start_time(peer),
                 pinned: None,
@@ -110,12 +107,13 @@ impl<R> Colocated<R> {
     }
 }
 
-impl<R: Read> Read for Colocated<R> {
+impl<R: Read + AsRawFd> Read for Colocated<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        if !readable_within(self.fd, QUIET) {
+        let fd = self.inner.as_raw_fd();
+        if !readable_within(fd, QUIET) {
             self.release();
             self.reads = 0;
-            readable_within(self.fd, Duration::MAX);
+            readable_within(fd, Duration::MAX);
         }
         self.reads = self.reads.saturating_add(1);
         // Once per burst: a pin the masks refuse is not retried per packet.
@@ -266,7 +264,6 @@ mod tests {
     fn link(peer: &Peer) -> (Colocated<UnixStream>, UnixStream) {
         let (r, w) = UnixStream::pair().unwrap();
         let c = Colocated {
-            fd: r.as_raw_fd(),
             inner: r,
             peer: peer.pid(),
             peer_start: start_time(peer.pid()),
